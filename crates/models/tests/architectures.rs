@@ -1,0 +1,271 @@
+//! The four CIFAR-10 architectures against the reference: parameter counts, initialisation,
+//! and a forward/backward pass on the CPU backend.
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use cnnzoo_models::{ActivationKind, Model, ModelConfig, lookup};
+
+fn cpu() -> Device {
+    let device = Device::flex();
+    device.seed(7);
+    device
+}
+
+#[test]
+fn parameter_counts_match_the_reference() {
+    for (name, expected) in [
+        ("googlenet", 260_650),
+        ("resnet", 272_378),
+        ("resnet_preact", 272_250),
+        ("densenet", 239_146),
+    ] {
+        let entry = lookup(name).unwrap();
+        assert_eq!(entry.num_params(10), expected, "{name}");
+    }
+}
+
+#[test]
+fn parameter_counts_follow_the_number_of_classes() {
+    // Only the final linear layer depends on the classes: (c_last + 1) weights per class.
+    for (name, c_last) in [
+        ("googlenet", 128),
+        ("resnet", 64),
+        ("resnet_preact", 64),
+        ("densenet", 184),
+    ] {
+        let entry = lookup(name).unwrap();
+        assert_eq!(
+            entry.num_params(100) - entry.num_params(10),
+            90 * (c_last + 1),
+            "{name}"
+        );
+    }
+}
+
+/// Collects every float tensor with its path, e.g. `blocks.0.Standard.conv1.weight`.
+#[derive(Default)]
+struct Tensors {
+    path: Vec<String>,
+    found: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Tensors {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let values = tensor.to_data().try_to_vec::<f32>().unwrap();
+        self.found
+            .push((self.path.join("."), tensor.dims().to_vec(), values));
+    }
+}
+
+fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut visitor = Tensors::default();
+    model.visit(&mut visitor);
+    visitor.found
+}
+
+fn mean_std(values: &[f32]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
+}
+
+/// Checks conv weights against Kaiming-normal, conv biases and linear layers against PyTorch's
+/// default uniform bound, and batch norm against 1/0.
+fn assert_reference_init(name: &str, fan_out: bool) {
+    let model = lookup(name).unwrap().config(10).init(&cpu());
+    let gain = 2.0_f64.sqrt();
+    let mut checked_convs = 0;
+    for (path, dims, values) in tensors(&model) {
+        let leaf = path.rsplit('.').next().unwrap();
+        if dims.len() == 4 && leaf == "weight" {
+            let [c_out, c_in, kh, kw] = [dims[0], dims[1], dims[2], dims[3]];
+            let fan = if fan_out {
+                c_out * kh * kw
+            } else {
+                c_in * kh * kw
+            } as f64;
+            let expected = gain / fan.sqrt();
+            let (mean, std) = mean_std(&values);
+            // Only tensors large enough for the sample std to be a tight estimate.
+            if values.len() >= 2000 {
+                assert!(
+                    (std / expected - 1.0).abs() < 0.1,
+                    "{name} {path}: std {std} vs {expected}"
+                );
+                assert!(mean.abs() < 0.1 * expected, "{name} {path}: mean {mean}");
+                checked_convs += 1;
+            }
+        } else if leaf == "gamma" || path.ends_with("running_var") {
+            assert!(values.iter().all(|&v| v == 1.0), "{name} {path}");
+        } else if leaf == "beta" || path.ends_with("running_mean") {
+            assert!(values.iter().all(|&v| v == 0.0), "{name} {path}");
+        } else if path.starts_with("output_net") || (leaf == "bias" && path.contains("conv")) {
+            let fan_in = if dims.len() == 2 { dims[0] } else { 0 };
+            if fan_in > 0 {
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                assert!(values.iter().all(|v| v.abs() <= bound), "{name} {path}");
+                let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    max > 0.8 * bound,
+                    "{name} {path}: uniform should reach near its bound"
+                );
+            }
+        }
+    }
+    assert!(
+        checked_convs >= 10,
+        "{name}: only {checked_convs} conv tensors checked"
+    );
+}
+
+#[test]
+fn resnets_use_kaiming_normal_fan_out() {
+    assert_reference_init("resnet", true);
+    assert_reference_init("resnet_preact", true);
+}
+
+#[test]
+fn googlenet_and_densenet_use_kaiming_normal_fan_in() {
+    assert_reference_init("googlenet", false);
+    assert_reference_init("densenet", false);
+}
+
+#[test]
+fn conv_biases_keep_pytorch_default_bound() {
+    // GoogleNet's convolutions have biases; the reference leaves them at PyTorch's default.
+    let model = lookup("googlenet").unwrap().config(10).init(&cpu());
+    let Model::GoogleNet(net) = &model else {
+        panic!("googlenet builds a GoogleNet")
+    };
+    let conv = &net.inception_blocks[2].conv_5x5[1].conv;
+    let [_, c_in, kh, kw] = conv.weight.dims();
+    let bound = 1.0 / ((c_in * kh * kw) as f32).sqrt();
+    let bias = conv
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(bias.iter().all(|b| b.abs() <= bound));
+    assert!(bias.iter().any(|b| b.abs() > bound / 4.0));
+}
+
+/// Collects the gradient of every trainable tensor.
+struct GradientCheck<'a> {
+    grads: &'a burn::tensor::Gradients,
+    path: Vec<String>,
+    missing_or_zero: Vec<String>,
+    checked: usize,
+}
+
+impl ModuleVisitor for GradientCheck<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if matches!(
+            self.path.last().map(String::as_str),
+            Some("running_mean" | "running_var")
+        ) {
+            return;
+        }
+        self.checked += 1;
+        let nonzero = param
+            .val()
+            .grad(self.grads)
+            .map(|g| g.abs().sum().into_scalar::<f64>() > 0.0)
+            .unwrap_or(false);
+        if !nonzero {
+            self.missing_or_zero.push(self.path.join("."));
+        }
+    }
+}
+
+fn forward_backward(config: ModelConfig, label: &str) {
+    let device = cpu().autodiff();
+    let model = config.init(&device);
+    let images = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let logits = model.forward(images);
+    assert_eq!(logits.dims(), [4, 10], "{label}");
+    let values = logits.to_data().try_to_vec::<f32>().unwrap();
+    assert!(
+        values.iter().all(|v| v.is_finite()),
+        "{label}: non-finite logits"
+    );
+    let targets = Tensor::<1, Int>::from_ints([0, 3, 5, 9], &device);
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits, targets);
+    let grads = loss.backward();
+    let mut check = GradientCheck {
+        grads: &grads,
+        path: Vec::new(),
+        missing_or_zero: Vec::new(),
+        checked: 0,
+    };
+    model.visit(&mut check);
+    assert!(check.checked > 20, "{label}: {} tensors", check.checked);
+    assert!(
+        check.missing_or_zero.is_empty(),
+        "{label}: no gradient for {:?}",
+        check.missing_or_zero
+    );
+}
+
+#[test]
+fn every_model_trains_on_the_cpu_backend() {
+    for name in ["googlenet", "resnet", "resnet_preact", "densenet"] {
+        forward_backward(lookup(name).unwrap().config(10), name);
+    }
+}
+
+#[test]
+fn every_activation_builds_and_trains() {
+    for act in ActivationKind::ALL {
+        let config = ModelConfig::ResNet(
+            cnnzoo_models::resnet::ResNetConfig::new()
+                .with_activation(act)
+                .with_num_blocks(vec![1, 1, 1]),
+        );
+        forward_backward(config, act.name());
+    }
+}
+
+#[test]
+fn eval_mode_uses_running_statistics() {
+    // On a device without autodiff, batch norm normalises with its running statistics, so a
+    // sample's logits do not depend on the rest of the batch.
+    let device = cpu();
+    let model = lookup("resnet").unwrap().config(10).init(&device);
+    let images = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let batch = model
+        .forward(images.clone())
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let single = model
+        .forward(images.slice([0..1]))
+        .to_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (a, b) in batch[..10].iter().zip(&single) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
