@@ -1,0 +1,263 @@
+//! The two data sets and where their files live.
+
+/// Which CIFAR data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CifarKind {
+    /// CIFAR-10: 10 classes, 5 training batches and a test batch.
+    Cifar10,
+    /// CIFAR-100 with its 100 fine labels.
+    Cifar100,
+}
+
+const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+const CIFAR100_CLASSES: [&str; 100] = [
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+];
+
+impl CifarKind {
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "CIFAR-10",
+            Self::Cifar100 => "CIFAR-100",
+        }
+    }
+
+    /// Number of classes (fine classes for CIFAR-100).
+    pub fn num_classes(self) -> usize {
+        self.default_classes().len()
+    }
+
+    /// The class names in label order, as the official meta files list them.
+    pub fn default_classes(self) -> &'static [&'static str] {
+        match self {
+            Self::Cifar10 => &CIFAR10_CLASSES,
+            Self::Cifar100 => &CIFAR100_CLASSES,
+        }
+    }
+
+    /// The folder the official binary archive extracts to.
+    pub fn binary_folder(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar-10-batches-bin",
+            Self::Cifar100 => "cifar-100-binary",
+        }
+    }
+
+    /// The folder the official python archive extracts to (what torchvision leaves behind).
+    pub fn python_folder(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar-10-batches-py",
+            Self::Cifar100 => "cifar-100-python",
+        }
+    }
+
+    /// File name of the official binary archive.
+    pub fn binary_archive(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar-10-binary.tar.gz",
+            Self::Cifar100 => "cifar-100-binary.tar.gz",
+        }
+    }
+
+    /// File name of the official python archive.
+    pub fn python_archive(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar-10-python.tar.gz",
+            Self::Cifar100 => "cifar-100-python.tar.gz",
+        }
+    }
+
+    /// Where the official binary archive is published.
+    pub fn official_url(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+            Self::Cifar100 => "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+        }
+    }
+
+    /// md5 of the official binary archive, as published next to it.
+    pub fn official_md5(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "c32a1d4ab5d03f1284b67883e8d87530",
+            Self::Cifar100 => "03b5dce01913d631647c71ecec9e9cb8",
+        }
+    }
+
+    /// md5 of the official python archive.
+    pub fn official_python_md5(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "c58f30108f718f92721af3b95e74349a",
+            Self::Cifar100 => "eb9058c3a382ffc7106e4002c42a8d85",
+        }
+    }
+
+    /// Training and test batch files of the binary format, relative to [`Self::binary_folder`].
+    pub(crate) fn binary_batches(self) -> (Vec<&'static str>, &'static str) {
+        match self {
+            Self::Cifar10 => (
+                vec![
+                    "data_batch_1.bin",
+                    "data_batch_2.bin",
+                    "data_batch_3.bin",
+                    "data_batch_4.bin",
+                    "data_batch_5.bin",
+                ],
+                "test_batch.bin",
+            ),
+            Self::Cifar100 => (vec!["train.bin"], "test.bin"),
+        }
+    }
+
+    /// Training and test batch files of the python format, relative to [`Self::python_folder`].
+    pub(crate) fn python_batches(self) -> (Vec<&'static str>, &'static str) {
+        match self {
+            Self::Cifar10 => (
+                vec![
+                    "data_batch_1",
+                    "data_batch_2",
+                    "data_batch_3",
+                    "data_batch_4",
+                    "data_batch_5",
+                ],
+                "test_batch",
+            ),
+            Self::Cifar100 => (vec!["train"], "test"),
+        }
+    }
+
+    /// The class-name list of the binary format (one name a line).
+    pub(crate) fn binary_class_names_file(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "batches.meta.txt",
+            Self::Cifar100 => "fine_label_names.txt",
+        }
+    }
+
+    /// The meta pickle of the python format and its class-name key.
+    pub(crate) fn python_meta(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Cifar10 => ("batches.meta", "label_names"),
+            Self::Cifar100 => ("meta", "fine_label_names"),
+        }
+    }
+
+    /// The key of the labels the crate trains on in a python batch.
+    pub(crate) fn python_label_key(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "labels",
+            Self::Cifar100 => "fine_labels",
+        }
+    }
+}

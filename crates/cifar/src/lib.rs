@@ -1,0 +1,64 @@
+//! CIFAR-10 and CIFAR-100 for cnnzoo: from a data folder (extracted, archived or downloaded)
+//! to augmented, normalised burn batches, exactly as the reference pipeline (SPEC §3).
+//!
+//! ```no_run
+//! use cnnzoo_cifar::{CifarDataset, EpochLoader, load_cifar10, split_train_val};
+//! # fn main() -> Result<(), cnnzoo_cifar::CifarError> {
+//! let data = load_cifar10(std::path::Path::new("./data"))?;
+//! let (train, val) = split_train_val(&data.train, 0.1, 42)?;
+//! let device = burn::tensor::Device::flex();
+//! let train = EpochLoader::train(CifarDataset::new(train), 128, 2, 42, &device)?;
+//! let val = EpochLoader::eval(CifarDataset::new(val), 128, 2, &device)?;
+//! # let _ = (train, val);
+//! # Ok(())
+//! # }
+//! ```
+
+mod augment;
+mod batch;
+mod error;
+mod kind;
+mod loader;
+mod parse;
+mod pickle;
+mod seed;
+mod set;
+mod source;
+mod split;
+
+use std::path::Path;
+
+pub use augment::{
+    AugmentParams, Augmentation, CIFAR10_MEAN, CIFAR10_STD, CropParams, HorizontalFlip,
+    Normalization, RandomResizedCrop, normalize_into, resample, resample_normalized_into,
+};
+pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
+pub use error::{CifarError, Result};
+pub use kind::CifarKind;
+pub use loader::{EpochLoader, FIRST_EPOCH};
+pub use parse::{parse_binary_batch, parse_python_batch, read_binary_folder, read_python_folder};
+pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
+pub use source::{
+    DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, SourceFolder, URL_ENV, data_dir_from_env,
+    download, extract_archive, locate, md5_of_file, part_path,
+};
+pub use split::{DEFAULT_VAL_FRACTION, split_train_val, val_count};
+
+/// Loads `kind` from `data_dir`, extracting or downloading it first when needed
+/// (see [`locate`] for the order in which sources are tried).
+pub fn load(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<CifarData> {
+    match locate(kind, data_dir, options)? {
+        SourceFolder::Binary(folder) => read_binary_folder(kind, &folder),
+        SourceFolder::Python(folder) => read_python_folder(kind, &folder),
+    }
+}
+
+/// Loads CIFAR-10 from `data_dir` with [`FetchOptions::from_env`].
+pub fn load_cifar10(data_dir: &Path) -> Result<CifarData> {
+    load(CifarKind::Cifar10, data_dir, &FetchOptions::from_env())
+}
+
+/// Loads CIFAR-100 (fine labels) from `data_dir` with [`FetchOptions::from_env`].
+pub fn load_cifar100(data_dir: &Path) -> Result<CifarData> {
+    load(CifarKind::Cifar100, data_dir, &FetchOptions::from_env())
+}

@@ -1,0 +1,333 @@
+//! Reading the batch files of the binary and the python formats, validating every record.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CifarError, Result};
+use crate::kind::CifarKind;
+use crate::pickle::{self, Value};
+use crate::set::{CifarData, CifarSet, IMAGE_BYTES};
+
+/// Reads an extracted binary folder (`cifar-10-batches-bin/` or `cifar-100-binary/`).
+pub fn read_binary_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
+    let (train_files, test_file) = kind.binary_batches();
+    let classes = read_binary_class_names(kind, folder)?;
+    let train = read_batches(kind, folder, &train_files, &classes, parse_binary_batch)?;
+    let test = read_batches(kind, folder, &[test_file], &classes, parse_binary_batch)?;
+    Ok(CifarData {
+        train,
+        test,
+        folder: folder.to_path_buf(),
+    })
+}
+
+/// Reads an extracted python folder (`cifar-10-batches-py/` or `cifar-100-python/`).
+pub fn read_python_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
+    let (train_files, test_file) = kind.python_batches();
+    let classes = read_python_class_names(kind, folder)?;
+    let train = read_batches(kind, folder, &train_files, &classes, parse_python_batch)?;
+    let test = read_batches(kind, folder, &[test_file], &classes, parse_python_batch)?;
+    Ok(CifarData {
+        train,
+        test,
+        folder: folder.to_path_buf(),
+    })
+}
+
+/// Images and labels of one batch file.
+type Batch = (Vec<u8>, Vec<u8>);
+
+fn read_batches(
+    kind: CifarKind,
+    folder: &Path,
+    files: &[&str],
+    classes: &[String],
+    parse: fn(CifarKind, &Path, &[u8]) -> Result<Batch>,
+) -> Result<CifarSet> {
+    let paths: Vec<PathBuf> = files.iter().map(|name| folder.join(name)).collect();
+    // Check every file first so that a missing batch is reported before minutes of parsing.
+    if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
+        return Err(CifarError::MissingBatch {
+            file: missing.clone(),
+            folder: folder.to_path_buf(),
+        });
+    }
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for path in &paths {
+        let bytes = std::fs::read(path).map_err(|err| CifarError::io(path, err))?;
+        let (batch_images, batch_labels) = parse(kind, path, &bytes)?;
+        images.extend_from_slice(&batch_images);
+        labels.extend_from_slice(&batch_labels);
+    }
+    Ok(CifarSet {
+        images,
+        labels,
+        classes: classes.to_vec(),
+    })
+}
+
+/// Parses one binary batch file: records of label byte(s) then 3,072 pixel bytes.
+pub fn parse_binary_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<Batch> {
+    let label_bytes = match kind {
+        CifarKind::Cifar10 => 1,
+        CifarKind::Cifar100 => 2,
+    };
+    let record_size = label_bytes + IMAGE_BYTES;
+    if bytes.len() % record_size != 0 {
+        return Err(CifarError::BadBatchSize {
+            file: file.to_path_buf(),
+            size: bytes.len() as u64,
+            record_size,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(CifarError::EmptyBatch {
+            file: file.to_path_buf(),
+        });
+    }
+    let count = bytes.len() / record_size;
+    let mut images = Vec::with_capacity(count * IMAGE_BYTES);
+    let mut labels = Vec::with_capacity(count);
+    for (record, chunk) in bytes.chunks_exact(record_size).enumerate() {
+        let (label_part, pixels) = chunk.split_at(label_bytes);
+        if let &[coarse, _] = label_part {
+            check_label(file, record, "coarse label", i64::from(coarse), kind, 20)?;
+        }
+        // The class label is the last label byte: the only one, or CIFAR-100's fine label.
+        let label = label_part.last().copied().unwrap_or_default();
+        check_label(
+            file,
+            record,
+            label_name(kind),
+            i64::from(label),
+            kind,
+            kind.num_classes(),
+        )?;
+        labels.push(label);
+        images.extend_from_slice(pixels);
+    }
+    Ok((images, labels))
+}
+
+/// How messages call the label the crate trains on.
+fn label_name(kind: CifarKind) -> &'static str {
+    match kind {
+        CifarKind::Cifar10 => "label",
+        CifarKind::Cifar100 => "fine label",
+    }
+}
+
+fn check_label(
+    file: &Path,
+    record: usize,
+    what: &'static str,
+    label: i64,
+    kind: CifarKind,
+    classes: usize,
+) -> Result<()> {
+    if (0..classes as i64).contains(&label) {
+        Ok(())
+    } else {
+        Err(CifarError::BadLabel {
+            file: file.to_path_buf(),
+            record,
+            what,
+            label,
+            dataset: kind.name(),
+            max: classes - 1,
+        })
+    }
+}
+
+fn read_binary_class_names(kind: CifarKind, folder: &Path) -> Result<Vec<String>> {
+    let path = folder.join(kind.binary_class_names_file());
+    if !path.is_file() {
+        return Ok(default_classes(kind));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|err| CifarError::io(&path, err))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    check_class_count(kind, &path, names)
+}
+
+fn read_python_class_names(kind: CifarKind, folder: &Path) -> Result<Vec<String>> {
+    let (meta_file, key) = kind.python_meta();
+    let path = folder.join(meta_file);
+    if !path.is_file() {
+        return Ok(default_classes(kind));
+    }
+    let bytes = std::fs::read(&path).map_err(|err| CifarError::io(&path, err))?;
+    let bad = |detail: String| CifarError::BadPickle {
+        file: path.clone(),
+        detail,
+    };
+    let meta = pickle::parse(&bytes).map_err(bad)?;
+    let names = meta
+        .dict_get(key)
+        .and_then(Value::items)
+        .ok_or_else(|| bad(format!("no '{key}' list")))?
+        .iter()
+        .map(|name| name.as_text())
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| bad(format!("'{key}' holds something that is not a string")))?;
+    check_class_count(kind, &path, names)
+}
+
+fn check_class_count(kind: CifarKind, path: &Path, names: Vec<String>) -> Result<Vec<String>> {
+    if names.len() == kind.num_classes() {
+        Ok(names)
+    } else {
+        Err(CifarError::BadClassNames {
+            file: path.to_path_buf(),
+            found: names.len(),
+            expected: kind.num_classes(),
+        })
+    }
+}
+
+fn default_classes(kind: CifarKind) -> Vec<String> {
+    kind.default_classes()
+        .iter()
+        .map(|&name| name.to_owned())
+        .collect()
+}
+
+/// Parses one python batch: a dict whose `data` is a uint8 numpy array of shape (N, 3072) and
+/// whose label list (`labels`, or `fine_labels` for CIFAR-100) has N entries.
+pub fn parse_python_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<Batch> {
+    let bad = |detail: String| CifarError::BadPickle {
+        file: file.to_path_buf(),
+        detail,
+    };
+    let batch = pickle::parse(bytes).map_err(bad)?;
+    let data = batch
+        .dict_get("data")
+        .ok_or_else(|| bad("no 'data' array".to_owned()))?;
+    let (shape, pixels) = uint8_array(data).map_err(|detail| bad(format!("'data': {detail}")))?;
+    if shape.len() != 2 || shape[1] != IMAGE_BYTES {
+        return Err(bad(format!(
+            "'data' has shape {shape:?}, expected (N, {IMAGE_BYTES})"
+        )));
+    }
+    if shape[0] == 0 {
+        return Err(CifarError::EmptyBatch {
+            file: file.to_path_buf(),
+        });
+    }
+    let key = kind.python_label_key();
+    let label_values = batch
+        .dict_get(key)
+        .and_then(Value::items)
+        .ok_or_else(|| bad(format!("no '{key}' list")))?;
+    if label_values.len() != shape[0] {
+        return Err(bad(format!(
+            "'{key}' has {} entries for {} images",
+            label_values.len(),
+            shape[0]
+        )));
+    }
+    let mut labels = Vec::with_capacity(label_values.len());
+    for (record, value) in label_values.iter().enumerate() {
+        let label = value
+            .as_int()
+            .ok_or_else(|| bad(format!("'{key}'[{record}] is not an integer")))?;
+        check_label(
+            file,
+            record,
+            label_name(kind),
+            label,
+            kind,
+            kind.num_classes(),
+        )?;
+        labels.push(label as u8);
+    }
+    Ok((pixels.to_vec(), labels))
+}
+
+const NUMPY_MULTIARRAY: [&str; 2] = ["numpy.core.multiarray", "numpy._core.multiarray"];
+const NUMPY_NUMERIC: [&str; 2] = ["numpy.core.numeric", "numpy._core.numeric"];
+
+/// The shape and bytes of a pickled C-ordered uint8 numpy array.
+///
+/// numpy pickles an array as `_reconstruct(ndarray, (0,), b"b")` with the state
+/// `(version, shape, dtype, is_fortran, raw_bytes)` (protocols 0 to 4), or as
+/// `_frombuffer(buffer, dtype, shape, order)` (protocol 5).
+fn uint8_array(value: &Value) -> std::result::Result<(Vec<usize>, &[u8]), String> {
+    let Value::Call {
+        callable,
+        args,
+        state,
+    } = value
+    else {
+        return Err("not a numpy array".to_owned());
+    };
+    let (shape, dtype, fortran, data) = if callable.is_global(&NUMPY_MULTIARRAY, "_reconstruct") {
+        let state = state
+            .as_deref()
+            .and_then(Value::items)
+            .ok_or("numpy array without its state")?;
+        match state {
+            [.., shape, dtype, fortran, data] => (
+                shape.as_ref(),
+                dtype.as_ref(),
+                fortran.as_int().ok_or("order flag is not a boolean")? != 0,
+                data.as_ref(),
+            ),
+            _ => return Err(format!("numpy state has {} fields", state.len())),
+        }
+    } else if callable.is_global(&NUMPY_NUMERIC, "_frombuffer") {
+        match args.items() {
+            Some([data, dtype, shape, order]) => (
+                shape.as_ref(),
+                dtype.as_ref(),
+                order.as_text().as_deref() == Some("F"),
+                data.as_ref(),
+            ),
+            _ => return Err("_frombuffer without (buffer, dtype, shape, order)".to_owned()),
+        }
+    } else {
+        return Err("not a numpy array".to_owned());
+    };
+    if !is_uint8_dtype(dtype) {
+        return Err("the array's dtype is not uint8".to_owned());
+    }
+    let shape = shape
+        .items()
+        .ok_or("the array's shape is not a tuple")?
+        .iter()
+        .map(|dim| dim.as_int().and_then(|dim| usize::try_from(dim).ok()))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or("the array's shape holds something that is not a size")?;
+    let Value::Bytes(bytes) = data else {
+        return Err("the array's data is not a byte string".to_owned());
+    };
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |acc, &dim| acc.checked_mul(dim))
+        .ok_or("the array's shape overflows")?;
+    if bytes.len() != expected {
+        return Err(format!(
+            "the array has {} bytes for shape {shape:?} ({expected} expected)",
+            bytes.len()
+        ));
+    }
+    if fortran && shape.len() > 1 {
+        return Err("the array is in Fortran order, expected C order".to_owned());
+    }
+    Ok((shape, bytes))
+}
+
+fn is_uint8_dtype(dtype: &Value) -> bool {
+    match dtype {
+        Value::Call { callable, args, .. } if callable.is_global(&["numpy"], "dtype") => args
+            .items()
+            .and_then(|items| items.first())
+            .and_then(|name| name.as_text())
+            .is_some_and(|name| name == "u1" || name == "|u1"),
+        _ => false,
+    }
+}

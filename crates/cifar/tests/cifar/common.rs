@@ -1,0 +1,394 @@
+//! Helpers shared by the integration tests: the mini archive, synthetic batches, archives,
+//! pickles and a local HTTP server on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use cnnzoo_cifar::{CifarData, CifarKind, FetchOptions, IMAGE_BYTES, load};
+
+/// The real CIFAR-10 subset shipped in shared/ (never copied into the repository).
+pub const MINI_ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/cifar10-mini/cifar-10-binary.tar.gz"
+);
+
+/// Options that never print and never reach a real server.
+pub fn quiet() -> FetchOptions {
+    FetchOptions {
+        url: Some("http://127.0.0.1:9/unused".to_owned()),
+        verbose: false,
+    }
+}
+
+/// A fresh data folder holding a link to the mini archive.
+pub fn mini_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(MINI_ARCHIVE, dir.path().join("cifar-10-binary.tar.gz"))
+        .expect("link the mini archive");
+    dir
+}
+
+/// The mini data set, loaded once per test binary.
+pub fn mini() -> &'static CifarData {
+    static DATA: OnceLock<CifarData> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = mini_data_dir();
+        load(CifarKind::Cifar10, dir.path(), &quiet()).expect("the mini archive loads")
+    })
+}
+
+/// A synthetic image whose pixels depend on `seed`, channel, row and column.
+pub fn synthetic_image(seed: usize) -> [u8; IMAGE_BYTES] {
+    let mut image = [0u8; IMAGE_BYTES];
+    for (i, pixel) in image.iter_mut().enumerate() {
+        *pixel = ((i * 7 + seed * 31 + i / 97) % 256) as u8;
+    }
+    image
+}
+
+/// A binary CIFAR-10 batch of `labels.len()` synthetic records.
+pub fn binary_batch(labels: &[u8], seed: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, &label) in labels.iter().enumerate() {
+        bytes.push(label);
+        bytes.extend_from_slice(&synthetic_image(seed * 1000 + i));
+    }
+    bytes
+}
+
+/// Writes a complete synthetic `cifar-10-batches-bin/` (3 records per batch) into `dir`.
+pub fn write_binary_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&folder).expect("folder");
+    for batch in 1..=5 {
+        let labels = [batch as u8, (batch + 3) as u8 % 10, 9];
+        std::fs::write(
+            folder.join(format!("data_batch_{batch}.bin")),
+            binary_batch(&labels, batch),
+        )
+        .expect("batch");
+    }
+    std::fs::write(
+        folder.join("test_batch.bin"),
+        binary_batch(&[0, 1, 2, 3], 9),
+    )
+    .expect("test");
+    folder
+}
+
+/// A gzip-compressed tar of `(path, contents)` files.
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, *contents)
+            .expect("tar entry");
+    }
+    gzip(&tar.into_inner().expect("tar"))
+}
+
+/// Gzip-compresses `bytes`.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// A tar holding one file whose header names `raw_path` verbatim (the tar crate refuses to
+/// write `..` itself, which is exactly what an attacker's archive would contain).
+pub fn tar_with_raw_path(raw_path: &str, contents: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.set_path("placeholder").expect("path");
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    let name = &mut header.as_old_mut().name;
+    name.fill(0);
+    name[..raw_path.len()].copy_from_slice(raw_path.as_bytes());
+    header.set_cksum();
+    let mut tar = Vec::new();
+    tar.extend_from_slice(header.as_bytes());
+    tar.extend_from_slice(contents);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    tar
+}
+
+/// Pickle writer emulating Python 2's cPickle (protocol 2), which wrote the official
+/// `cifar-10-python.tar.gz` batches: byte strings for keys and data, the numpy array as
+/// `_reconstruct(ndarray, (0,), 'b')` with the state `(1, shape, dtype('u1'), False, data)`.
+pub struct Py2Pickle {
+    out: Vec<u8>,
+    memo: u8,
+}
+
+impl Default for Py2Pickle {
+    /// An empty pickle: just the protocol 2 header.
+    fn default() -> Self {
+        Self {
+            out: vec![0x80, 0x02],
+            memo: 0,
+        }
+    }
+}
+
+impl Py2Pickle {
+    fn put(&mut self) {
+        self.memo = self.memo.wrapping_add(1);
+        self.out.extend_from_slice(&[b'q', self.memo]);
+    }
+
+    pub fn string(&mut self, text: &[u8]) {
+        if text.len() < 256 {
+            self.out.push(b'U');
+            self.out.push(text.len() as u8);
+        } else {
+            self.out.push(b'T');
+            self.out
+                .extend_from_slice(&(text.len() as u32).to_le_bytes());
+        }
+        self.out.extend_from_slice(text);
+        self.put();
+    }
+
+    pub fn int(&mut self, value: i64) {
+        match value {
+            0..=255 => self.out.extend_from_slice(&[b'K', value as u8]),
+            256..=65535 => {
+                self.out.push(b'M');
+                self.out.extend_from_slice(&(value as u16).to_le_bytes());
+            }
+            _ => {
+                self.out.push(b'J');
+                self.out.extend_from_slice(&(value as i32).to_le_bytes());
+            }
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str) {
+        self.out.push(b'c');
+        self.out
+            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.put();
+    }
+
+    pub fn uint8_array(&mut self, rows: usize, columns: usize, data: &[u8]) {
+        self.global("numpy.core.multiarray", "_reconstruct");
+        self.global("numpy", "ndarray");
+        self.int(0);
+        self.out.push(0x85);
+        self.put();
+        self.string(b"b");
+        self.out.push(0x87);
+        self.put();
+        self.out.push(b'R');
+        self.put();
+        self.out.push(b'(');
+        self.int(1);
+        self.int(rows as i64);
+        self.int(columns as i64);
+        self.out.push(0x86);
+        self.put();
+        self.global("numpy", "dtype");
+        self.string(b"u1");
+        self.int(0);
+        self.int(1);
+        self.out.push(0x87);
+        self.put();
+        self.out.push(b'R');
+        self.put();
+        self.out.push(b'(');
+        self.int(3);
+        self.string(b"|");
+        self.out.extend_from_slice(b"NNN");
+        self.int(-1);
+        self.int(-1);
+        self.int(0);
+        self.out.push(b't');
+        self.put();
+        self.out.push(b'b');
+        self.out.push(0x89);
+        self.string(data);
+        self.out.push(b't');
+        self.put();
+        self.out.push(b'b');
+    }
+
+    pub fn int_list(&mut self, values: &[u8]) {
+        self.out.push(b']');
+        self.put();
+        for chunk in values.chunks(1000) {
+            self.out.push(b'(');
+            for &value in chunk {
+                self.int(i64::from(value));
+            }
+            self.out.push(b'e');
+        }
+    }
+
+    pub fn string_list(&mut self, values: &[&str]) {
+        self.out.push(b']');
+        self.put();
+        self.out.push(b'(');
+        for value in values {
+            self.string(value.as_bytes());
+        }
+        self.out.push(b'e');
+    }
+
+    pub fn begin_dict(&mut self) {
+        self.out.push(b'}');
+        self.put();
+        self.out.push(b'(');
+    }
+
+    pub fn end_dict(&mut self) {
+        self.out.push(b'u');
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'.');
+        self.out
+    }
+}
+
+/// A python-format batch as the official archive has it (one row of `data` per 3,072 bytes).
+pub fn python_batch(images: &[u8], labels: &[u8], label_key: &str) -> Vec<u8> {
+    let mut pickle = Py2Pickle::default();
+    pickle.begin_dict();
+    pickle.string(b"data");
+    pickle.uint8_array(images.len() / IMAGE_BYTES, IMAGE_BYTES, images);
+    pickle.string(label_key.as_bytes());
+    pickle.int_list(labels);
+    pickle.string(b"batch_label");
+    pickle.string(b"training batch 1 of 5");
+    pickle.end_dict();
+    pickle.finish()
+}
+
+/// What the local server does with each request.
+#[derive(Clone)]
+pub enum Reply {
+    /// The whole body (200), or the requested range (206) when honour_range is set.
+    Serve { honour_range: bool },
+    /// Headers for the whole body, then only `bytes` of it, then the connection closes.
+    CutAfter { bytes: usize },
+}
+
+/// A one-thread HTTP server on 127.0.0.1 that answers `replies.len()` requests in turn and
+/// records each request's `Range` header.
+pub struct LocalServer {
+    pub url: String,
+    pub ranges: Arc<Mutex<Vec<Option<String>>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl LocalServer {
+    pub fn start(body: Vec<u8>, replies: Vec<Reply>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("address").port();
+        let ranges = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&ranges);
+        let handle = std::thread::spawn(move || {
+            for reply in replies {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let range = serve(stream, &body, &reply);
+                seen.lock().expect("lock").push(range);
+            }
+        });
+        Self {
+            url: format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz"),
+            ranges,
+            handle: Some(handle),
+        }
+    }
+
+    /// Waits until every planned request has been answered.
+    pub fn join(mut self) -> Vec<Option<String>> {
+        if let Some(handle) = self.handle.take() {
+            handle.join().expect("server thread");
+        }
+        self.ranges.lock().expect("lock").clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, body: &[u8], reply: &Reply) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("range")
+        {
+            range = Some(value.trim().to_owned());
+        }
+    }
+    let start = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|r| r.parse::<usize>().ok());
+    let response = match (reply, start) {
+        (Reply::Serve { honour_range: true }, Some(start)) if start >= body.len() => {
+            let head = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            head.into_bytes()
+        }
+        (Reply::Serve { honour_range: true }, Some(start)) => {
+            let mut out = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len() - 1,
+                body.len(),
+                body.len() - start
+            )
+            .into_bytes();
+            out.extend_from_slice(&body[start..]);
+            out
+        }
+        (Reply::Serve { .. }, _) => full_response(body, body.len()),
+        (Reply::CutAfter { bytes }, _) => full_response(body, *bytes),
+    };
+    let _ = stream.write_all(&response);
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    range
+}
+
+fn full_response(body: &[u8], sent: usize) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body[..sent.min(body.len())]);
+    out
+}
+
+/// An address on 127.0.0.1 where nothing listens: connections are refused.
+pub fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz")
+}
+
+/// md5 of bytes, as hex.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

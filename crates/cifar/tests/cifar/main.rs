@@ -1,0 +1,7 @@
+//! Integration tests of the cifar crate, in one binary so that burn is linked once.
+
+mod augment;
+mod common;
+mod data;
+mod download;
+mod loader;
