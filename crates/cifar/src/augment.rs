@@ -11,6 +11,10 @@ use crate::seed::{Purpose, rng_for};
 use crate::set::{CHANNEL_PIXELS, CHANNELS, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 
 /// Per-channel mean of the CIFAR-10 training images scaled to [0, 1] (SPEC §3).
+#[allow(
+    clippy::excessive_precision,
+    reason = "the SPEC's digits as published, rounded to f32 by the compiler"
+)]
 pub const CIFAR10_MEAN: [f32; 3] = [0.491_399_68, 0.482_158_41, 0.446_530_91];
 /// Per-channel standard deviation of the CIFAR-10 training images scaled to [0, 1] (SPEC §3).
 pub const CIFAR10_STD: [f32; 3] = [0.247_032_23, 0.243_485_13, 0.261_587_84];

@@ -73,7 +73,7 @@ pub fn parse_binary_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<
         CifarKind::Cifar100 => 2,
     };
     let record_size = label_bytes + IMAGE_BYTES;
-    if bytes.len() % record_size != 0 {
+    if !bytes.len().is_multiple_of(record_size) {
         return Err(CifarError::BadBatchSize {
             file: file.to_path_buf(),
             size: bytes.len() as u64,

@@ -9,6 +9,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// A key and its value in a dict.
+pub(crate) type Entry = (Rc<Value>, Rc<Value>);
+
 /// A value built by the pickle machine.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
@@ -23,7 +26,7 @@ pub(crate) enum Value {
     Bytes(Rc<[u8]>),
     List(Vec<Rc<Value>>),
     Tuple(Vec<Rc<Value>>),
-    Dict(Vec<(Rc<Value>, Rc<Value>)>),
+    Dict(Vec<Entry>),
     /// A class or function named by module and name.
     Global {
         module: String,
@@ -462,11 +465,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn extend_dict(
-        &mut self,
-        entries: Vec<(Rc<Value>, Rc<Value>)>,
-        at: usize,
-    ) -> Result<(), String> {
+    fn extend_dict(&mut self, entries: Vec<Entry>, at: usize) -> Result<(), String> {
         let top = self
             .stack
             .last_mut()
@@ -517,8 +516,8 @@ fn call(callable: Rc<Value>, args: Rc<Value>) -> Value {
     }
 }
 
-fn pairs(items: Vec<Rc<Value>>, at: usize) -> Result<Vec<(Rc<Value>, Rc<Value>)>, String> {
-    if items.len() % 2 != 0 {
+fn pairs(items: Vec<Rc<Value>>, at: usize) -> Result<Vec<Entry>, String> {
+    if !items.len().is_multiple_of(2) {
         return Err(format!("odd number of dict items at byte {at}"));
     }
     let mut entries = Vec::with_capacity(items.len() / 2);

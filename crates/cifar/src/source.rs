@@ -256,10 +256,10 @@ pub fn extract_archive(archive: &Path, folder_name: &str, required: &[&str]) -> 
             expected: format!("{folder_name}/{missing}"),
         });
     }
-    if let Err(err) = fs::rename(&extracted, &target) {
-        if !target.is_dir() {
-            return Err(CifarError::io(&target, err));
-        }
+    if let Err(err) = fs::rename(&extracted, &target)
+        && !target.is_dir()
+    {
+        return Err(CifarError::io(&target, err));
     }
     Ok(target)
 }
