@@ -138,8 +138,10 @@ pub fn count_trainable_params<M: Module>(module: &M) -> usize {
                 self.path.last().map(String::as_str),
                 Some("running_mean" | "running_var")
             );
+            // `lazy_shape` leaves a lazily initialised parameter uninitialised: counting VGG's
+            // 138M weights must not draw them.
             if !is_running_stat {
-                self.total += param.shape().num_elements();
+                self.total += param.lazy_shape().num_elements();
             }
         }
     }

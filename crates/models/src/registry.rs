@@ -4,10 +4,19 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::alexnet::AlexNetConfig;
 use crate::densenet::DenseNetConfig;
+use crate::densenet_imagenet::DenseNetImageNetConfig;
+use crate::efficientnet::{EFFICIENTNET_SCALING, EfficientNetConfig};
 use crate::googlenet::GoogleNetConfig;
+use crate::inception_v1::InceptionV1Config;
+use crate::inception_v3::InceptionV3Config;
+use crate::mnasnet::MnasNetConfig;
+use crate::mobilenet::{MobileNetV2Config, MobileNetV3Config};
 use crate::model::ModelConfig;
 use crate::resnet::{BlockKind, ResNetConfig};
+use crate::resnet_imagenet::ResNetImageNetConfig;
+use crate::vgg::VggConfig;
 
 /// A named model: its family, the input size it is meant for and its default hyper-parameters.
 #[derive(Clone, Copy)]
@@ -43,6 +52,16 @@ impl ModelEntry {
             ModelConfig::GoogleNet(c) => c.num_classes = num_classes,
             ModelConfig::ResNet(c) => c.num_classes = num_classes,
             ModelConfig::DenseNet(c) => c.num_classes = num_classes,
+            ModelConfig::ResNetImageNet(c) => c.num_classes = num_classes,
+            ModelConfig::DenseNetImageNet(c) => c.num_classes = num_classes,
+            ModelConfig::InceptionV1(c) => c.num_classes = num_classes,
+            ModelConfig::InceptionV3(c) => c.num_classes = num_classes,
+            ModelConfig::Vgg(c) => c.num_classes = num_classes,
+            ModelConfig::AlexNet(c) => c.num_classes = num_classes,
+            ModelConfig::MobileNetV2(c) => c.num_classes = num_classes,
+            ModelConfig::MobileNetV3(c) => c.num_classes = num_classes,
+            ModelConfig::MnasNet(c) => c.num_classes = num_classes,
+            ModelConfig::EfficientNet(c) => c.num_classes = num_classes,
         }
         config
     }
@@ -175,6 +194,195 @@ pub static MODELS: &[ModelEntry] = &[
         description: "DenseNet, CIFAR variant (4x6 layers, growth 16)",
         input_size: 32,
         default_config: || ModelConfig::DenseNet(DenseNetConfig::new()),
+    },
+    ModelEntry {
+        name: "resnet18",
+        family: "resnet",
+        description: "ResNet-18, torchvision (basic blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet18()),
+    },
+    ModelEntry {
+        name: "resnet34",
+        family: "resnet",
+        description: "ResNet-34, torchvision (basic blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet34()),
+    },
+    ModelEntry {
+        name: "resnet50",
+        family: "resnet",
+        description: "ResNet-50, torchvision (bottleneck blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet50()),
+    },
+    ModelEntry {
+        name: "resnet101",
+        family: "resnet",
+        description: "ResNet-101, torchvision (bottleneck blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet101()),
+    },
+    ModelEntry {
+        name: "resnet152",
+        family: "resnet",
+        description: "ResNet-152, torchvision (bottleneck blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet152()),
+    },
+    ModelEntry {
+        name: "resnext50_32x4d",
+        family: "resnext",
+        description: "ResNeXt-50 32x4d, torchvision (grouped bottleneck blocks)",
+        input_size: 224,
+        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnext50_32x4d()),
+    },
+    ModelEntry {
+        name: "densenet121",
+        family: "densenet",
+        description: "DenseNet-121, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet121()),
+    },
+    ModelEntry {
+        name: "densenet161",
+        family: "densenet",
+        description: "DenseNet-161, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet161()),
+    },
+    ModelEntry {
+        name: "densenet169",
+        family: "densenet",
+        description: "DenseNet-169, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet169()),
+    },
+    ModelEntry {
+        name: "densenet201",
+        family: "densenet",
+        description: "DenseNet-201, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet201()),
+    },
+    ModelEntry {
+        name: "inception_v1",
+        family: "inception",
+        description: "Inception v1 (GoogLeNet), torchvision, without auxiliary heads",
+        input_size: 224,
+        default_config: || ModelConfig::InceptionV1(InceptionV1Config::new()),
+    },
+    ModelEntry {
+        name: "inception_v3",
+        family: "inception",
+        description: "Inception v3, torchvision, with its auxiliary head",
+        input_size: 299,
+        default_config: || ModelConfig::InceptionV3(InceptionV3Config::new()),
+    },
+    ModelEntry {
+        name: "vgg11",
+        family: "vgg",
+        description: "VGG-11 (configuration A), torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::Vgg(VggConfig::vgg11()),
+    },
+    ModelEntry {
+        name: "vgg16",
+        family: "vgg",
+        description: "VGG-16 (configuration D), torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::Vgg(VggConfig::vgg16()),
+    },
+    ModelEntry {
+        name: "vgg16_bn",
+        family: "vgg",
+        description: "VGG-16 with batch norm, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::Vgg(VggConfig::vgg16_bn()),
+    },
+    ModelEntry {
+        name: "alexnet",
+        family: "alexnet",
+        description: "AlexNet, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::AlexNet(AlexNetConfig::new()),
+    },
+    ModelEntry {
+        name: "mobilenet_v2",
+        family: "mobilenet",
+        description: "MobileNet v2, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::MobileNetV2(MobileNetV2Config::new()),
+    },
+    ModelEntry {
+        name: "mobilenet_v3_large",
+        family: "mobilenet",
+        description: "MobileNet v3 large, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::MobileNetV3(MobileNetV3Config::new()),
+    },
+    ModelEntry {
+        name: "mnasnet1_0",
+        family: "mnasnet",
+        description: "MnasNet-B1 1.0, torchvision",
+        input_size: 224,
+        default_config: || ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0()),
+    },
+    ModelEntry {
+        name: "efficientnet_b0",
+        family: "efficientnet",
+        description: "EfficientNet-B0, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[0].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(0)),
+    },
+    ModelEntry {
+        name: "efficientnet_b1",
+        family: "efficientnet",
+        description: "EfficientNet-B1, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[1].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(1)),
+    },
+    ModelEntry {
+        name: "efficientnet_b2",
+        family: "efficientnet",
+        description: "EfficientNet-B2, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[2].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(2)),
+    },
+    ModelEntry {
+        name: "efficientnet_b3",
+        family: "efficientnet",
+        description: "EfficientNet-B3, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[3].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(3)),
+    },
+    ModelEntry {
+        name: "efficientnet_b4",
+        family: "efficientnet",
+        description: "EfficientNet-B4, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[4].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(4)),
+    },
+    ModelEntry {
+        name: "efficientnet_b5",
+        family: "efficientnet",
+        description: "EfficientNet-B5, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[5].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(5)),
+    },
+    ModelEntry {
+        name: "efficientnet_b6",
+        family: "efficientnet",
+        description: "EfficientNet-B6, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[6].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(6)),
+    },
+    ModelEntry {
+        name: "efficientnet_b7",
+        family: "efficientnet",
+        description: "EfficientNet-B7, torchvision (compound scaling of B0)",
+        input_size: EFFICIENTNET_SCALING[7].resolution,
+        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(7)),
     },
 ];
 

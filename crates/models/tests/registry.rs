@@ -4,11 +4,12 @@ use serde_json::json;
 
 #[test]
 fn the_four_reference_models_are_registered() {
+    // First; the torchvision zoo follows (tests/zoo.rs).
     assert_eq!(
-        model_names(),
+        model_names()[..4],
         ["googlenet", "resnet", "resnet_preact", "densenet"]
     );
-    for name in model_names() {
+    for name in &model_names()[..4] {
         let entry = lookup(name).unwrap();
         assert_eq!(entry.input_size, 32);
         assert_eq!(entry.config(10).num_classes(), 10);
