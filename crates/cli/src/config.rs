@@ -1,0 +1,369 @@
+//! The training configuration: a TOML file, command-line overrides on top, validated before any
+//! work starts, and written back resolved into the run folder.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Everything a training run needs besides the data itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// A registry model name (`cnnzoo models` lists them).
+    pub model: String,
+    #[serde(default = "defaults::epochs")]
+    pub epochs: usize,
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// Fraction of the training images held out for validation, in [0, 1).
+    #[serde(default = "defaults::val_fraction")]
+    pub val_fraction: f64,
+    /// Threads preparing batches.
+    #[serde(default = "defaults::workers")]
+    pub workers: usize,
+    /// `auto`, `cpu`, `ndarray`, `wgpu`, `vulkan`, `metal` or `dx12`.
+    #[serde(default = "defaults::device")]
+    pub device: String,
+    /// Where the data set lives or is downloaded to (default `./data`, or `CNNZOO_DATA`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// The run folder (default `runs/<model>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Hyper-parameters of the model that differ from the registry variant's defaults.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub model_params: toml::Table,
+}
+
+mod defaults {
+    pub fn epochs() -> usize {
+        180
+    }
+    pub fn batch_size() -> usize {
+        128
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn val_fraction() -> f64 {
+        0.1
+    }
+    pub fn workers() -> usize {
+        2
+    }
+    pub fn device() -> String {
+        "auto".into()
+    }
+    pub fn gamma() -> f64 {
+        0.1
+    }
+    pub fn weight_decay() -> f64 {
+        0.0
+    }
+    pub fn betas() -> [f64; 2] {
+        [0.9, 0.999]
+    }
+    pub fn eps() -> f64 {
+        1e-8
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// PyTorch's SGD: momentum without dampening, optional Nesterov, L2 weight decay.
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        nesterov: bool,
+        #[serde(default = "defaults::weight_decay")]
+        weight_decay: f64,
+    },
+    /// AdamW with decoupled weight decay.
+    Adamw {
+        lr: f64,
+        #[serde(default = "defaults::weight_decay")]
+        weight_decay: f64,
+        #[serde(default = "defaults::betas")]
+        betas: [f64; 2],
+        #[serde(default = "defaults::eps")]
+        eps: f64,
+    },
+}
+
+impl OptimizerConfig {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr,
+        }
+    }
+
+    pub fn set_lr(&mut self, value: f64) {
+        match self {
+            Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr = value,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    /// PyTorch's MultiStepLR: the rate is multiplied by `gamma` after each milestone epoch.
+    Multistep,
+    /// Cosine annealing from the base rate to `min_lr` over the run (after warm-up).
+    Cosine,
+}
+
+/// The learning-rate schedule, in epochs; converted to optimizer steps when training starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(default)]
+    pub name: ScheduleKind,
+    /// Epochs after which the rate drops (multistep).
+    #[serde(default)]
+    pub milestones: Vec<usize>,
+    #[serde(default = "defaults::gamma")]
+    pub gamma: f64,
+    /// Epochs of linear warm-up from 0 to the base rate, before the schedule proper.
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// Final rate of the cosine schedule.
+    #[serde(default)]
+    pub min_lr: f64,
+}
+
+/// Values given on the command line; each replaces the file's.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub model: Option<String>,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub seed: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub device: Option<String>,
+    pub val_fraction: Option<f64>,
+    pub workers: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Parses a config file; errors name the file, the key and the line.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Errors quote the line, so they name the key: `line 2 (epochs = "two"): invalid type ...`.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end();
+            match e.span() {
+                Some(span) => {
+                    let start = span.start.min(text.len());
+                    let line = text.as_bytes()[..start]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1;
+                    let source = text.lines().nth(line - 1).unwrap_or("").trim();
+                    anyhow::anyhow!("line {line} ({source}): {message}")
+                }
+                None => anyhow::anyhow!("{message}"),
+            }
+        })
+    }
+
+    /// The recipe used when no `--config` is given: the shipped config for this model if there is
+    /// one, else SGD with the reference's multi-step schedule.
+    pub fn recipe_for(model: &str) -> Self {
+        crate::recipes::shipped(model).unwrap_or_else(|| Self {
+            model: model.to_string(),
+            epochs: defaults::epochs(),
+            batch_size: defaults::batch_size(),
+            seed: defaults::seed(),
+            val_fraction: defaults::val_fraction(),
+            workers: defaults::workers(),
+            device: defaults::device(),
+            data_dir: None,
+            output: None,
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 1e-4,
+            },
+            schedule: ScheduleConfig {
+                name: ScheduleKind::Multistep,
+                milestones: vec![100, 150],
+                gamma: 0.1,
+                warmup_epochs: 0,
+                min_lr: 0.0,
+            },
+            model_params: toml::Table::new(),
+        })
+    }
+
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(model) = &o.model {
+            self.model = model.clone();
+        }
+        if let Some(v) = o.epochs {
+            self.epochs = v;
+        }
+        if let Some(v) = o.batch_size {
+            self.batch_size = v;
+        }
+        if let Some(v) = o.lr {
+            self.optimizer.set_lr(v);
+        }
+        if let Some(v) = o.seed {
+            self.seed = v;
+        }
+        if let Some(v) = &o.data_dir {
+            self.data_dir = Some(v.clone());
+        }
+        if let Some(v) = &o.output {
+            self.output = Some(v.clone());
+        }
+        if let Some(v) = &o.device {
+            self.device = v.clone();
+        }
+        if let Some(v) = o.val_fraction {
+            self.val_fraction = v;
+        }
+        if let Some(v) = o.workers {
+            self.workers = v;
+        }
+    }
+
+    /// Checks every value a run depends on; the message names the key and the value.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("epochs must be at least 1 (got 0)");
+        }
+        if self.batch_size == 0 {
+            bail!("batch_size must be at least 1 (got 0)");
+        }
+        if self.workers == 0 {
+            bail!("workers must be at least 1 (got 0)");
+        }
+        let lr = self.optimizer.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("optimizer.lr must be a positive number (got {lr})");
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!("val_fraction must be in [0, 1) (got {})", self.val_fraction);
+        }
+        match &self.optimizer {
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                nesterov,
+                ..
+            } => {
+                if !(0.0..1.0).contains(momentum) {
+                    bail!("optimizer.momentum must be in [0, 1) (got {momentum})");
+                }
+                if *nesterov && *momentum == 0.0 {
+                    bail!("optimizer.nesterov needs a momentum above 0");
+                }
+                check_weight_decay(*weight_decay)?;
+            }
+            OptimizerConfig::Adamw {
+                weight_decay,
+                betas,
+                eps,
+                ..
+            } => {
+                check_weight_decay(*weight_decay)?;
+                if betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+                    bail!("optimizer.betas must both be in [0, 1) (got {betas:?})");
+                }
+                if !(*eps > 0.0) {
+                    bail!("optimizer.eps must be positive (got {eps})");
+                }
+            }
+        }
+        let s = &self.schedule;
+        if !(s.gamma > 0.0 && s.gamma <= 1.0) {
+            bail!("schedule.gamma must be in (0, 1] (got {})", s.gamma);
+        }
+        if s.name == ScheduleKind::Multistep && s.milestones.is_empty() {
+            bail!("schedule.milestones must list at least one epoch for the multistep schedule");
+        }
+        if s.name != ScheduleKind::Multistep && !s.milestones.is_empty() {
+            bail!(
+                "schedule.milestones only applies to the multistep schedule (schedule.name is {:?})",
+                s.name
+            );
+        }
+        if let Some(pair) = s.milestones.windows(2).find(|w| w[0] >= w[1]) {
+            bail!(
+                "schedule.milestones must be strictly increasing (got {:?}: {} then {})",
+                s.milestones,
+                pair[0],
+                pair[1]
+            );
+        }
+        if s.milestones.first() == Some(&0) {
+            bail!(
+                "schedule.milestones must be epochs of at least 1 (got {:?})",
+                s.milestones
+            );
+        }
+        if !(s.min_lr >= 0.0 && s.min_lr < lr) {
+            bail!(
+                "schedule.min_lr must be in [0, optimizer.lr) (got {})",
+                s.min_lr
+            );
+        }
+        if s.warmup_epochs >= self.epochs {
+            bail!(
+                "schedule.warmup_epochs ({}) must be fewer than epochs ({})",
+                s.warmup_epochs,
+                self.epochs
+            );
+        }
+        Ok(())
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.output
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(&self.model))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        resolve_data_dir(self.data_dir.as_deref())
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot serialise the resolved config")
+    }
+}
+
+fn check_weight_decay(weight_decay: f64) -> Result<()> {
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        bail!("optimizer.weight_decay must be zero or positive (got {weight_decay})");
+    }
+    Ok(())
+}
+
+/// `--data-dir`, else `CNNZOO_DATA`, else `./data`.
+pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CNNZOO_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"))
+}

@@ -1,0 +1,172 @@
+//! `cnnzoo import`: PyTorch weights (`.pt`/`.pth`, Lightning `.ckpt`, `.safetensors`) into a
+//! self-describing cnnzoo checkpoint that `eval`, `predict` and `train --init` take. Reading,
+//! key mapping and checks live in the models crate (`cnnzoo_models::import`); this writes the
+//! result the way `train` writes its best checkpoint.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use cnnzoo_cifar::{CIFAR10_MEAN, CIFAR10_STD, CifarKind};
+use cnnzoo_models::import::TorchWeights;
+use cnnzoo_models::{ModelConfig, lookup};
+
+use crate::atomic;
+use crate::checkpoint::{self, CheckpointMeta, DatasetInfo, FORMAT};
+use crate::classifier::Classifier;
+
+/// torchvision's ImageNet statistics, which its pretrained models expect.
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+pub struct ImportRequest {
+    pub from: PathBuf,
+    pub model: String,
+    pub output: PathBuf,
+    pub num_classes: usize,
+}
+
+pub fn run(request: ImportRequest) -> Result<()> {
+    let entry = lookup(&request.model)?;
+    if request.num_classes == 0 {
+        bail!("--num-classes must be at least 1");
+    }
+    if same_file(&request.from, &request.output) {
+        bail!(
+            "{}: --output would overwrite the file being imported",
+            request.output.display()
+        );
+    }
+    let config = entry.config(request.num_classes);
+    let weights = TorchWeights::read(&request.from, &config)?;
+    let mut found = format!(
+        "{}: {} file, {} tensors",
+        request.from.display(),
+        weights.container,
+        weights.len()
+    );
+    if let Some(nest) = &weights.nested_under {
+        found.push_str(&format!(" under '{nest}'"));
+    }
+    if let Some(prefix) = &weights.stripped_prefix {
+        found.push_str(&format!(", key prefix '{prefix}' dropped"));
+    }
+    if !weights.ignored.is_empty() {
+        found.push_str(&format!(
+            ", {} num_batches_tracked ignored",
+            weights.ignored.len()
+        ));
+    }
+    println!("{found}");
+
+    // The weights only pass through: the CPU backend is always there and needs no probing.
+    let model = weights
+        .into_model(&config, &Device::flex())
+        .with_context(|| {
+            format!(
+                "cannot import as model '{}' with {} classes (`cnnzoo models` lists the models)",
+                entry.name, request.num_classes
+            )
+        })?;
+    let num_params = model.num_trainable_params();
+    let (dataset, statistics) = dataset_for(request.num_classes, entry.input_size);
+    if let Some(statistics) = statistics {
+        println!(
+            "note: {} classes is not CIFAR-10: predictions name the classes 0..{} and normalise with {statistics}'s statistics",
+            request.num_classes,
+            request.num_classes - 1,
+        );
+    }
+    let meta = CheckpointMeta {
+        format: FORMAT.into(),
+        model: entry.name.into(),
+        config,
+        dataset,
+        epoch: None,
+        val_top1: None,
+        split_seed: 42,
+        val_fraction: cnnzoo_cifar::DEFAULT_VAL_FRACTION,
+    };
+    let classifier = Classifier { model };
+    atomic::write_with(&request.output, |temp| {
+        classifier
+            .into_record()
+            .save(temp)
+            .map_err(|e| anyhow!("cannot write {}: {e}", temp.display()))
+    })?;
+    checkpoint::write_meta(&request.output, &meta)?;
+    println!(
+        "wrote {} and {}: {} ({num_params} parameters, {} classes)",
+        request.output.display(),
+        checkpoint::meta_path(&request.output).display(),
+        entry.name,
+        request.num_classes
+    );
+    Ok(())
+}
+
+/// What `predict` needs to know about the data the weights were trained on. The tutorial's
+/// checkpoints are CIFAR-10 models normalised with SPEC §3's statistics. For another number of
+/// classes the names are unknown, so they are numbered, and the statistics are a guess by input
+/// size, which is named in the second value.
+fn dataset_for(num_classes: usize, input_size: usize) -> (DatasetInfo, Option<&'static str>) {
+    let cifar = input_size <= cnnzoo_cifar::IMAGE_SIDE;
+    if cifar && num_classes == CifarKind::Cifar10.num_classes() {
+        let dataset = DatasetInfo {
+            name: "cifar10".into(),
+            classes: CifarKind::Cifar10
+                .default_classes()
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            mean: CIFAR10_MEAN,
+            std: CIFAR10_STD,
+            input_size,
+        };
+        return (dataset, None);
+    }
+    let (statistics, mean, std) = if cifar {
+        ("CIFAR-10", CIFAR10_MEAN, CIFAR10_STD)
+    } else {
+        ("ImageNet (torchvision)", IMAGENET_MEAN, IMAGENET_STD)
+    };
+    let dataset = DatasetInfo {
+        name: "custom".into(),
+        classes: (0..num_classes).map(|c| c.to_string()).collect(),
+        mean,
+        std,
+        input_size,
+    };
+    (dataset, Some(statistics))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `train --init`: the weights of a cnnzoo checkpoint (trained or imported) for the model about
+/// to be trained, on its device. The checkpoint must describe the same model with the same
+/// hyper-parameters; its weights then replace the fresh initialisation.
+pub fn init_from(
+    path: &Path,
+    model: &str,
+    config: &ModelConfig,
+    device: &Device,
+) -> Result<Classifier> {
+    let (classifier, meta) = checkpoint::load(path, device).context("--init")?;
+    let as_json = |c: &ModelConfig| serde_json::to_value(c).unwrap_or_default();
+    if meta.model != model || as_json(&meta.config) != as_json(config) {
+        bail!(
+            "--init {}: the checkpoint holds model '{}' with {}, but this run trains '{model}' with {}",
+            path.display(),
+            meta.model,
+            as_json(&meta.config),
+            as_json(config)
+        );
+    }
+    println!("cnnzoo: starting from the weights of {}", path.display());
+    Ok(classifier)
+}

@@ -1,0 +1,523 @@
+//! The run folder while training: per-epoch metrics gathered from burn-train's event store into
+//! `summary.csv`, the choice of the best epoch (validation top-1, ties to the earlier), and
+//! checkpoints written atomically, with the best one exported as `best.bpk`.
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::train::Interrupter;
+use burn::train::checkpoint::{
+    Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
+};
+use burn::train::logger::MetricLogger;
+use burn::train::metric::store::{EpochSummary, EventStoreClient, MetricsUpdate, Split};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+
+use crate::atomic;
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::fault;
+
+pub const SUMMARY_HEADER: &str = "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds,images_per_second,peak_rss_mb";
+
+/// One row of `summary.csv`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_top1: f64,
+    pub val_loss: Option<f64>,
+    pub val_top1: Option<f64>,
+    pub val_top5: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    /// Peak resident memory during the epoch (Linux), to check that memory stays flat.
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl EpochRow {
+    /// The figure the best epoch is chosen by: validation top-1, or training top-1 without a
+    /// validation split.
+    pub fn score(&self) -> f64 {
+        self.val_top1.unwrap_or(self.train_top1)
+    }
+
+    fn to_csv(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+        format!(
+            "{},{:.6e},{:.5},{:.3},{},{},{},{:.2},{:.1},{}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_top1,
+            opt(self.val_loss),
+            opt(self.val_top1),
+            opt(self.val_top5),
+            self.seconds,
+            self.images_per_second,
+            self.peak_rss_mb
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default()
+        )
+    }
+
+    fn from_csv(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 10 {
+            return None;
+        }
+        let opt = |s: &str| {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        };
+        Some(Self {
+            epoch: f[0].parse().ok()?,
+            lr: f[1].parse().ok()?,
+            train_loss: f[2].parse().ok()?,
+            train_top1: f[3].parse().ok()?,
+            val_loss: opt(f[4])?,
+            val_top1: opt(f[5])?,
+            val_top5: opt(f[6])?,
+            seconds: f[7].parse().ok()?,
+            images_per_second: f[8].parse().ok()?,
+            peak_rss_mb: opt(f[9])?,
+        })
+    }
+}
+
+/// Reads the rows of a `summary.csv`.
+pub fn read_summary(path: &Path) -> Result<Vec<EpochRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            EpochRow::from_csv(l)
+                .with_context(|| format!("{}: malformed row '{l}'", path.display()))
+        })
+        .collect()
+}
+
+/// Shared by the metric logger, the checkpointing strategy and the checkpointer.
+pub struct RunState {
+    dir: PathBuf,
+    rows: Vec<EpochRow>,
+    /// Metric name by id, from the definitions the event store announces.
+    names: HashMap<MetricId, String>,
+    /// Latest epoch-running value of each metric of the epoch in progress.
+    current: HashMap<(bool, String), f64>,
+    epoch_started: Option<Instant>,
+    train_seconds: f64,
+    train_items: usize,
+    /// Written beside `best.bpk`.
+    meta: CheckpointMeta,
+    on_epoch_end: Option<Box<dyn Fn(&[EpochRow]) + Send>>,
+    /// Training steps logged in the epoch in progress.
+    steps: usize,
+    /// Epoch and step where the loss stopped being finite.
+    diverged: Option<(usize, usize)>,
+}
+
+#[derive(Clone)]
+pub struct SharedRun(Arc<Mutex<RunState>>);
+
+impl SharedRun {
+    /// `rows` are the epochs already done (when resuming).
+    pub fn new(dir: &Path, rows: Vec<EpochRow>, meta: CheckpointMeta) -> Self {
+        Self(Arc::new(Mutex::new(RunState {
+            dir: dir.to_path_buf(),
+            rows,
+            names: HashMap::new(),
+            current: HashMap::new(),
+            epoch_started: None,
+            train_seconds: 0.0,
+            train_items: 0,
+            meta,
+            on_epoch_end: None,
+            steps: 0,
+            diverged: None,
+        })))
+    }
+
+    /// Runs after each epoch's row is written (the curves are drawn there).
+    pub fn on_epoch_end(&self, hook: impl Fn(&[EpochRow]) + Send + 'static) {
+        self.lock().on_epoch_end = Some(Box::new(hook));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RunState> {
+        // A panic elsewhere must not also lose the run's bookkeeping.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Epoch and step at which the training loss became NaN or infinite, if it did.
+    pub fn diverged(&self) -> Option<(usize, usize)> {
+        self.lock().diverged
+    }
+
+    pub fn rows(&self) -> Vec<EpochRow> {
+        self.lock().rows.clone()
+    }
+
+    /// The best epoch so far: highest score, the earlier on ties.
+    pub fn best(&self) -> Option<EpochRow> {
+        best_row(&self.lock().rows).cloned()
+    }
+}
+
+pub fn best_row(rows: &[EpochRow]) -> Option<&EpochRow> {
+    rows.iter()
+        .fold(None, |best: Option<&EpochRow>, row| match best {
+            Some(b) if b.score() >= row.score() => Some(b),
+            _ => Some(row),
+        })
+}
+
+/// The process's peak resident memory since the last call, in MiB: reads `VmHWM`, then resets
+/// the peak (`clear_refs` 5) so that each epoch reports its own.
+fn take_peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    Some(kib / 1024.0)
+}
+
+fn numeric_value(entry: &NumericEntry) -> f64 {
+    match entry {
+        NumericEntry::Value(v) | NumericEntry::Final(v) => *v,
+        NumericEntry::Aggregated {
+            aggregated_value, ..
+        } => *aggregated_value,
+    }
+}
+
+impl RunState {
+    fn metric(&self, valid: bool, name: &str) -> Option<f64> {
+        self.current.get(&(valid, name.to_string())).copied()
+    }
+
+    fn finish_epoch(&mut self, epoch: usize) -> Result<()> {
+        let top5 = self
+            .current
+            .iter()
+            .find(|((valid, name), _)| *valid && name.starts_with("Top"))
+            .map(|(_, v)| *v);
+        let has_valid = self.metric(true, "Loss").is_some();
+        let row = EpochRow {
+            epoch,
+            lr: self.metric(false, "Learning Rate").unwrap_or(0.0),
+            train_loss: self.metric(false, "Loss").unwrap_or(f64::NAN),
+            train_top1: self.metric(false, "Accuracy").unwrap_or(f64::NAN),
+            val_loss: self.metric(true, "Loss"),
+            val_top1: if has_valid {
+                self.metric(true, "Accuracy")
+            } else {
+                None
+            },
+            val_top5: if has_valid { top5 } else { None },
+            seconds: self
+                .epoch_started
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0),
+            images_per_second: if self.train_seconds > 0.0 {
+                self.train_items as f64 / self.train_seconds
+            } else {
+                0.0
+            },
+            peak_rss_mb: take_peak_rss_mb(),
+        };
+        self.rows.retain(|r| r.epoch < epoch);
+        self.rows.push(row);
+        self.current.clear();
+        self.epoch_started = None;
+        self.train_items = 0;
+        self.train_seconds = 0.0;
+        self.steps = 0;
+        let mut csv = String::from(SUMMARY_HEADER);
+        csv.push('\n');
+        for r in &self.rows {
+            let _ = writeln!(csv, "{}", r.to_csv());
+        }
+        atomic::write_bytes(&self.dir.join("summary.csv"), csv.as_bytes())?;
+        if let Some(hook) = &self.on_epoch_end {
+            hook(&self.rows);
+        }
+        Ok(())
+    }
+}
+
+/// Collects burn-train's metric updates into epoch rows, and stops the run when the loss stops
+/// being finite.
+pub struct RunLogger {
+    run: SharedRun,
+    batch_size: usize,
+    interrupter: Interrupter,
+}
+
+impl RunLogger {
+    pub fn new(run: SharedRun, batch_size: usize, interrupter: Interrupter) -> Self {
+        Self {
+            run,
+            batch_size,
+            interrupter,
+        }
+    }
+}
+
+impl MetricLogger for RunLogger {
+    fn log(&mut self, update: MetricsUpdate, epoch: usize, split: &Split) {
+        let mut state = self.run.lock();
+        let valid = matches!(split, Split::Valid);
+        let now = Instant::now();
+        let started = *state.epoch_started.get_or_insert(now);
+        if !valid {
+            state.train_items += self.batch_size;
+            state.train_seconds = now.duration_since(started).as_secs_f64();
+            state.steps += 1;
+        }
+        for metric in update.entries_numeric {
+            let Some(name) = state.names.get(&metric.entry.metric_id).cloned() else {
+                continue;
+            };
+            if !valid
+                && name == "Loss"
+                && state.diverged.is_none()
+                && let Some(batch_loss) = &metric.numeric_entry
+                && !numeric_value(batch_loss).is_finite()
+            {
+                state.diverged = Some((epoch, state.steps));
+                self.interrupter
+                    .stop(Some("the training loss is not finite"));
+            }
+            if let Some(entry) = metric
+                .running_entry
+                .as_ref()
+                .or(metric.numeric_entry.as_ref())
+            {
+                state.current.insert((valid, name), numeric_value(entry));
+            }
+        }
+        let steps = state.steps;
+        drop(state);
+        if !valid {
+            fault::pause_if_asked(&format!("step:{epoch}:{steps}"));
+        }
+    }
+
+    fn read_numeric(
+        &mut self,
+        name: &str,
+        _epoch: usize,
+        _split: &Split,
+    ) -> Result<Vec<NumericEntry>, String> {
+        Err(format!(
+            "cnnzoo keeps epoch summaries in summary.csv, not per-item values of {name}"
+        ))
+    }
+
+    fn log_metric_definition(&mut self, definition: MetricDefinition) {
+        self.run
+            .lock()
+            .names
+            .insert(definition.metric_id, definition.name.to_string());
+    }
+
+    fn log_epoch_summary(&mut self, summary: EpochSummary) {
+        if matches!(summary.split, Split::Valid) {
+            let mut state = self.run.lock();
+            if let Err(e) = state.finish_epoch(summary.epoch_number) {
+                eprintln!("warning: could not write the epoch summary: {e:#}");
+            }
+        }
+    }
+}
+
+/// Keeps the checkpoints of the best epoch (to export) and of the last two epochs: the model,
+/// optimizer and scheduler files are written by three threads, so the previous epoch stays
+/// complete on disk until the newest one surely is, whatever instant the process is killed.
+pub struct KeepBestAndLast {
+    run: SharedRun,
+    kept: BTreeSet<usize>,
+}
+
+impl KeepBestAndLast {
+    /// `kept` are the epochs whose checkpoints are already on disk (when resuming).
+    pub fn new(run: SharedRun, kept: BTreeSet<usize>) -> Self {
+        Self { run, kept }
+    }
+}
+
+impl CheckpointingStrategy for KeepBestAndLast {
+    fn checkpointing(
+        &mut self,
+        epoch: usize,
+        _store: &EventStoreClient,
+    ) -> Vec<CheckpointingAction> {
+        let best = self.run.best().map(|r| r.epoch);
+        let previous = self.kept.iter().copied().filter(|&e| e < epoch).max();
+        let keep: BTreeSet<usize> = [Some(epoch), previous, best]
+            .into_iter()
+            .flatten()
+            .collect();
+        // Save first: each checkpointer thread then deletes only after writing the new file.
+        let mut actions = vec![CheckpointingAction::Save];
+        actions.extend(
+            self.kept
+                .difference(&keep)
+                .map(|&e| CheckpointingAction::Delete(e)),
+        );
+        self.kept = keep;
+        actions
+    }
+}
+
+/// burn-train's file checkpointer, made atomic; the model's also exports the best epoch as
+/// `best.bpk` with its metadata.
+pub struct AtomicCheckpointer {
+    directory: PathBuf,
+    name: &'static str,
+    export_best: Option<SharedRun>,
+}
+
+impl AtomicCheckpointer {
+    pub fn new(run_dir: &Path, name: &'static str, export_best: Option<SharedRun>) -> Self {
+        Self {
+            directory: checkpoint_dir(run_dir),
+            name,
+            export_best,
+        }
+    }
+
+    fn path(&self, epoch: usize) -> PathBuf {
+        self.directory.join(format!("{}-{epoch}.bpk", self.name))
+    }
+}
+
+pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoint")
+}
+
+impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
+    fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
+        std::fs::create_dir_all(&self.directory).map_err(CheckpointerError::IOError)?;
+        let path = self.path(epoch);
+        let unknown = |e: anyhow::Error| CheckpointerError::Unknown(format!("{e:#}"));
+        atomic::write_with(&path, |temp| {
+            record
+                .save(temp.to_path_buf())
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
+            fault::pause_if_asked(&format!("checkpoint:{}:{epoch}", self.name));
+            Ok(())
+        })
+        .map_err(unknown)?;
+        if let Some(run) = &self.export_best {
+            let state = run.lock();
+            if let Some(best) = best_row(&state.rows).filter(|b| b.epoch == epoch) {
+                let best_path = state.dir.join("best.bpk");
+                let mut meta = state.meta.clone();
+                meta.epoch = Some(epoch);
+                meta.val_top1 = best.val_top1;
+                atomic::copy(&path, &best_path).map_err(unknown)?;
+                checkpoint::write_meta(&best_path, &meta).map_err(unknown)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        match std::fs::remove_file(self.path(epoch)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(CheckpointerError::IOError(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
+        R::load(self.path(epoch))
+    }
+}
+
+/// The last epoch whose model, optimizer and scheduler checkpoints are all on disk.
+pub fn last_complete_checkpoint(run_dir: &Path) -> Option<usize> {
+    complete_checkpoints(run_dir).into_iter().next_back()
+}
+
+pub fn complete_checkpoints(run_dir: &Path) -> BTreeSet<usize> {
+    let dir = checkpoint_dir(run_dir);
+    let epochs_of = |name: &str| -> BTreeSet<usize> {
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name().to_string_lossy().to_string();
+                file.strip_prefix(&format!("{name}-"))?
+                    .strip_suffix(".bpk")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let model = epochs_of("model");
+    let optim = epochs_of("optim");
+    let scheduler = epochs_of("scheduler");
+    model
+        .into_iter()
+        .filter(|e| optim.contains(e) && scheduler.contains(e))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: usize, val: f64) -> EpochRow {
+        EpochRow {
+            epoch,
+            val_top1: Some(val),
+            val_loss: Some(1.0),
+            ..EpochRow::default()
+        }
+    }
+
+    #[test]
+    fn best_is_highest_validation_top1_and_earlier_on_ties() {
+        let rows = vec![row(1, 50.0), row(2, 61.0), row(3, 61.0), row(4, 40.0)];
+        assert_eq!(best_row(&rows).unwrap().epoch, 2);
+        assert!(best_row(&[]).is_none());
+    }
+
+    #[test]
+    fn summary_rows_round_trip_through_csv() {
+        let r = EpochRow {
+            epoch: 3,
+            lr: 0.01,
+            train_loss: 1.25,
+            train_top1: 55.5,
+            val_loss: None,
+            val_top1: Some(60.25),
+            val_top5: Some(95.0),
+            seconds: 12.5,
+            images_per_second: 400.0,
+            peak_rss_mb: Some(812.5),
+        };
+        assert_eq!(EpochRow::from_csv(&r.to_csv()), Some(r));
+        assert_eq!(SUMMARY_HEADER.split(',').count(), 10);
+    }
+}

@@ -1,0 +1,64 @@
+mod common;
+
+use common::{assert_clean_failure, cnnzoo, text};
+
+/// One tiny step through the real binary: the JSON carries every field, with positive figures.
+/// Speed itself is never asserted (benchmarks are commands, not timed tests).
+#[test]
+fn bench_prints_one_json_object_with_positive_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo(
+        &[
+            "bench",
+            "--model",
+            "resnet",
+            "--device",
+            "cpu",
+            "--batch",
+            "4",
+            "--infer-batch",
+            "4",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line expected:\n{stdout}");
+    let result: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(result["model"], "resnet");
+    assert_eq!(result["device"], "cpu");
+    assert_eq!(result["batch"], 4);
+    for field in ["train_img_s", "infer_img_s", "peak_rss_mb", "loader_img_s"] {
+        let value = result[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} missing: {result}"));
+        assert!(value > 0.0 && value.is_finite(), "{field} = {value}");
+    }
+    assert!(
+        result["final_loss"].as_f64().is_some_and(f64::is_finite),
+        "{result}"
+    );
+}
+
+#[test]
+fn bench_rejects_an_unknown_model_and_a_zero_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo(
+        &["bench", "--model", "resnot", "--device", "cpu"],
+        dir.path(),
+    );
+    assert_clean_failure(&out, &["unknown model 'resnot'", "resnet"]);
+    let out = cnnzoo(
+        &[
+            "bench", "--model", "resnet", "--device", "cpu", "--batch", "0",
+        ],
+        dir.path(),
+    );
+    assert_clean_failure(&out, &["--batch"]);
+}

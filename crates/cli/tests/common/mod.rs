@@ -1,0 +1,56 @@
+//! Helpers shared by the end-to-end tests: running the binary and finding the mini archive.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The real-image CIFAR-10 subset beside the checkout (never copied into the repository).
+pub fn mini_data() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10-mini");
+    assert!(
+        dir.join("cifar-10-binary.tar.gz").exists(),
+        "the tests need ../shared/data/cifar10-mini beside the checkout"
+    );
+    dir
+}
+
+/// A copy of the mini archive in its own folder, so tests can extract it without sharing state.
+pub fn mini_data_copy(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(
+        mini_data().join("cifar-10-binary.tar.gz"),
+        data.join("cifar-10-binary.tar.gz"),
+    )
+    .unwrap();
+    data
+}
+
+pub fn cnnzoo(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CNNZOO_CIFAR_URL", "http://127.0.0.1:9/unreachable")
+        .output()
+        .expect("cnnzoo runs")
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A non-zero exit with a message and no panic or backtrace.
+pub fn assert_clean_failure(output: &Output, expected: &[&str]) {
+    let all = text(output);
+    assert!(!output.status.success(), "expected a failure:\n{all}");
+    for needle in expected {
+        assert!(all.contains(needle), "expected {needle:?} in:\n{all}");
+    }
+    assert!(!all.contains("panicked at"), "panic text:\n{all}");
+    assert!(!all.contains("RUST_BACKTRACE"), "backtrace hint:\n{all}");
+}

@@ -1,0 +1,182 @@
+//! SIGKILL at reproducible points of a short CPU run (CNNZOO_PAUSE_AT holds the run there until
+//! the test kills it): every checkpoint left on disk loads, `--resume` completes the run, and the
+//! final weights equal those of an uninterrupted run bit for bit.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use common::{cnnzoo, mini_data, text};
+
+const SMALL_RESNET: &str = r#"
+model = "resnet"
+epochs = 3
+batch_size = 64
+val_fraction = 0.5
+seed = 11
+workers = 2
+device = "cpu"
+
+[optimizer]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 1e-4
+
+[schedule]
+name = "multistep"
+milestones = [2]
+
+[model_params]
+num_blocks = [1, 1, 1]
+channels = [8, 16, 32]
+"#;
+
+#[derive(Module, Debug)]
+struct Classifier {
+    model: cnnzoo_models::Model,
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    tensors: Vec<(String, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let values = param.val().into_data().try_to_vec::<f32>().unwrap();
+        self.tensors.push((self.path.join("."), values));
+    }
+}
+
+/// Loads a model checkpoint of the small ResNet; panics (failing the test) if it does not load.
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": [8, 16, 32]});
+    let config = cnnzoo_models::lookup("resnet")
+        .unwrap()
+        .config_with(10, overrides.as_object().unwrap())
+        .unwrap();
+    let record =
+        burn::store::ModuleRecord::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = Classifier {
+        model: config.init(&Device::flex()),
+    }
+    .try_load_record(record)
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut collect = Collect::default();
+    model.visit(&mut collect);
+    collect.tensors
+}
+
+fn train_args(output: &str) -> Vec<String> {
+    let data = mini_data();
+    [
+        "train",
+        "--config",
+        "small.toml",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        output,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Starts a run that pauses at `point`, waits until it is there, and SIGKILLs it.
+fn kill_at(dir: &Path, output: &str, point: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(train_args(output))
+        .current_dir(dir)
+        .env("CNNZOO_PAUSE_AT", point)
+        .env("CNNZOO_CIFAR_URL", "http://127.0.0.1:9/unreachable")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let reached = line.contains("paused at");
+        seen.push(line);
+        if reached {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains(point)),
+        "never reached {point}: {seen:?}"
+    );
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+}
+
+/// Every checkpoint file the killed run left loads (model files as the model; the others as
+/// burnpack files), and no file has a torn final name.
+fn assert_checkpoints_load(run: &Path) {
+    for entry in std::fs::read_dir(run.join("checkpoint")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".bpk") {
+            assert!(name.contains(".tmp-"), "unexpected file {name}");
+            continue;
+        }
+        if name.starts_with("model-") {
+            weights(&entry.path());
+        } else {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(!bytes.is_empty(), "{name} is empty");
+        }
+    }
+    if run.join("best.bpk").exists() {
+        weights(&run.join("best.bpk"));
+    }
+}
+
+fn assert_same_final_weights(dir: &Path, a: &str, b: &str) {
+    let left = weights(&dir.join(a).join("checkpoint/model-3.bpk"));
+    let right = weights(&dir.join(b).join("checkpoint/model-3.bpk"));
+    assert_eq!(left.len(), right.len());
+    for ((path, x), (_, y)) in left.iter().zip(&right) {
+        assert!(x == y, "{path}: weights differ from the uninterrupted run");
+    }
+}
+
+#[test]
+fn killed_runs_resume_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.toml"), SMALL_RESNET).unwrap();
+    let args = train_args("uninterrupted");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let reference = cnnzoo(&args, dir.path());
+    assert!(reference.status.success(), "{}", text(&reference));
+
+    for (output, point) in [
+        ("killed-mid-epoch", "step:2:5"),
+        ("killed-writing-checkpoint", "checkpoint:model:2"),
+        ("killed-writing-optimizer", "checkpoint:optim:3"),
+    ] {
+        kill_at(dir.path(), output, point);
+        let run = dir.path().join(output);
+        assert_checkpoints_load(&run);
+        let resume = train_args(output);
+        let mut resume: Vec<&str> = resume.iter().map(String::as_str).collect();
+        resume.push("--resume");
+        let resumed = cnnzoo(&resume, dir.path());
+        assert!(resumed.status.success(), "{point}: {}", text(&resumed));
+        assert!(run.join("results.json").exists(), "{point}");
+        assert_checkpoints_load(&run);
+        assert_same_final_weights(dir.path(), "uninterrupted", output);
+    }
+}
