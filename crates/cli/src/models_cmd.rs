@@ -39,12 +39,12 @@ pub fn run(json: bool, family: Option<&str>) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<10} {:>12} {:>7}  description",
+        "{:<20} {:<12} {:>12} {:>7}  description",
         "name", "family", "parameters", "input"
     );
     for (m, params) in rows {
         println!(
-            "{:<16} {:<10} {:>12} {:>7}  {}",
+            "{:<20} {:<12} {:>12} {:>7}  {}",
             m.name,
             m.family,
             group_thousands(params),

@@ -10,6 +10,7 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../configs/resnet_preact.toml"),
     ),
     ("densenet", include_str!("../../../configs/densenet.toml")),
+    ("resnet18", include_str!("../../../configs/resnet18.toml")),
 ];
 
 /// The shipped config whose `model` is `model`.
