@@ -61,11 +61,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 fn nothing(_: &Path) {}
 
-#[derive(burn::module::Module, Debug)]
-struct Classifier {
-    model: cnnzoo_models::Model,
-}
-
 /// A real checkpoint pair: `name` holds the weights of `weights_of`, its sidecar describes
 /// `described_as`.
 fn checkpoint(dir: &Path, name: &str, weights_of: &str, described_as: &str) {
@@ -75,7 +70,9 @@ fn checkpoint(dir: &Path, name: &str, weights_of: &str, described_as: &str) {
         .unwrap()
         .config(10)
         .init(&device);
-    Classifier { model }.save_file(dir.join(name)).unwrap();
+    common::Classifier { model }
+        .save_file(dir.join(name))
+        .unwrap();
     let meta = serde_json::json!({
         "format": "cnnzoo-checkpoint/1",
         "model": described_as,

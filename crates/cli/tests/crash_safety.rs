@@ -7,8 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
 use common::{cnnzoo, mini_data, text};
 
 const SMALL_RESNET: &str = r#"
@@ -35,47 +33,9 @@ num_blocks = [1, 1, 1]
 channels = [8, 16, 32]
 "#;
 
-#[derive(Module, Debug)]
-struct Classifier {
-    model: cnnzoo_models::Model,
-}
-
-#[derive(Default)]
-struct Collect {
-    path: Vec<String>,
-    tensors: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_to_vec::<f32>().unwrap();
-        self.tensors.push((self.path.join("."), values));
-    }
-}
-
 /// Loads a model checkpoint of the small ResNet; panics (failing the test) if it does not load.
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": [8, 16, 32]});
-    let config = cnnzoo_models::lookup("resnet")
-        .unwrap()
-        .config_with(10, overrides.as_object().unwrap())
-        .unwrap();
-    let record =
-        burn::store::ModuleRecord::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let model = Classifier {
-        model: config.init(&Device::flex()),
-    }
-    .try_load_record(record)
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut collect = Collect::default();
-    model.visit(&mut collect);
-    collect.tensors
+    common::small_resnet_weights(path, [8, 16, 32])
 }
 
 fn train_args(output: &str) -> Vec<String> {

@@ -224,8 +224,12 @@ fn resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run() {
     );
     assert_eq!(row2(&full_summary), row2(&resumed_summary));
 
-    let full = weights(&dir.path().join("full/checkpoint/model-2.bpk"));
-    let continued = weights(&dir.path().join("resumed/checkpoint/model-2.bpk"));
+    let full =
+        common::small_resnet_weights(&dir.path().join("full/checkpoint/model-2.bpk"), [8, 16, 32]);
+    let continued = common::small_resnet_weights(
+        &dir.path().join("resumed/checkpoint/model-2.bpk"),
+        [8, 16, 32],
+    );
     assert_eq!(full.len(), continued.len());
     for ((path, a), (_, b)) in full.iter().zip(&continued) {
         assert!(
@@ -233,48 +237,4 @@ fn resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run() {
             "{path}: resumed weights differ from the uninterrupted run's"
         );
     }
-}
-
-/// The training checkpoints are records of the CLI's `Classifier { model }`.
-#[derive(burn::module::Module, Debug)]
-struct Classifier {
-    model: cnnzoo_models::Model,
-}
-
-#[derive(Default)]
-struct Collect {
-    path: Vec<String>,
-    tensors: Vec<(String, Vec<f32>)>,
-}
-
-impl burn::module::ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<D>>,
-    ) {
-        let values = param.val().into_data().try_to_vec::<f32>().unwrap();
-        self.tensors.push((self.path.join("."), values));
-    }
-}
-
-fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    use burn::module::Module;
-    let device = burn::tensor::Device::flex();
-    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": [8, 16, 32]});
-    let config = cnnzoo_models::lookup("resnet")
-        .unwrap()
-        .config_with(10, overrides.as_object().unwrap())
-        .unwrap();
-    let model = config.init(&device);
-    let record = burn::store::ModuleRecord::load(path).unwrap();
-    let loaded = Classifier { model }.try_load_record(record).unwrap();
-    let mut collect = Collect::default();
-    loaded.visit(&mut collect);
-    collect.tensors
 }

@@ -9,11 +9,6 @@ use std::path::Path;
 use burn::module::Module;
 use common::{cnnzoo, text};
 
-#[derive(Module, Debug)]
-struct Classifier {
-    model: cnnzoo_models::Model,
-}
-
 /// A one-block-per-group ResNet checkpoint with its metadata.
 fn tiny_checkpoint(dir: &Path) {
     let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": [4, 8, 8]});
@@ -23,7 +18,7 @@ fn tiny_checkpoint(dir: &Path) {
         .unwrap();
     let device = burn::tensor::Device::flex();
     device.seed(3);
-    Classifier {
+    common::Classifier {
         model: config.init(&device),
     }
     .save_file(dir.join("tiny.bpk"))

@@ -54,3 +54,52 @@ pub fn assert_clean_failure(output: &Output, expected: &[&str]) {
     assert!(!all.contains("panicked at"), "panic text:\n{all}");
     assert!(!all.contains("RUST_BACKTRACE"), "backtrace hint:\n{all}");
 }
+
+/// The training checkpoints are records of the CLI's `Classifier { model }`.
+#[derive(burn::module::Module, Debug)]
+pub struct Classifier {
+    pub model: cnnzoo_models::Model,
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    tensors: Vec<(String, Vec<f32>)>,
+}
+
+impl burn::module::ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let values = param.val().into_data().try_to_vec::<f32>().unwrap();
+        self.tensors.push((self.path.join("."), values));
+    }
+}
+
+/// Every tensor of a model checkpoint of the small ResNet (one block per group, `channels`);
+/// panics, failing the test, if the file does not load.
+pub fn small_resnet_weights(path: &Path, channels: [usize; 3]) -> Vec<(String, Vec<f32>)> {
+    use burn::module::Module;
+    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": channels});
+    let config = cnnzoo_models::lookup("resnet")
+        .unwrap()
+        .config_with(10, overrides.as_object().unwrap())
+        .unwrap();
+    let record =
+        burn::store::ModuleRecord::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = Classifier {
+        model: config.init(&burn::tensor::Device::flex()),
+    }
+    .try_load_record(record)
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut collect = Collect::default();
+    model.visit(&mut collect);
+    collect.tensors
+}
