@@ -124,7 +124,7 @@ pub enum ScheduleKind {
 }
 
 /// The learning-rate schedule, in epochs; converted to optimizer steps when training starts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     #[serde(default)]
@@ -140,6 +140,19 @@ pub struct ScheduleConfig {
     /// Final rate of the cosine schedule.
     #[serde(default)]
     pub min_lr: f64,
+}
+
+/// A config without a `[schedule]` table gets what an empty table gives: a constant rate.
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            name: ScheduleKind::default(),
+            milestones: Vec::new(),
+            gamma: defaults::gamma(),
+            warmup_epochs: 0,
+            min_lr: 0.0,
+        }
+    }
 }
 
 /// Values given on the command line; each replaces the file's.
@@ -366,4 +379,27 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| std::env::var_os("CNNZOO_DATA").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_without_a_schedule_table_is_valid_and_constant() {
+        let config =
+            TrainConfig::from_toml("model = \"resnet\"\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n")
+                .unwrap();
+        assert_eq!(
+            config.schedule,
+            TrainConfig::from_toml(
+                "model = \"resnet\"\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n[schedule]\n"
+            )
+            .unwrap()
+            .schedule
+        );
+        assert_eq!(config.schedule.name, ScheduleKind::Constant);
+        assert_eq!(config.schedule.gamma, 0.1);
+        config.validate().unwrap();
+    }
 }
