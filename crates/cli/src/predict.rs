@@ -175,17 +175,13 @@ fn decode(bytes: &[u8]) -> Result<Rgb, String> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         let options = DecoderOptions::default().png_set_strip_to_8bit(true);
         let mut decoder = zune_png::PngDecoder::new_with_options(ZCursor::new(bytes), options);
-        let pixels = decoder
-            .decode_raw()
-            .map_err(|e| format!("cannot decode the PNG image: {e}"))?;
+        let pixels = decoder.decode_raw().map_err(|e| undecodable("PNG", e))?;
         let (width, height) = decoder.dimensions().unwrap_or_default();
         to_rgb(width, height, pixels, decoder.colorspace(), "PNG")
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
         let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-        let pixels = decoder
-            .decode()
-            .map_err(|e| format!("cannot decode the JPEG image: {e}"))?;
+        let pixels = decoder.decode().map_err(|e| undecodable("JPEG", e))?;
         let (width, height) = decoder
             .info()
             .map(|i| (usize::from(i.width), usize::from(i.height)))
@@ -195,12 +191,11 @@ fn decode(bytes: &[u8]) -> Result<Rgb, String> {
         let mut decoder = zune_bmp::BmpDecoder::new(ZCursor::new(bytes));
         let pixels = decoder
             .decode()
-            .map_err(|e| format!("cannot decode the BMP image: {e:?}"))?;
+            .map_err(|e| undecodable("BMP", format!("{e:?}")))?;
         let (width, height) = decoder.dimensions().unwrap_or_default();
         to_rgb(width, height, pixels, decoder.colorspace(), "BMP")
     } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        let webp_error =
-            |e: image_webp::DecodingError| format!("cannot decode the WebP image: {e}");
+        let webp_error = |e: image_webp::DecodingError| undecodable("WebP", e);
         let mut decoder =
             image_webp::WebPDecoder::new(std::io::Cursor::new(bytes)).map_err(webp_error)?;
         let (width, height) = decoder.dimensions();
@@ -221,6 +216,16 @@ fn decode(bytes: &[u8]) -> Result<Rgb, String> {
     } else {
         Err("not an image cnnzoo reads (PNG, JPEG, BMP or WebP)".into())
     }
+}
+
+/// The decoders' messages carry quotes and trailing newlines; the user gets one clean line.
+fn undecodable(format: &str, detail: impl std::fmt::Display) -> String {
+    let detail = detail.to_string();
+    let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!(
+        "cannot decode the {format} image: {}",
+        detail.trim_matches('"')
+    )
 }
 
 /// Grey is replicated and alpha dropped; other colour spaces are refused rather than guessed.

@@ -8,13 +8,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{assert_clean_failure, cnnzoo, mini_data};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_downloading_from, mini_data};
 
 /// One bad input: what it is, how to make it, the command, and what the message must name.
 struct Case {
     group: &'static str,
     input: &'static str,
     setup: fn(&Path),
+    /// Bytes a local HTTP server answers every download with.
+    serve: Option<&'static [u8]>,
     args: &'static [&'static str],
     expect: &'static [&'static str],
 }
@@ -91,6 +93,100 @@ fn checkpoint(dir: &Path, name: &str, weights_of: &str, described_as: &str) {
     );
 }
 
+/// A safetensors file named `weights.safetensors` holding zeros under the reference ResNet-20's
+/// PyTorch keys and shapes (the models crate's key list), after `edit`.
+fn torch_weights(dir: &Path, edit: fn(&mut Vec<(String, Vec<usize>)>)) {
+    let keys = include_str!("../../models/tests/fixtures/resnet.keys");
+    let mut tensors: Vec<(String, Vec<usize>)> = keys
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, shape)| *shape != "scalar")
+        .map(|(name, shape)| {
+            let shape = shape.split('x').map(|d| d.parse().unwrap()).collect();
+            (name.to_string(), shape)
+        })
+        .collect();
+    edit(&mut tensors);
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, shape) in &tensors {
+        let bytes = 4 * shape.iter().product::<usize>();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.resize(file.len() + offset, 0);
+    write(&dir.join("weights.safetensors"), &file);
+}
+
+/// A PNG whose header says `width` x `height`, with one byte of pixel data: decoders read the
+/// header first, so this is all the size checks need to see.
+fn png_header(path: &Path, width: u32, height: u32) {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    zlib.write_all(&[0]).unwrap();
+    chunk(&mut png, b"IDAT", &zlib.finish().unwrap());
+    chunk(&mut png, b"IEND", &[]);
+    write(path, &png);
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Answers every HTTP request on a local port with `body`, for as long as the test runs.
+fn serve(body: &'static [u8]) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = &stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{address}/cifar-10-binary.tar.gz")
+}
+
 const TRAIN: &[&str] = &[
     "train",
     "--model",
@@ -109,6 +205,7 @@ fn cases() -> Vec<Case> {
             group: "data",
             input: "data folder missing, no network",
             setup: nothing,
+            serve: None,
             args: TRAIN,
             expect: &["could not download", "by hand", "cifar-10-binary.tar.gz"],
         },
@@ -116,6 +213,7 @@ fn cases() -> Vec<Case> {
             group: "data",
             input: "empty data folder, no network",
             setup: |d| std::fs::create_dir_all(d.join("data")).unwrap(),
+            serve: None,
             args: TRAIN,
             expect: &["could not download", "by hand"],
         },
@@ -127,6 +225,7 @@ fn cases() -> Vec<Case> {
                 let bytes = std::fs::read(&batch).unwrap();
                 std::fs::write(&batch, &bytes[..bytes.len() - 100]).unwrap();
             },
+            serve: None,
             args: TRAIN,
             expect: &[
                 "data_batch_3.bin",
@@ -142,6 +241,7 @@ fn cases() -> Vec<Case> {
                 bytes.push(0);
                 std::fs::write(&batch, bytes).unwrap();
             },
+            serve: None,
             args: TRAIN,
             expect: &["test_batch.bin", "not a multiple"],
         },
@@ -154,6 +254,7 @@ fn cases() -> Vec<Case> {
                 bytes[3073 * 5] = 12;
                 std::fs::write(&batch, bytes).unwrap();
             },
+            serve: None,
             args: TRAIN,
             expect: &["data_batch_2.bin", "record 5", "12"],
         },
@@ -161,6 +262,7 @@ fn cases() -> Vec<Case> {
             group: "data",
             input: "missing batch file",
             setup: |d| std::fs::remove_file(extracted(d).join("data_batch_4.bin")).unwrap(),
+            serve: None,
             args: TRAIN,
             expect: &["data_batch_4.bin", "missing"],
         },
@@ -168,6 +270,7 @@ fn cases() -> Vec<Case> {
             group: "data",
             input: "archive that is gzip but not a tar",
             setup: |d| write(&d.join("data/cifar-10-binary.tar.gz"), &gzip(&[7u8; 2000])),
+            serve: None,
             args: TRAIN,
             expect: &["cifar-10-binary.tar.gz", "not a tar archive"],
         },
@@ -180,6 +283,7 @@ fn cases() -> Vec<Case> {
                     b"PK\x03\x04 a zip file",
                 )
             },
+            serve: None,
             args: TRAIN,
             expect: &["cifar-10-binary.tar.gz", "not a gzip archive"],
         },
@@ -200,13 +304,23 @@ fn cases() -> Vec<Case> {
                     &gzip(&builder.into_inner().unwrap()),
                 );
             },
+            serve: None,
             args: TRAIN,
             expect: &["cifar-10-binary.tar.gz", "../evil.x", "would escape"],
+        },
+        Case {
+            group: "data",
+            input: "download with the wrong checksum",
+            setup: nothing,
+            serve: Some(b"these bytes are not the CIFAR-10 archive"),
+            args: TRAIN,
+            expect: &["cifar-10-binary.tar.gz", "md5", "does not match", "deleted"],
         },
         Case {
             group: "config",
             input: "config file missing",
             setup: nothing,
+            serve: None,
             args: &["train", "--config", "nope.toml"],
             expect: &["nope.toml"],
         },
@@ -214,6 +328,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "unknown key",
             setup: |d| config_with(d, "epochs = 2", "epochs = 2\nepoch_count = 3"),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "line 3", "epoch_count"],
         },
@@ -221,6 +336,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "wrong type",
             setup: |d| config_with(d, "epochs = 2", "epochs = \"two\""),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "line 2", "epochs"],
         },
@@ -228,6 +344,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "zero epochs",
             setup: |d| config_with(d, "epochs = 2", "epochs = 0"),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "epochs must be at least 1"],
         },
@@ -235,6 +352,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "negative epochs",
             setup: |d| config_with(d, "epochs = 2", "epochs = -3"),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "epochs"],
         },
@@ -242,6 +360,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "zero batch size (flag)",
             setup: nothing,
+            serve: None,
             args: &["train", "--model", "resnet", "--batch-size", "0"],
             expect: &["batch_size must be at least 1"],
         },
@@ -249,6 +368,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "negative learning rate",
             setup: |d| config_with(d, "lr = 0.1", "lr = -0.1"),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "optimizer.lr must be a positive number", "-0.1"],
         },
@@ -256,6 +376,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "milestones out of order",
             setup: |d| config_with(d, "milestones = [1]", "milestones = [150, 100]"),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &[
                 "bad.toml",
@@ -267,6 +388,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "unknown optimizer",
             setup: |d| config_with(d, "name = \"sgd\"", "name = \"adam\""),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "adam", "sgd", "adamw"],
         },
@@ -274,6 +396,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "unknown schedule",
             setup: |d| config_with(d, "name = \"multistep\"", "name = \"onecycle\""),
+            serve: None,
             args: &["train", "--config", "bad.toml"],
             expect: &["bad.toml", "onecycle", "multistep", "cosine"],
         },
@@ -281,6 +404,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "unknown model",
             setup: nothing,
+            serve: None,
             args: &["train", "--model", "resnett"],
             expect: &["unknown model 'resnett'", "did you mean 'resnet'"],
         },
@@ -288,6 +412,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "val_fraction outside [0, 1)",
             setup: nothing,
+            serve: None,
             args: &["train", "--model", "resnet", "--val-fraction", "1.5"],
             expect: &["val_fraction must be in [0, 1)", "1.5"],
         },
@@ -295,6 +420,7 @@ fn cases() -> Vec<Case> {
             group: "config",
             input: "unknown model parameter",
             setup: |d| config_with(d, "epochs = 2", "epochs = 2\n[model_params]\ndepth = 56"),
+            serve: None,
             args: &[
                 "train",
                 "--config",
@@ -310,6 +436,7 @@ fn cases() -> Vec<Case> {
             group: "checkpoint",
             input: "checkpoint missing",
             setup: nothing,
+            serve: None,
             args: &["eval", "--checkpoint", "runs/x/best.bpk", "--device", "cpu"],
             expect: &["runs/x/best.bpk", "no such checkpoint file"],
         },
@@ -317,6 +444,7 @@ fn cases() -> Vec<Case> {
             group: "checkpoint",
             input: "checkpoint empty",
             setup: |d| write(&d.join("empty.bpk"), b""),
+            serve: None,
             args: &["eval", "--checkpoint", "empty.bpk", "--device", "cpu"],
             expect: &["empty.bpk", "empty"],
         },
@@ -324,6 +452,7 @@ fn cases() -> Vec<Case> {
             group: "checkpoint",
             input: "checkpoint without its metadata",
             setup: |d| write(&d.join("bare.bpk"), b"not really weights"),
+            serve: None,
             args: &["eval", "--checkpoint", "bare.bpk", "--device", "cpu"],
             expect: &["bare.bpk", "no cnnzoo metadata", "bare.bpk.json"],
         },
@@ -335,6 +464,7 @@ fn cases() -> Vec<Case> {
                 let bytes = std::fs::read(d.join("cut.bpk")).unwrap();
                 std::fs::write(d.join("cut.bpk"), &bytes[..bytes.len() / 2]).unwrap();
             },
+            serve: None,
             args: &[
                 "eval",
                 "--checkpoint",
@@ -350,6 +480,7 @@ fn cases() -> Vec<Case> {
             group: "checkpoint",
             input: "checkpoint of another architecture",
             setup: |d| checkpoint(d, "other.bpk", "densenet", "resnet"),
+            serve: None,
             args: &[
                 "eval",
                 "--checkpoint",
@@ -366,9 +497,206 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            group: "checkpoint",
+            input: "PyTorch file with missing keys",
+            setup: |d| torch_weights(d, |t| t.retain(|(name, _)| !name.starts_with("output_net"))),
+            serve: None,
+            args: &[
+                "import",
+                "--from",
+                "weights.safetensors",
+                "--model",
+                "resnet",
+                "--output",
+                "imported.bpk",
+            ],
+            expect: &[
+                "weights.safetensors",
+                "do not fit the model",
+                "2 parameter(s) of the model that no tensor in the file maps to",
+                "output_net.weight",
+            ],
+        },
+        Case {
+            group: "checkpoint",
+            input: "PyTorch file with extra keys",
+            setup: |d| torch_weights(d, |t| t.push(("head.fc.weight".into(), vec![10, 64]))),
+            serve: None,
+            args: &[
+                "import",
+                "--from",
+                "weights.safetensors",
+                "--model",
+                "resnet",
+                "--output",
+                "imported.bpk",
+            ],
+            expect: &[
+                "weights.safetensors",
+                "1 key(s) in the file that are not weights of this model: head.fc.weight",
+            ],
+        },
+        Case {
+            group: "checkpoint",
+            input: "PyTorch file with a tensor of the wrong shape",
+            setup: |d| torch_weights(d, |t| t[0].1 = vec![8, 3, 3, 3]),
+            serve: None,
+            args: &[
+                "import",
+                "--from",
+                "weights.safetensors",
+                "--model",
+                "resnet",
+                "--output",
+                "imported.bpk",
+            ],
+            expect: &[
+                "weights.safetensors",
+                "1 shape mismatch(es): input_net.0.weight is [8, 3, 3, 3], expected [16, 3, 3, 3]",
+            ],
+        },
+        Case {
+            group: "predict",
+            input: "a file that is not an image",
+            setup: |d| {
+                checkpoint(d, "resnet.bpk", "resnet", "resnet");
+                write(&d.join("notes.txt"), b"not a picture");
+            },
+            serve: None,
+            args: &[
+                "predict",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "notes.txt",
+            ],
+            expect: &["notes.txt: not an image", "PNG, JPEG, BMP or WebP"],
+        },
+        Case {
+            group: "predict",
+            input: "a file that cannot be read (a folder)",
+            setup: |d| {
+                checkpoint(d, "resnet.bpk", "resnet", "resnet");
+                std::fs::create_dir_all(d.join("cat.png")).unwrap();
+            },
+            serve: None,
+            args: &[
+                "predict",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "cat.png",
+            ],
+            expect: &["cat.png: is a folder"],
+        },
+        Case {
+            group: "predict",
+            input: "a damaged image (cut after its signature)",
+            setup: |d| {
+                checkpoint(d, "resnet.bpk", "resnet", "resnet");
+                write(&d.join("cut.png"), b"\x89PNG\r\n\x1a\n");
+            },
+            serve: None,
+            args: &[
+                "predict",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "cut.png",
+            ],
+            expect: &["cut.png: cannot decode the PNG image"],
+        },
+        Case {
+            group: "predict",
+            input: "a 0x0 image",
+            setup: |d| {
+                checkpoint(d, "resnet.bpk", "resnet", "resnet");
+                png_header(&d.join("empty.png"), 0, 0);
+            },
+            serve: None,
+            args: &[
+                "predict",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "empty.png",
+            ],
+            expect: &["empty.png", "zero"],
+        },
+        Case {
+            group: "predict",
+            input: "a huge image (100000x100000)",
+            setup: |d| {
+                checkpoint(d, "resnet.bpk", "resnet", "resnet");
+                png_header(&d.join("huge.png"), 100_000, 100_000);
+            },
+            serve: None,
+            args: &[
+                "predict",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "huge.png",
+            ],
+            expect: &["huge.png", "100000"],
+        },
+        Case {
+            group: "runs",
+            input: "train into a folder a live run holds (run.lock)",
+            setup: |d| {
+                let lock = r#"{"pid": 1, "process_start": null, "started_unix": 0}"#;
+                write(&d.join("runs/earlier/run.lock"), lock.as_bytes());
+            },
+            serve: None,
+            args: &[
+                "train",
+                "--model",
+                "resnet",
+                "--device",
+                "cpu",
+                "--data-dir",
+                "../mini",
+                "--output",
+                "runs/earlier",
+            ],
+            expect: &["runs/earlier is being trained by process 1", "run.lock"],
+        },
+        Case {
+            group: "runs",
+            input: "confusion heat map into a missing folder",
+            setup: |d| checkpoint(d, "resnet.bpk", "resnet", "resnet"),
+            serve: None,
+            args: &[
+                "eval",
+                "--checkpoint",
+                "resnet.bpk",
+                "--device",
+                "cpu",
+                "--data-dir",
+                "../mini",
+                "--confusion",
+                "nowhere/confusion.png",
+            ],
+            expect: &["nowhere"],
+        },
+        Case {
+            group: "runs",
+            input: "listing a missing runs folder",
+            setup: nothing,
+            serve: None,
+            args: &["runs", "nowhere"],
+            expect: &["nowhere"],
+        },
+        Case {
             group: "device",
             input: "a GPU asked for where none exists",
             setup: nothing,
+            serve: None,
             args: &[
                 "train",
                 "--model",
@@ -384,6 +712,7 @@ fn cases() -> Vec<Case> {
             group: "device",
             input: "unknown device name",
             setup: nothing,
+            serve: None,
             args: &[
                 "train",
                 "--model",
@@ -443,14 +772,22 @@ fn every_bad_input_is_a_clean_error_and_docs_errors_md_is_current() {
         earlier_run(&dir);
         (case.setup)(&dir);
         let before = snapshot(&dir);
-        let output = cnnzoo(case.args, &dir);
+        let output = match case.serve {
+            Some(body) => cnnzoo_downloading_from(&serve(body), case.args, &dir),
+            None => cnnzoo(case.args, &dir),
+        };
         assert_clean_failure(&output, case.expect);
         assert!(before == snapshot(&dir), "{}: files changed", case.input);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let message = stderr
-            .lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_else(|| panic!("{}: no error line in {stderr}", case.input))
+        // The first error line and the indented lines that detail it.
+        let mut lines = stderr.lines().skip_while(|l| !l.starts_with("error:"));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("{}: no error line in {stderr}", case.input));
+        let message = std::iter::once(first)
+            .chain(lines.take_while(|l| l.starts_with("  ")).map(str::trim))
+            .collect::<Vec<_>>()
+            .join("<br>")
             .replace(dir.to_str().unwrap(), "<dir>")
             .replace('|', "\\|");
         table.push_str(&format!(

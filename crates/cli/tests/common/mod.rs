@@ -26,11 +26,16 @@ pub fn mini_data_copy(dir: &Path) -> PathBuf {
     data
 }
 
+/// Runs the binary with downloads pointed at a closed port, so no test reaches the internet.
 pub fn cnnzoo(args: &[&str], cwd: &Path) -> Output {
+    cnnzoo_downloading_from("http://127.0.0.1:9/unreachable", args, cwd)
+}
+
+pub fn cnnzoo_downloading_from(url: &str, args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
         .args(args)
         .current_dir(cwd)
-        .env("CNNZOO_CIFAR_URL", "http://127.0.0.1:9/unreachable")
+        .env("CNNZOO_CIFAR_URL", url)
         .output()
         .expect("cnnzoo runs")
 }
