@@ -1,16 +1,17 @@
 //! A reproducible place to kill a run, for the crash-safety tests: with
 //! `CNNZOO_PAUSE_AT=step:E:S` (after training step S of epoch E) or
 //! `CNNZOO_PAUSE_AT=checkpoint:NAME:E` (epoch E's NAME checkpoint written to its temporary file,
-//! not yet renamed), cnnzoo announces the point on stderr and waits there to be killed.
+//! not yet renamed), cnnzoo announces the point on stderr and waits there to be killed, or until
+//! `released` says so (a Ctrl-C arriving at a step point).
 use std::time::Duration;
 
 pub const PAUSE_ENV: &str = "CNNZOO_PAUSE_AT";
 
-pub fn pause_if_asked(point: &str) {
+pub fn pause_if_asked(point: &str, released: impl Fn() -> bool) {
     if std::env::var(PAUSE_ENV).is_ok_and(|asked| asked == point) {
         eprintln!("cnnzoo: paused at {point} ({PAUSE_ENV})");
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
+        while !released() {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

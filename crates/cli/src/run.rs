@@ -315,7 +315,9 @@ impl MetricLogger for RunLogger {
         let steps = state.steps;
         drop(state);
         if !valid {
-            fault::pause_if_asked(&format!("step:{epoch}:{steps}"));
+            fault::pause_if_asked(&format!("step:{epoch}:{steps}"), || {
+                self.interrupter.should_stop()
+            });
         }
     }
 
@@ -421,7 +423,7 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
             record
                 .save(temp.to_path_buf())
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
-            fault::pause_if_asked(&format!("checkpoint:{}:{epoch}", self.name));
+            fault::pause_if_asked(&format!("checkpoint:{}:{epoch}", self.name), || false);
             Ok(())
         })
         .map_err(unknown)?;

@@ -217,7 +217,7 @@ pub fn run(request: TrainRequest) -> Result<()> {
         meta.epoch = None;
         checkpoint::write_meta(&stopped, &meta)?;
         eprintln!(
-            "stopped by Ctrl-C; the weights at the last step are in {}",
+            "stopped by Ctrl-C; the weights at the last step are in {} (eval, predict and train --init read it)",
             stopped.display()
         );
         bail!("training was interrupted; {}", resume_hint());

@@ -1,6 +1,7 @@
-//! SIGKILL at reproducible points of a short CPU run (CNNZOO_PAUSE_AT holds the run there until
-//! the test kills it): every checkpoint left on disk loads, `--resume` completes the run, and the
-//! final weights equal those of an uninterrupted run bit for bit.
+//! SIGKILL at reproducible points of a short CPU run, and Ctrl-C in the middle of an epoch
+//! (CNNZOO_PAUSE_AT holds the run there until the test stops it): every checkpoint left on disk
+//! loads, `--resume` completes the run, and the final weights equal those of an uninterrupted run
+//! bit for bit.
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -54,8 +55,16 @@ fn train_args(output: &str) -> Vec<String> {
     .collect()
 }
 
-/// Starts a run that pauses at `point`, waits until it is there, and SIGKILLs it.
-fn kill_at(dir: &Path, output: &str, point: &str) {
+/// How a paused run is stopped.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Kill,
+    CtrlC,
+}
+
+/// Starts a run that pauses at `point`, waits until it is there, and stops it; returns what it
+/// printed on stderr.
+fn stop_at(dir: &Path, output: &str, point: &str, how: Stop) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
         .args(train_args(output))
         .current_dir(dir)
@@ -65,9 +74,9 @@ fn kill_at(dir: &Path, output: &str, point: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
-    for line in stderr.lines() {
+    for line in stderr.by_ref() {
         let line = line.unwrap();
         let reached = line.contains("paused at");
         seen.push(line);
@@ -79,8 +88,19 @@ fn kill_at(dir: &Path, output: &str, point: &str) {
         seen.iter().any(|l| l.contains(point)),
         "never reached {point}: {seen:?}"
     );
-    child.kill().unwrap();
-    assert!(!child.wait().unwrap().success());
+    match how {
+        Stop::Kill => child.kill().unwrap(),
+        Stop::CtrlC => {
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+    }
+    seen.extend(stderr.map_while(Result::ok));
+    assert!(!child.wait().unwrap().success(), "{how:?} at {point}");
+    seen.join("\n")
 }
 
 /// Every checkpoint file the killed run left loads (model files as the model; the others as
@@ -122,14 +142,38 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     let reference = cnnzoo(&args, dir.path());
     assert!(reference.status.success(), "{}", text(&reference));
 
-    for (output, point) in [
-        ("killed-mid-epoch", "step:2:5"),
-        ("killed-writing-checkpoint", "checkpoint:model:2"),
-        ("killed-writing-optimizer", "checkpoint:optim:3"),
+    for (output, point, how) in [
+        ("killed-mid-epoch", "step:2:5", Stop::Kill),
+        (
+            "killed-writing-checkpoint",
+            "checkpoint:model:2",
+            Stop::Kill,
+        ),
+        ("killed-writing-optimizer", "checkpoint:optim:3", Stop::Kill),
+        ("ctrl-c-mid-epoch", "step:2:5", Stop::CtrlC),
     ] {
-        kill_at(dir.path(), output, point);
+        let stderr = stop_at(dir.path(), output, point, how);
         let run = dir.path().join(output);
         assert_checkpoints_load(&run);
+        if let Stop::CtrlC = how {
+            // Stopped after the step, with that step's weights saved and the way on printed.
+            for needle in [
+                "stopped by Ctrl-C",
+                "interrupted.bpk",
+                "the checkpoint of epoch 1 is kept",
+                "--resume",
+            ] {
+                assert!(stderr.contains(needle), "{needle:?} in:\n{stderr}");
+            }
+            assert!(!stderr.contains("panicked at"), "{stderr}");
+            let stopped = weights(&run.join("interrupted.bpk"));
+            let epoch_1 = weights(&run.join("checkpoint/model-1.bpk"));
+            assert!(
+                stopped.iter().zip(&epoch_1).any(|((_, x), (_, y))| x != y),
+                "interrupted.bpk holds the weights of epoch 1, not of the step it stopped at"
+            );
+            assert!(!run.join("checkpoint/model-2.bpk").exists());
+        }
         let resume = train_args(output);
         let mut resume: Vec<&str> = resume.iter().map(String::as_str).collect();
         resume.push("--resume");
