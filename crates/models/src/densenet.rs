@@ -1,9 +1,10 @@
 //! The CIFAR-10 DenseNet of the reference (SPEC §1): four dense blocks of bottleneck layers joined
 //! by transition layers that halve channels and resolution.
+use crate::layers::BatchNorm2d;
 use burn::nn::activation::Activation;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::activation::ActivationKind;
@@ -32,9 +33,9 @@ pub struct DenseNetConfig {
 /// concatenated in front of the input.
 #[derive(Module, Debug)]
 pub struct DenseLayer {
-    pub bn1: BatchNorm,
+    pub bn1: BatchNorm2d,
     pub conv1: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: BatchNorm2d,
     pub conv2: Conv2d,
     pub act: Activation,
 }
@@ -78,7 +79,7 @@ impl DenseBlock {
 /// BN, act, 1x1 conv halving the channels, 2x2 average pool.
 #[derive(Module, Debug)]
 pub struct TransitionLayer {
-    pub bn: BatchNorm,
+    pub bn: BatchNorm2d,
     pub conv: Conv2d,
     pub pool: AvgPool2d,
     pub act: Activation,
@@ -97,7 +98,7 @@ pub struct DenseNet {
     pub blocks: Vec<DenseBlock>,
     /// One fewer than `blocks`: a transition follows every block but the last.
     pub transitions: Vec<TransitionLayer>,
-    pub output_bn: BatchNorm,
+    pub output_bn: BatchNorm2d,
     pub output_net: Linear,
     pub act: Activation,
 }

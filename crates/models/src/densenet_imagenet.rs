@@ -9,9 +9,10 @@
 //!
 //! `cifar_stem` replaces the stem by a 3x3 stride-1 convolution without max-pool, for 32x32
 //! images.
+use crate::layers::BatchNorm2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, PaddingConfig2d};
+use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -61,9 +62,9 @@ impl DenseNetImageNetConfig {
 /// followed by the new features.
 #[derive(Module, Debug)]
 pub struct DenseLayer {
-    pub norm1: BatchNorm,
+    pub norm1: BatchNorm2d,
     pub conv1: Conv2d,
-    pub norm2: BatchNorm,
+    pub norm2: BatchNorm2d,
     pub conv2: Conv2d,
     pub dropout: Dropout,
 }
@@ -100,7 +101,7 @@ pub struct DenseBlock {
 /// BN, ReLU, 1x1 conv halving the channels, 2x2 average pool.
 #[derive(Module, Debug)]
 pub struct Transition {
-    pub norm: BatchNorm,
+    pub norm: BatchNorm2d,
     pub conv: Conv2d,
     pub pool: AvgPool2d,
 }
@@ -108,14 +109,14 @@ pub struct Transition {
 #[derive(Module, Debug)]
 pub struct DenseNetImageNet {
     pub conv0: Conv2d,
-    pub norm0: BatchNorm,
+    pub norm0: BatchNorm2d,
     /// Absent with the CIFAR stem.
     pub pool0: Option<MaxPool2d>,
     /// torchvision's `denseblock1` ... `denseblock4`.
     pub blocks: Vec<DenseBlock>,
     /// torchvision's `transition1` ... `transition3`: one after every block but the last.
     pub transitions: Vec<Transition>,
-    pub norm5: BatchNorm,
+    pub norm5: BatchNorm2d,
     pub classifier: Linear,
 }
 

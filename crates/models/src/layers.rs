@@ -1,5 +1,5 @@
 //! Building blocks shared by every family: initialised convolutions, batch norm, pooling heads.
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Flag, Module, ModuleVisitor, Param, RunningState};
 use burn::nn::activation::Activation;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -82,15 +82,102 @@ impl ConvShape {
 }
 
 /// BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1, weight 1, bias 0).
-pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels).init(device)
+pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm2d {
+    BatchNorm2d::new(BatchNormConfig::new(channels), device)
+}
+
+/// burn's `BatchNorm` over `[N, C, H, W]`, field for field (so records, checkpoints and the
+/// PyTorch key mapping are unchanged), with a faster training pass.
+///
+/// burn 0.22's `batch_norm_train` (which no backend specialises) gathers each channel through
+/// `swap_dims(0, 1)` + `reshape`, a full copy of the activation in the forward pass and two more
+/// in its backward, plus separate passes for the centring, the squares and the means. Here the
+/// statistics come from sums over the contiguous `[N, C, H*W]` view (the variance as
+/// E[x²] - E[x]², the biased one burn also feeds its running statistics) and the output is one
+/// per-channel scale and shift; autodiff differentiates these ops. Same function, about 40% less
+/// time on the CPU (`cargo run --release -p cnnzoo-models --example layer_speed`). Inference keeps burn's fused `batch_norm`.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub training: Param<Flag>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
+    pub momentum: f64,
+    pub epsilon: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(config: BatchNormConfig, device: &Device) -> Self {
+        let BatchNorm {
+            gamma,
+            beta,
+            training,
+            running_mean,
+            running_var,
+            momentum,
+            epsilon,
+        } = config.init(device);
+        Self {
+            gamma,
+            beta,
+            training,
+            running_mean,
+            running_var,
+            momentum,
+            epsilon,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // As burn's BatchNorm: batch statistics only where a backward pass can follow and the
+        // layer is not frozen.
+        if !(x.device().is_autodiff() && self.training.is_enabled()) {
+            let device = x.device();
+            return burn::tensor::module::batch_norm(
+                x,
+                self.gamma.val(),
+                self.beta.val(),
+                self.running_mean.value().to_device(&device),
+                self.running_var.value().to_device(&device),
+                self.epsilon,
+            );
+        }
+        let [n, c, h, w] = x.dims();
+        let count = (n * h * w) as f64;
+        let flat = x.reshape([n, c, h * w]);
+        let per_channel_mean = |t: Tensor<3>| t.sum_dim(2).sum_dim(0).div_scalar(count);
+        let mean = per_channel_mean(flat.clone());
+        let mean_of_squares = per_channel_mean(flat.clone().powi_scalar(2));
+        // Rounding can leave E[x²] - E[x]² a hair below zero for a constant channel.
+        let variance = (mean_of_squares - mean.clone().powi_scalar(2)).clamp_min(0.0);
+        let scale =
+            self.gamma.val().reshape([1, c, 1]) / variance.clone().add_scalar(self.epsilon).sqrt();
+        let shift = self.beta.val().reshape([1, c, 1]) - mean.clone() * scale.clone();
+        self.update_running(mean.reshape([c]), variance.reshape([c]));
+        (flat * scale + shift).reshape([n, c, h, w])
+    }
+
+    fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>) {
+        let device = mean.device();
+        let blend = |running: &RunningState<Tensor<1>>, batch: Tensor<1>| {
+            let updated = running
+                .value_sync()
+                .to_device(&device)
+                .mul_scalar(1.0 - self.momentum)
+                .add(batch.detach().mul_scalar(self.momentum));
+            running.update(updated.detach());
+        };
+        blend(&self.running_mean, mean);
+        blend(&self.running_var, variance);
+    }
 }
 
 /// Convolution, batch norm, activation: the unit GoogleNet is made of.
 #[derive(Module, Debug)]
 pub struct ConvBnAct {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: BatchNorm2d,
     pub act: Activation,
 }
 

@@ -4,7 +4,9 @@
 //! block that MobileNet v2/v3, MnasNet and EfficientNet are all made of.
 use burn::module::{Flag, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+
+use crate::layers::BatchNorm2d;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6, sigmoid, silu};
@@ -204,11 +206,13 @@ impl Norm {
     };
 
     /// Weight 1, bias 0, as every torchvision model initialises its batch norms.
-    pub fn init(self, channels: usize, device: &Device) -> BatchNorm {
-        BatchNormConfig::new(channels)
-            .with_epsilon(self.eps)
-            .with_momentum(self.momentum)
-            .init(device)
+    pub fn init(self, channels: usize, device: &Device) -> BatchNorm2d {
+        BatchNorm2d::new(
+            BatchNormConfig::new(channels)
+                .with_epsilon(self.eps)
+                .with_momentum(self.momentum),
+            device,
+        )
     }
 }
 
@@ -217,7 +221,7 @@ impl Norm {
 #[derive(Module, Debug)]
 pub struct ConvNormAct {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: BatchNorm2d,
     #[module(skip)]
     pub act: Option<Act>,
 }

@@ -1,9 +1,10 @@
 //! The CIFAR-10 ResNet of the reference (SPEC §1) in its two forms: the original post-activation
 //! block (`ResNetBlock`) and the pre-activation block (`PreActResNetBlock`), three groups of
 //! blocks at 16, 32 and 64 channels.
+use crate::layers::BatchNorm2d;
 use burn::nn::activation::Activation;
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -57,9 +58,9 @@ impl BlockShape {
 #[derive(Module, Debug)]
 pub struct ResNetBlock {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: BatchNorm2d,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: BatchNorm2d,
     /// 1x1 stride-2 convolution (with bias, as in the reference) when subsampling.
     pub downsample: Option<Conv2d>,
     pub act: Activation,
@@ -107,16 +108,16 @@ impl ResNetBlock {
 /// The pre-activation shortcut projection: BN, act, 1x1 stride-2 convolution without bias.
 #[derive(Module, Debug)]
 pub struct PreActDownsample {
-    pub bn: BatchNorm,
+    pub bn: BatchNorm2d,
     pub conv: Conv2d,
 }
 
 /// out = conv(act(BN(conv(act(BN(x)))))) + shortcut(x).
 #[derive(Module, Debug)]
 pub struct PreActResNetBlock {
-    pub bn1: BatchNorm,
+    pub bn1: BatchNorm2d,
     pub conv1: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: BatchNorm2d,
     pub conv2: Conv2d,
     pub downsample: Option<PreActDownsample>,
     pub act: Activation,
@@ -183,7 +184,7 @@ impl ResidualBlock {
 pub struct ResNet {
     pub input_conv: Conv2d,
     /// BN and activation after the stem, which the pre-activation network leaves to its first block.
-    pub input_bn: Option<BatchNorm>,
+    pub input_bn: Option<BatchNorm2d>,
     pub blocks: Vec<ResidualBlock>,
     pub output_net: Linear,
     pub act: Activation,

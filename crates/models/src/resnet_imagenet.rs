@@ -7,9 +7,10 @@
 //!
 //! `cifar_stem` replaces the stem by a 3x3 stride-1 convolution without max-pool, so that a
 //! 32x32 image reaches the last stage at 4x4 instead of 1x1.
+use crate::layers::BatchNorm2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,7 @@ impl ResNetImageNetConfig {
 #[derive(Module, Debug)]
 pub struct Projection {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: BatchNorm2d,
 }
 
 /// A basic or bottleneck block, with torchvision's field names. The bottleneck alone has
@@ -94,11 +95,11 @@ pub struct Projection {
 #[derive(Module, Debug)]
 pub struct ResidualBlock {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: BatchNorm2d,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: BatchNorm2d,
     pub conv3: Option<Conv2d>,
-    pub bn3: Option<BatchNorm>,
+    pub bn3: Option<BatchNorm2d>,
     pub downsample: Option<Projection>,
 }
 
@@ -163,7 +164,7 @@ impl ResidualBlock {
 #[derive(Module, Debug)]
 pub struct ResNetImageNet {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: BatchNorm2d,
     /// Absent with the CIFAR stem.
     pub maxpool: Option<MaxPool2d>,
     /// torchvision's `layer1` ... `layer4`.

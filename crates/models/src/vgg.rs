@@ -5,9 +5,10 @@
 //!
 //! VGG's first convolution is already 3x3 stride 1; `cifar_stem` drops the first max-pool, so that
 //! a 32x32 image ends the features at 2x2 rather than 1x1.
+use crate::layers::BatchNorm2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
@@ -73,7 +74,7 @@ impl VggConfig {
 #[derive(Module, Debug)]
 pub struct VggConv {
     pub conv: Conv2d,
-    pub bn: Option<BatchNorm>,
+    pub bn: Option<BatchNorm2d>,
 }
 
 #[derive(Module, Debug)]

@@ -1,0 +1,59 @@
+//! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
+//! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
+//! forward + backward, and batch norm's training pass as burn's `BatchNorm` and as
+//! `BatchNorm2d`. Each figure includes the `sum().backward()` that starts the backward pass,
+//! which is also printed on its own.
+//!
+//!     RAYON_NUM_THREADS=2 cargo run --release -p cnnzoo-models --example layer_speed
+use std::time::Instant;
+
+use burn::nn::BatchNormConfig;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use cnnzoo_models::layers::BatchNorm2d;
+
+const REPEATS: usize = 10;
+
+fn time(name: &str, shape: &str, f: &dyn Fn()) {
+    f();
+    let started = Instant::now();
+    for _ in 0..REPEATS {
+        f();
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3 / REPEATS as f64;
+    println!("| {shape} | {name} | {ms:.1} |");
+}
+
+fn main() {
+    let device = Device::flex().autodiff();
+    println!("| input | operation | ms |\n| --- | --- | ---: |");
+    for (n, c, side) in [(128, 16, 32), (128, 32, 16), (128, 64, 8)] {
+        let shape = format!("{n}x{c}x{side}x{side}");
+        let x = Tensor::<4>::random([n, c, side, side], Distribution::Normal(0.5, 1.0), &device)
+            .require_grad();
+        let weight = Tensor::<4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.1), &device)
+            .require_grad();
+        let backward = |y: Tensor<4>| {
+            let grads = y.sum().backward();
+            x.grad(&grads).unwrap().into_data();
+        };
+        let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        time("sum + backward alone", &shape, &|| backward(x.clone()));
+        time("conv 3x3 forward", &shape, &|| {
+            conv2d(x.clone().detach(), weight.clone().detach(), None, options()).into_data();
+        });
+        time("conv 3x3 forward + backward", &shape, &|| {
+            backward(conv2d(x.clone(), weight.clone(), None, options()))
+        });
+        let burn_bn = BatchNormConfig::new(c).init(&device);
+        let ours = BatchNorm2d::new(BatchNormConfig::new(c), &device);
+        time("burn BatchNorm train forward + backward", &shape, &|| {
+            backward(burn_bn.forward(x.clone()))
+        });
+        time("BatchNorm2d train forward + backward", &shape, &|| {
+            backward(ours.forward(x.clone()))
+        });
+    }
+}

@@ -1,0 +1,93 @@
+//! `BatchNorm2d` computes burn's `BatchNorm` function: the same output, gradients and running
+//! statistics in training, the same output in inference, and the same record.
+use burn::module::Module;
+use burn::nn::BatchNormConfig;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Distribution;
+use cnnzoo_models::layers::BatchNorm2d;
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+#[test]
+fn training_pass_matches_burns_batch_norm() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let config = BatchNormConfig::new(6).with_momentum(0.3);
+    let reference = config.init(&device);
+    let ours = BatchNorm2d::new(config, &device);
+    // Non-trivial affine parameters, shared by both layers.
+    let gamma = Tensor::<1>::random([6], Distribution::Uniform(0.5, 2.0), &device);
+    let beta = Tensor::<1>::random([6], Distribution::Normal(0.0, 1.0), &device);
+    let reference = burn::nn::BatchNorm {
+        gamma: burn::module::Param::from_tensor(gamma.clone()),
+        beta: burn::module::Param::from_tensor(beta.clone()),
+        ..reference
+    };
+    let ours = BatchNorm2d {
+        gamma: burn::module::Param::from_tensor(gamma),
+        beta: burn::module::Param::from_tensor(beta),
+        ..ours
+    };
+    // An offset mean, as a convolution's output has.
+    let x =
+        Tensor::<4>::random([4, 6, 5, 7], Distribution::Normal(3.0, 2.0), &device).require_grad();
+    let upstream = Tensor::<4>::random([4, 6, 5, 7], Distribution::Normal(0.0, 1.0), &device);
+
+    let y_ref = reference.forward(x.clone());
+    let y = ours.forward(x.clone());
+    assert!(max_abs_diff(y_ref.clone(), y.clone()) < 1e-4);
+
+    let grads_ref = (y_ref * upstream.clone()).sum().backward();
+    let grads = (y * upstream).sum().backward();
+    let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
+    assert!(dx < 1e-4, "input gradient differs by {dx}");
+    for (name, a, b) in [
+        ("gamma", &reference.gamma, &ours.gamma),
+        ("beta", &reference.beta, &ours.beta),
+    ] {
+        let d = max_abs_diff(a.grad(&grads_ref).unwrap(), b.grad(&grads).unwrap());
+        assert!(d < 1e-3, "{name} gradient differs by {d}");
+    }
+    let d = max_abs_diff(
+        reference.running_mean.value_sync(),
+        ours.running_mean.value_sync(),
+    );
+    assert!(d < 1e-5, "running mean differs by {d}");
+    let d = max_abs_diff(
+        reference.running_var.value_sync(),
+        ours.running_var.value_sync(),
+    );
+    assert!(d < 1e-4, "running variance differs by {d}");
+    // The statistics moved: the update happened at all.
+    assert!(
+        ours.running_mean
+            .value_sync()
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+            > 0.5
+    );
+
+    // Inference (no autodiff) uses the running statistics, as burn's does.
+    let (reference, ours) = (reference.valid(), ours.valid());
+    let x = x.inner();
+    assert!(max_abs_diff(reference.forward(x.clone()), ours.forward(x)) < 1e-5);
+}
+
+#[test]
+fn record_is_burns_batch_norm_record() {
+    let device = Device::flex();
+    let ours = BatchNorm2d::new(BatchNormConfig::new(3), &device);
+    let path = std::env::temp_dir().join(format!("cnnzoo-bn-record-{}.bpk", std::process::id()));
+    ours.save_file(&path).unwrap();
+    let record = ModuleRecord::load(&path);
+    std::fs::remove_file(&path).unwrap();
+    let loaded = BatchNormConfig::new(3)
+        .init(&device)
+        .try_load_record(record.unwrap())
+        .expect("burn's BatchNorm loads a BatchNorm2d record");
+    assert_eq!(loaded.gamma.dims(), [3]);
+}
