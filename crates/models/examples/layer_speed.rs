@@ -1,13 +1,15 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
-//! forward + backward, and batch norm's training pass as burn's `BatchNorm` and as
-//! `BatchNorm2d`. Each figure includes the `sum().backward()` that starts the backward pass,
+//! forward + backward, GoogleNet's 3x3 stride-1 max pool, and batch norm's training pass as
+//! burn's `BatchNorm` and as `BatchNorm2d`. `scripts/layer_speed_pytorch.py` prints the same
+//! table for PyTorch. Each figure includes the `sum().backward()` that starts the backward pass,
 //! which is also printed on its own.
 //!
 //!     RAYON_NUM_THREADS=2 cargo run --release -p cnnzoo-models --example layer_speed
 use std::time::Instant;
 
-use burn::nn::BatchNormConfig;
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::conv2d;
@@ -46,6 +48,13 @@ fn main() {
         });
         time("conv 3x3 forward + backward", &shape, &|| {
             backward(conv2d(x.clone(), weight.clone(), None, options()))
+        });
+        let pool = MaxPool2dConfig::new([3, 3])
+            .with_strides([1, 1])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init();
+        time("max pool 3x3 stride 1 forward + backward", &shape, &|| {
+            backward(pool.forward(x.clone()))
         });
         let burn_bn = BatchNormConfig::new(c).init(&device);
         let ours = BatchNorm2d::new(BatchNormConfig::new(c), &device);
