@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{Learner, SupervisedTraining};
+use cnnzoo_cifar::IMAGE_SIDE;
 use cnnzoo_models::lookup;
 use serde_json::json;
 
@@ -84,6 +85,14 @@ pub fn run(request: TrainRequest) -> Result<()> {
     let model_config = entry
         .config_with(data.classes.len(), &model_params)
         .map_err(|e| anyhow::anyhow!("model_params: {e}"))?;
+    if let Some(side) = model_config.min_input_side()
+        && side > IMAGE_SIDE
+    {
+        bail!(
+            "model '{}' needs images of at least {side}x{side} pixels and CIFAR-10's are {IMAGE_SIDE}x{IMAGE_SIDE}: set cifar_stem = true under [model_params] in the config",
+            config.model
+        );
+    }
 
     let selected = device::select(&config.device)?;
     let device = selected.device.clone();

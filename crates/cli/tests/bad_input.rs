@@ -433,6 +433,22 @@ fn cases() -> Vec<Case> {
             expect: &["model_params", "'depth'", "num_blocks"],
         },
         Case {
+            group: "config",
+            input: "a model whose ImageNet stem cannot take 32x32 images",
+            setup: nothing,
+            serve: None,
+            args: &[
+                "train",
+                "--model",
+                "inception_v3",
+                "--device",
+                "cpu",
+                "--data-dir",
+                "../mini",
+            ],
+            expect: &["inception_v3", "at least 75x75", "cifar_stem = true"],
+        },
+        Case {
             group: "checkpoint",
             input: "checkpoint missing",
             setup: nothing,

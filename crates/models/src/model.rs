@@ -50,6 +50,17 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// The smallest square input side the network takes where that is more than CIFAR's 32
+    /// pixels: Inception v3's ImageNet stem (a stride-2 convolution and two stride-2 pools
+    /// before its 8x8 grid blocks) needs 75, as torchvision documents. Every other network here
+    /// runs on a 32x32 image with torchvision's own stem.
+    pub fn min_input_side(&self) -> Option<usize> {
+        match self {
+            Self::InceptionV3(config) if !config.cifar_stem => Some(75),
+            _ => None,
+        }
+    }
+
     pub fn init(&self, device: &Device) -> Model {
         match self {
             Self::GoogleNet(config) => Model::GoogleNet(config.init(device)),

@@ -285,3 +285,22 @@ fn other_variants_run_on_a_cifar_image() {
         assert!(values.iter().all(|v| v.is_finite()), "{name}: {values:?}");
     }
 }
+
+#[test]
+fn inception_v3_names_the_input_its_imagenet_stem_needs() {
+    let plain = lookup("inception_v3").unwrap().config(10);
+    assert_eq!(plain.min_input_side(), Some(75));
+    let cifar = lookup("inception_v3")
+        .unwrap()
+        .config_with(10, json!({"cifar_stem": true}).as_object().unwrap())
+        .unwrap();
+    assert_eq!(cifar.min_input_side(), None);
+    assert_eq!(
+        lookup("resnet18").unwrap().config(10).min_input_side(),
+        None
+    );
+    // 75 pixels are enough for the ImageNet stem.
+    let device = Device::flex();
+    let image = Tensor::<4>::random([1, 3, 75, 75], Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(plain.init(&device).forward(image).dims(), [1, 10]);
+}
