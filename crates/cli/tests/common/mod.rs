@@ -4,13 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The real-image CIFAR-10 subset beside the checkout (never copied into the repository).
+/// The real-image CIFAR-10 subset beside the checkout (never copied into the repository), as a
+/// data folder of the tests' own: `../shared` is only read, so the archive is linked into
+/// cargo's scratch folder for integration tests and extracted there once, not beside itself.
 pub fn mini_data() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10-mini");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/cifar10-mini/cifar-10-binary.tar.gz");
     assert!(
-        dir.join("cifar-10-binary.tar.gz").exists(),
+        shared.exists(),
         "the tests need ../shared/data/cifar10-mini beside the checkout"
     );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-mini");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("cifar-10-binary.tar.gz");
+    // Test binaries run side by side: whoever links first wins, the others find the link.
+    if let Err(e) = std::os::unix::fs::symlink(&shared, &link) {
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+    }
     dir
 }
 
