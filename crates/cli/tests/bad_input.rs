@@ -187,6 +187,30 @@ fn serve(body: &'static [u8]) -> String {
     format!("http://{address}/cifar-10-binary.tar.gz")
 }
 
+/// `predict` with the ResNet-20 checkpoint `resnet.bpk` on one file.
+macro_rules! predict {
+    ($file:literal) => {
+        &[
+            "predict",
+            "--checkpoint",
+            "resnet.bpk",
+            "--device",
+            "cpu",
+            $file,
+        ]
+    };
+}
+
+const IMPORT: &[&str] = &[
+    "import",
+    "--from",
+    "weights.safetensors",
+    "--model",
+    "resnet",
+    "--output",
+    "imported.bpk",
+];
+
 const TRAIN: &[&str] = &[
     "train",
     "--model",
@@ -517,15 +541,7 @@ fn cases() -> Vec<Case> {
             input: "PyTorch file with missing keys",
             setup: |d| torch_weights(d, |t| t.retain(|(name, _)| !name.starts_with("output_net"))),
             serve: None,
-            args: &[
-                "import",
-                "--from",
-                "weights.safetensors",
-                "--model",
-                "resnet",
-                "--output",
-                "imported.bpk",
-            ],
+            args: IMPORT,
             expect: &[
                 "weights.safetensors",
                 "do not fit the model",
@@ -538,15 +554,7 @@ fn cases() -> Vec<Case> {
             input: "PyTorch file with extra keys",
             setup: |d| torch_weights(d, |t| t.push(("head.fc.weight".into(), vec![10, 64]))),
             serve: None,
-            args: &[
-                "import",
-                "--from",
-                "weights.safetensors",
-                "--model",
-                "resnet",
-                "--output",
-                "imported.bpk",
-            ],
+            args: IMPORT,
             expect: &[
                 "weights.safetensors",
                 "1 key(s) in the file that are not weights of this model: head.fc.weight",
@@ -557,15 +565,7 @@ fn cases() -> Vec<Case> {
             input: "PyTorch file with a tensor of the wrong shape",
             setup: |d| torch_weights(d, |t| t[0].1 = vec![8, 3, 3, 3]),
             serve: None,
-            args: &[
-                "import",
-                "--from",
-                "weights.safetensors",
-                "--model",
-                "resnet",
-                "--output",
-                "imported.bpk",
-            ],
+            args: IMPORT,
             expect: &[
                 "weights.safetensors",
                 "1 shape mismatch(es): input_net.0.weight is [8, 3, 3, 3], expected [16, 3, 3, 3]",
@@ -579,14 +579,7 @@ fn cases() -> Vec<Case> {
                 write(&d.join("notes.txt"), b"not a picture");
             },
             serve: None,
-            args: &[
-                "predict",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "notes.txt",
-            ],
+            args: predict!("notes.txt"),
             expect: &["notes.txt: not an image", "PNG, JPEG, BMP or WebP"],
         },
         Case {
@@ -597,14 +590,7 @@ fn cases() -> Vec<Case> {
                 std::fs::create_dir_all(d.join("cat.png")).unwrap();
             },
             serve: None,
-            args: &[
-                "predict",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "cat.png",
-            ],
+            args: predict!("cat.png"),
             expect: &["cat.png: is a folder"],
         },
         Case {
@@ -615,14 +601,7 @@ fn cases() -> Vec<Case> {
                 write(&d.join("cut.png"), b"\x89PNG\r\n\x1a\n");
             },
             serve: None,
-            args: &[
-                "predict",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "cut.png",
-            ],
+            args: predict!("cut.png"),
             expect: &["cut.png: cannot decode the PNG image"],
         },
         Case {
@@ -633,14 +612,7 @@ fn cases() -> Vec<Case> {
                 png_header(&d.join("empty.png"), 0, 0);
             },
             serve: None,
-            args: &[
-                "predict",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "empty.png",
-            ],
+            args: predict!("empty.png"),
             expect: &["empty.png", "zero"],
         },
         Case {
@@ -651,14 +623,7 @@ fn cases() -> Vec<Case> {
                 png_header(&d.join("huge.png"), 100_000, 100_000);
             },
             serve: None,
-            args: &[
-                "predict",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "huge.png",
-            ],
+            args: predict!("huge.png"),
             expect: &["huge.png", "100000"],
         },
         Case {
