@@ -304,7 +304,7 @@ impl TrainConfig {
                 if betas.iter().any(|b| !(0.0..1.0).contains(b)) {
                     bail!("optimizer.betas must both be in [0, 1) (got {betas:?})");
                 }
-                if !(*eps > 0.0) {
+                if eps.is_nan() || *eps <= 0.0 {
                     bail!("optimizer.eps must be positive (got {eps})");
                 }
             }

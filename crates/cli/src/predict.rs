@@ -407,8 +407,9 @@ mod tests {
             pixels,
         };
         let same = prepare(&image, &dataset(4));
-        for i in 0..16 {
-            assert!((same[i] - (i as f32 * 10.0) / 255.0).abs() < 1e-6);
+        // The red plane (channels first) is the pixel values, in order.
+        for (i, value) in same.iter().take(16).enumerate() {
+            assert!((value - (i as f32 * 10.0) / 255.0).abs() < 1e-6);
         }
         // 4 -> 2: the triangle widened to +-2 pixels around the output's centre (source
         // position 1.0) weighs pixels 0, 1, 2 by 0.75, 0.75, 0.25, normalised to 3/7, 3/7, 1/7

@@ -531,7 +531,7 @@ impl Axis {
         let step = steps
             .iter()
             .copied()
-            .find(|s| last % s == 0)
+            .find(|s| last.is_multiple_of(*s))
             .or_else(|| steps.first().copied())
             .unwrap_or(last);
         let ticks = (0..=last / step)

@@ -105,6 +105,9 @@ pub fn read_summary(path: &Path) -> Result<Vec<EpochRow>> {
         .collect()
 }
 
+/// Called with every epoch's rows once an epoch ends (the curves are redrawn from them).
+type EpochHook = Box<dyn Fn(&[EpochRow]) + Send>;
+
 /// Shared by the metric logger, the checkpointing strategy and the checkpointer.
 pub struct RunState {
     dir: PathBuf,
@@ -118,7 +121,7 @@ pub struct RunState {
     train_items: usize,
     /// Written beside `best.bpk`.
     meta: CheckpointMeta,
-    on_epoch_end: Option<Box<dyn Fn(&[EpochRow]) + Send>>,
+    on_epoch_end: Option<EpochHook>,
     /// Training steps logged in the epoch in progress.
     steps: usize,
     /// Epoch and step where the loss stopped being finite.

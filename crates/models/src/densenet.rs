@@ -170,7 +170,7 @@ pub fn torch_key(key: &str) -> Option<String> {
         ["output_net", "4", leaf @ ("weight" | "bias")] => format!("output_net.{leaf}"),
         ["blocks", i, "block", j, "net", layer, leaf] => {
             let i: usize = i.parse().ok()?;
-            if i % 2 != 0 {
+            if !i.is_multiple_of(2) {
                 return None;
             }
             let name = match *layer {

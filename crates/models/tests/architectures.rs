@@ -261,7 +261,7 @@ fn eval_mode_uses_running_statistics() {
         .try_to_vec::<f32>()
         .unwrap();
     let single = model
-        .forward(images.slice([0..1]))
+        .forward(images.narrow(0, 0, 1))
         .to_data()
         .try_to_vec::<f32>()
         .unwrap();
