@@ -1,5 +1,7 @@
 //! The four CIFAR-10 architectures against the reference: parameter counts, initialisation,
 //! and a forward/backward pass on the CPU backend.
+mod common;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -164,40 +166,6 @@ fn conv_biases_keep_pytorch_default_bound() {
     assert!(bias.iter().any(|b| b.abs() > bound / 4.0));
 }
 
-/// Collects the gradient of every trainable tensor.
-struct GradientCheck<'a> {
-    grads: &'a burn::tensor::Gradients,
-    path: Vec<String>,
-    missing_or_zero: Vec<String>,
-    checked: usize,
-}
-
-impl ModuleVisitor for GradientCheck<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if matches!(
-            self.path.last().map(String::as_str),
-            Some("running_mean" | "running_var")
-        ) {
-            return;
-        }
-        self.checked += 1;
-        let nonzero = param
-            .val()
-            .grad(self.grads)
-            .map(|g| g.abs().sum().into_scalar::<f64>() > 0.0)
-            .unwrap_or(false);
-        if !nonzero {
-            self.missing_or_zero.push(self.path.join("."));
-        }
-    }
-}
-
 fn forward_backward(config: ModelConfig, label: &str) {
     let device = cpu().autodiff();
     let model = config.init(&device);
@@ -214,19 +182,7 @@ fn forward_backward(config: ModelConfig, label: &str) {
         .init(&device)
         .forward(logits, targets);
     let grads = loss.backward();
-    let mut check = GradientCheck {
-        grads: &grads,
-        path: Vec::new(),
-        missing_or_zero: Vec::new(),
-        checked: 0,
-    };
-    model.visit(&mut check);
-    assert!(check.checked > 20, "{label}: {} tensors", check.checked);
-    assert!(
-        check.missing_or_zero.is_empty(),
-        "{label}: no gradient for {:?}",
-        check.missing_or_zero
-    );
+    common::assert_every_parameter_has_a_gradient(&model, &grads, 20, label);
 }
 
 #[test]

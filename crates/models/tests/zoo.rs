@@ -1,7 +1,8 @@
 //! The torchvision architectures of the wider zoo (SPEC §5): exact parameter counts, the
 //! registry's metadata, and every family built at 10 classes running forward and backward on
 //! CIFAR-sized images.
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use cnnzoo_models::registry::model_names;
@@ -129,39 +130,6 @@ fn configs_round_trip_through_json() {
     }
 }
 
-/// Checks that every trainable tensor received a non-zero gradient.
-struct GradientCheck<'a> {
-    grads: &'a burn::tensor::Gradients,
-    path: Vec<String>,
-    missing_or_zero: Vec<String>,
-    checked: usize,
-}
-
-impl ModuleVisitor for GradientCheck<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if matches!(
-            self.path.last().map(String::as_str),
-            Some("running_mean" | "running_var")
-        ) {
-            return;
-        }
-        self.checked += 1;
-        let nonzero = param
-            .val()
-            .grad(self.grads)
-            .is_some_and(|g| g.abs().sum().into_scalar::<f64>() > 0.0);
-        if !nonzero {
-            self.missing_or_zero.push(self.path.join("."));
-        }
-    }
-}
-
 /// One training step's forward and backward on a batch of 32x32 images, as `cnnzoo train` runs
 /// it: 10 logits per image, finite, and a gradient for every trainable tensor.
 fn trains_on_cifar_images(name: &str, overrides: serde_json::Value) {
@@ -186,19 +154,7 @@ fn trains_on_cifar_images(name: &str, overrides: serde_json::Value) {
         loss = loss + loss_fn.forward(aux, targets).mul_scalar(0.4);
     }
     let grads = loss.backward();
-    let mut check = GradientCheck {
-        grads: &grads,
-        path: Vec::new(),
-        missing_or_zero: Vec::new(),
-        checked: 0,
-    };
-    model.visit(&mut check);
-    assert!(check.checked > 10, "{name}: {} tensors", check.checked);
-    assert!(
-        check.missing_or_zero.is_empty(),
-        "{name}: no gradient for {:?}",
-        check.missing_or_zero
-    );
+    common::assert_every_parameter_has_a_gradient(&model, &grads, 10, name);
 }
 
 // Most families take a 32x32 image through torchvision's own stem (down to 1x1), which keeps

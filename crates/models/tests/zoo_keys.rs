@@ -1,83 +1,16 @@
 //! torchvision's state_dicts (keys and shapes in tests/fixtures/zoo, written by
 //! scripts/make_zoo_fixtures.py at 10 classes) map one to one onto the zoo's parameters.
-use std::collections::BTreeMap;
+mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::prelude::*;
 use cnnzoo_models::lookup;
 
-#[derive(Default)]
-struct Shapes {
-    path: Vec<String>,
-    found: BTreeMap<String, Vec<usize>>,
-}
-
-impl ModuleVisitor for Shapes {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        // Drop the `Model` enum variant: mappings are relative to the family's network.
-        self.found.insert(
-            self.path[1..].join("."),
-            param.lazy_shape().dims::<D>().to_vec(),
-        );
-    }
-}
-
+/// Checks the listing `tests/fixtures/zoo/{name}.keys`.
 fn check(name: &str) {
     let path = format!(
         "{}/tests/fixtures/zoo/{name}.keys",
         env!("CARGO_MANIFEST_DIR")
     );
-    let fixture = std::fs::read_to_string(&path).unwrap();
-    let config = lookup(name).unwrap().config(10);
-    let mut shapes = Shapes::default();
-    config.init(&Device::flex()).visit(&mut shapes);
-    let mut unmapped = Vec::new();
-    let mut mapped = BTreeMap::new();
-    for line in fixture.lines() {
-        let (key, shape) = line.split_once(' ').unwrap();
-        if key.ends_with("num_batches_tracked") {
-            assert_eq!(config.torch_key(key), None, "{name}: {key}");
-            continue;
-        }
-        let mut torch_shape: Vec<usize> = shape.split('x').map(|d| d.parse().unwrap()).collect();
-        // burn's Linear stores [in, out], PyTorch's [out, in].
-        if torch_shape.len() == 2 {
-            torch_shape.reverse();
-        }
-        match config.torch_key(key) {
-            Some(path) => {
-                assert_eq!(
-                    shapes.found.get(&path),
-                    Some(&torch_shape),
-                    "{name}: {key} -> {path}"
-                );
-                assert!(
-                    mapped.insert(path.clone(), key).is_none(),
-                    "{name}: two keys map to {path}"
-                );
-            }
-            None => unmapped.push(key.to_string()),
-        }
-    }
-    assert!(
-        unmapped.is_empty(),
-        "{name}: keys without a mapping: {unmapped:?}"
-    );
-    let missing: Vec<_> = shapes
-        .found
-        .keys()
-        .filter(|p| !mapped.contains_key(*p))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{name}: parameters no torchvision key maps to: {missing:?}"
-    );
+    common::assert_keys_map_one_to_one(name, &std::fs::read_to_string(&path).unwrap());
 }
 
 #[test]
