@@ -6,7 +6,7 @@
 //!
 //! `cifar_stem` makes the first convolution 3x3 stride 1 and drops the first max-pool: the 11x11/4
 //! stem leaves nothing of a 32x32 image for the last pool.
-use burn::nn::conv::Conv2d;
+use crate::layers::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;

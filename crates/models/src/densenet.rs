@@ -1,8 +1,8 @@
 //! The CIFAR-10 DenseNet of the reference (SPEC §1): four dense blocks of bottleneck layers joined
 //! by transition layers that halve channels and resolution.
 use crate::layers::BatchNorm2d;
+use crate::layers::Conv2d;
 use burn::nn::activation::Activation;
-use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;

@@ -10,7 +10,7 @@
 //! `cifar_stem` replaces the stem by a 3x3 stride-1 convolution without max-pool, for 32x32
 //! images.
 use crate::layers::BatchNorm2d;
-use burn::nn::conv::Conv2d;
+use crate::layers::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;

@@ -3,10 +3,10 @@
 //! conv-norm-activation unit, squeeze-excitation, stochastic depth, and the inverted residual
 //! block that MobileNet v2/v3, MnasNet and EfficientNet are all made of.
 use burn::module::{Flag, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 
-use crate::layers::BatchNorm2d;
+use crate::layers::{BatchNorm2d, Conv2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{hard_sigmoid, hard_swish, relu, relu6, sigmoid, silu};
@@ -179,7 +179,7 @@ impl ConvSpec {
             device,
         );
         conv.bias = bias.map(|init| init.param([self.c_out], fan_in, fan_out, device));
-        conv
+        conv.into()
     }
 }
 

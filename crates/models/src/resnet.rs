@@ -2,8 +2,8 @@
 //! block (`ResNetBlock`) and the pre-activation block (`PreActResNetBlock`), three groups of
 //! blocks at 16, 32 and 64 channels.
 use crate::layers::BatchNorm2d;
+use crate::layers::Conv2d;
 use burn::nn::activation::Activation;
-use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

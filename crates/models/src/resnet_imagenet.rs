@@ -8,7 +8,7 @@
 //! `cifar_stem` replaces the stem by a 3x3 stride-1 convolution without max-pool, so that a
 //! 32x32 image reaches the last stage at 4x4 instead of 1x1.
 use crate::layers::BatchNorm2d;
-use burn::nn::conv::Conv2d;
+use crate::layers::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;

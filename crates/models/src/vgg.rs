@@ -6,7 +6,7 @@
 //! VGG's first convolution is already 3x3 stride 1; `cifar_stem` drops the first max-pool, so that
 //! a 32x32 image ends the features at 2x2 rather than 1x1.
 use crate::layers::BatchNorm2d;
-use burn::nn::conv::Conv2d;
+use crate::layers::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;

@@ -3,9 +3,9 @@
 //! ReLU6, depthwise and grouped convolution; stochastic depth by its definition; and the
 //! initialisations torchvision uses where burn's would differ.
 use burn::module::{Module, Param};
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use cnnzoo_models::layers::Conv2d;
 use cnnzoo_models::ops::{Act, ConvSpec, Init, SqueezeExcitation, StochasticDepth};
 use cnnzoo_models::{Model, lookup};
 use serde_json::Value;

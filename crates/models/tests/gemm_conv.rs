@@ -1,0 +1,218 @@
+//! The im2col + gemm convolution computes burn's `conv2d`: the same output and the same input,
+//! weight and bias gradients, for every stride, padding, dilation and kernel shape the zoo uses
+//! and a few it does not; and `layers::Conv2d` keeps burn's `Conv2d` record.
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Distribution;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use cnnzoo_models::gemm_conv::conv2d;
+use cnnzoo_models::layers::Conv2d;
+
+/// Largest difference relative to the largest magnitude of the reference.
+fn relative_diff<const D: usize>(ours: Tensor<D>, reference: Tensor<D>) -> f32 {
+    let scale = reference.clone().abs().max().into_scalar::<f32>().max(1e-6);
+    (ours - reference).abs().max().into_scalar::<f32>() / scale
+}
+
+struct Case {
+    name: &'static str,
+    input: [usize; 4],
+    weight: [usize; 4],
+    stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    dilation: [usize; 2],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "3x3 stride 1 pad 1 (ResNet, DenseNet, GoogleNet)",
+        input: [3, 5, 9, 8],
+        weight: [4, 5, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "3x3 stride 2 pad 1 (a stage's first block)",
+        input: [2, 4, 9, 10],
+        weight: [6, 4, 3, 3],
+        stride: [2, 2],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "1x1 stride 1 (bottlenecks)",
+        input: [3, 7, 6, 6],
+        weight: [5, 7, 1, 1],
+        stride: [1, 1],
+        padding: [(0, 0), (0, 0)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "1x1 stride 2 (projection shortcut)",
+        input: [2, 4, 7, 7],
+        weight: [8, 4, 1, 1],
+        stride: [2, 2],
+        padding: [(0, 0), (0, 0)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "7x7 stride 2 pad 3 (ImageNet stem)",
+        input: [2, 3, 15, 13],
+        weight: [4, 3, 7, 7],
+        stride: [2, 2],
+        padding: [(3, 3), (3, 3)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "1x7 pad (0, 3) (Inception v3)",
+        input: [2, 3, 5, 11],
+        weight: [4, 3, 1, 7],
+        stride: [1, 1],
+        padding: [(0, 0), (3, 3)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "3x3 valid stride 2 (Inception v3 reductions)",
+        input: [2, 3, 11, 11],
+        weight: [5, 3, 3, 3],
+        stride: [2, 2],
+        padding: [(0, 0), (0, 0)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "asymmetric padding, mixed strides, dilation 2",
+        input: [2, 3, 10, 12],
+        weight: [4, 3, 3, 2],
+        stride: [1, 3],
+        padding: [(2, 0), (0, 1)],
+        dilation: [2, 2],
+    },
+    Case {
+        name: "padding wider than the image",
+        input: [1, 2, 3, 2],
+        weight: [3, 2, 3, 3],
+        stride: [1, 1],
+        padding: [(4, 4), (4, 4)],
+        dilation: [1, 1],
+    },
+];
+
+#[test]
+fn output_and_gradients_match_burns_conv2d() {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    for case in CASES {
+        let random = |shape: [usize; 4]| {
+            Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let x = random(case.input);
+        let weight = random(case.weight);
+        let bias = Tensor::<1>::random([case.weight[0]], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let options = || ConvOptions::new_with_padding(case.stride, case.padding, case.dilation, 1);
+
+        let y_ref = burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
+        let y = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
+        assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
+        let diff = relative_diff(y.clone(), y_ref.clone());
+        assert!(diff < 1e-5, "{}: output differs by {diff}", case.name);
+
+        // A random upstream gradient, so that every output element weighs differently.
+        let upstream = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let grads_ref = (y_ref * upstream.clone()).sum().backward();
+        let grads = (y * upstream).sum().backward();
+        let pairs = [
+            ("input", x.grad(&grads), x.grad(&grads_ref)),
+            ("weight", weight.grad(&grads), weight.grad(&grads_ref)),
+        ];
+        for (what, ours, reference) in pairs {
+            let (ours, reference) = (ours.unwrap(), reference.unwrap());
+            let diff = relative_diff(ours, reference);
+            assert!(
+                diff < 1e-5,
+                "{}: {what} gradient differs by {diff}",
+                case.name
+            );
+        }
+        let diff = relative_diff(bias.grad(&grads).unwrap(), bias.grad(&grads_ref).unwrap());
+        assert!(
+            diff < 1e-5,
+            "{}: bias gradient differs by {diff}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn inference_without_autodiff_matches_burns_conv2d() {
+    let device = Device::flex();
+    device.seed(12);
+    let x = Tensor::<4>::random([4, 6, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+    let weight = Tensor::<4>::random([8, 6, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let options = || ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+    let diff = relative_diff(
+        conv2d(x.clone(), weight.clone(), None, options()),
+        burn_conv2d(x, weight, None, options()),
+    );
+    assert!(diff < 1e-5, "output differs by {diff}");
+}
+
+#[test]
+fn grouped_convolution_keeps_burns_kernels_and_result() {
+    let device = Device::flex().autodiff();
+    device.seed(13);
+    let x = Tensor::<4>::random([2, 6, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+    let weight = Tensor::<4>::random([6, 1, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 6);
+    let y = conv2d(x.clone(), weight.clone(), None, options());
+    assert_eq!(y.dims(), [2, 6, 7, 7]);
+    let diff = relative_diff(y, burn_conv2d(x, weight, None, options()));
+    assert!(diff < 1e-5, "depthwise output differs by {diff}");
+}
+
+#[test]
+fn conv2d_layer_pads_and_records_as_burns_conv2d() {
+    let device = Device::flex();
+    device.seed(14);
+    let x = Tensor::<4>::random([2, 3, 9, 10], Distribution::Normal(0.0, 1.0), &device);
+    let paddings = [
+        PaddingConfig2d::Valid,
+        PaddingConfig2d::Same,
+        PaddingConfig2d::Explicit(1, 2, 0, 1),
+    ];
+    for padding in paddings {
+        let reference = Conv2dConfig::new([3, 4], [3, 2])
+            .with_stride([2, 2])
+            .with_padding(padding.clone())
+            .init(&device);
+        let ours = Conv2d::from(reference.clone());
+        let y_ref = reference.forward(x.clone());
+        let y = ours.forward(x.clone());
+        assert_eq!(y.dims(), y_ref.dims(), "{padding:?}: output shape");
+        let diff = relative_diff(y, y_ref);
+        assert!(diff < 1e-5, "{padding:?}: output differs by {diff}");
+
+        // A checkpoint of the layer loads into burn's `Conv2d` (a fresh one, other weights).
+        let path = std::env::temp_dir().join(format!(
+            "cnnzoo-conv-record-{}-{padding:?}.bpk",
+            std::process::id()
+        ));
+        ours.clone().save_file(&path).unwrap();
+        let record = ModuleRecord::load(&path);
+        let loaded = Conv2dConfig::new([3, 4], [3, 2])
+            .with_stride([2, 2])
+            .with_padding(padding.clone())
+            .init(&device)
+            .try_load_record(record.unwrap())
+            .expect("burn's Conv2d loads a layers::Conv2d record");
+        let diff = relative_diff(loaded.forward(x.clone()), ours.forward(x.clone()));
+        // The record reads its tensors from the file lazily: remove it only after the forward.
+        std::fs::remove_file(&path).unwrap();
+        assert!(diff < 1e-6, "{padding:?}: loaded layer differs by {diff}");
+    }
+}
