@@ -83,7 +83,7 @@ impl ConvShape {
 }
 
 /// burn's `Conv2d`, field for field (so records, checkpoints and the PyTorch key mapping are
-/// unchanged), whose forward pass runs through [`crate::gemm_conv`]: on the CPU backend its
+/// unchanged), whose forward pass runs through [`crate::flex_kernels::conv`]: on the CPU backend its
 /// im2col + gemm kernels, for the gradients too, take half of burn's time or less.
 #[derive(Module, Debug)]
 pub struct Conv2d {
@@ -137,7 +137,7 @@ impl Conv2d {
         };
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
-        crate::gemm_conv::conv2d(
+        crate::flex_kernels::conv::conv2d(
             x,
             self.weight.val(),
             self.bias.as_ref().map(|bias| bias.val()),

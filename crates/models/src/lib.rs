@@ -4,7 +4,7 @@ pub mod alexnet;
 pub mod densenet;
 pub mod densenet_imagenet;
 pub mod efficientnet;
-pub mod gemm_conv;
+pub mod flex_kernels;
 pub mod googlenet;
 pub mod import;
 pub mod inception_v1;

@@ -9,7 +9,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Distribution;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_models::gemm_conv::conv2d;
+use cnnzoo_models::flex_kernels::conv::conv2d;
 use cnnzoo_models::layers::Conv2d;
 
 /// Largest difference relative to the largest magnitude of the reference.

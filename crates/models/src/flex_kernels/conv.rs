@@ -16,12 +16,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, backend_extension,
-};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use rayon::prelude::*;
+
+use super::{f32s, flex_tensor, runs_on_flex};
 
 /// Output rows per im2col tile are chosen so that a tile holds about this many floats (1 MiB):
 /// a whole CIFAR image at every stage, a band of rows of a large ImageNet image.
@@ -35,7 +35,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if options.groups != 1 || !on_flex(x.device().as_dispatch()) {
+    if options.groups != 1 || !runs_on_flex(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::from_dispatch(<Dispatch as GemmConvBackend>::gemm_conv2d(
@@ -49,15 +49,6 @@ pub fn conv2d(
             y + bias.reshape([1, channels, 1, 1])
         }
         None => y,
-    }
-}
-
-fn on_flex(device: &DispatchDevice) -> bool {
-    match device {
-        DispatchDevice::Flex(_) => true,
-        DispatchDevice::Autodiff(device) => on_flex(device),
-        #[allow(unreachable_patterns)]
-        _ => false,
     }
 }
 
@@ -130,16 +121,6 @@ impl GemmConvBackend for Flex {
         let dw = geometry.weight_grad(f32s(&x), f32s(&output_grad));
         flex_tensor(dw, geometry.weight_shape())
     }
-}
-
-fn f32s(tensor: &FlexTensor) -> &[f32] {
-    tensor
-        .as_slice::<f32>()
-        .expect("Geometry::of admits only f32 tensors, made contiguous before this call")
-}
-
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// The backward pass of `gemm_conv2d`, the way burn-autodiff writes its own `conv2d`.
@@ -370,9 +351,17 @@ impl Geometry {
                             continue;
                         };
                         let dst = &mut channel[iy * self.width..(iy + 1) * self.width];
-                        let taps = dst[first..].iter_mut().step_by(self.stride[1]);
-                        for (pixel, value) in taps.zip(&src[lo..hi]) {
-                            *pixel += *value;
+                        // Stride 1 (most layers) as contiguous slices, which vectorise.
+                        if self.stride[1] == 1 {
+                            let pixels = &mut dst[first..first + (hi - lo)];
+                            for (pixel, value) in pixels.iter_mut().zip(&src[lo..hi]) {
+                                *pixel += *value;
+                            }
+                        } else {
+                            let taps = dst[first..].iter_mut().step_by(self.stride[1]);
+                            for (pixel, value) in taps.zip(&src[lo..hi]) {
+                                *pixel += *value;
+                            }
                         }
                     }
                 }
