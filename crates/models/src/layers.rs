@@ -170,7 +170,9 @@ pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm2d {
 /// statistics come from sums over the contiguous `[N, C, H*W]` view (the variance as
 /// E[x²] - E[x]², the biased one burn also feeds its running statistics) and the output is one
 /// per-channel scale and shift; autodiff differentiates these ops. Same function, about 40% less
-/// time on the CPU (`cargo run --release -p cnnzoo-models --example layer_speed`). Inference keeps burn's fused `batch_norm`.
+/// time (`cargo run --release -p cnnzoo-models --example layer_speed`). On the CPU backend the
+/// training pass is [`crate::flex_kernels::batch_norm`]'s fused kernels instead. Inference keeps
+/// burn's fused `batch_norm`.
 #[derive(Module, Debug)]
 pub struct BatchNorm2d {
     pub gamma: Param<Tensor<1>>,
@@ -217,6 +219,15 @@ impl BatchNorm2d {
                 self.running_var.value().to_device(&device),
                 self.epsilon,
             );
+        }
+        if let Some((y, mean, variance)) = crate::flex_kernels::batch_norm::train(
+            x.clone(),
+            self.gamma.val(),
+            self.beta.val(),
+            self.epsilon,
+        ) {
+            self.update_running(mean, variance);
+            return y;
         }
         let [n, c, h, w] = x.dims();
         let count = (n * h * w) as f64;
