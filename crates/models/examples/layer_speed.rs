@@ -1,7 +1,8 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
-//! forward + backward, GoogleNet's 3x3 stride-1 max pool, and batch norm's training pass as
-//! burn's `BatchNorm` and as `BatchNorm2d`. `scripts/layer_speed_pytorch.py` prints the same
+//! forward + backward as burn's `conv2d` and as `flex_kernels::conv`, GoogleNet's 3x3 stride-1
+//! max pool, and batch norm's training pass as burn's `BatchNorm` and as `BatchNorm2d` (whose
+//! training pass on this backend is `flex_kernels::batch_norm`). `scripts/layer_speed_pytorch.py` prints the same
 //! table for PyTorch. Each figure includes the `sum().backward()` that starts the backward pass,
 //! which is also printed on its own.
 //!
@@ -14,6 +15,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
+use cnnzoo_models::flex_kernels;
 use cnnzoo_models::layers::BatchNorm2d;
 
 const REPEATS: usize = 10;
@@ -48,6 +50,18 @@ fn main() {
         });
         time("conv 3x3 forward + backward", &shape, &|| {
             backward(conv2d(x.clone(), weight.clone(), None, options()))
+        });
+        time("flex_kernels conv 3x3 forward", &shape, &|| {
+            let (x, weight) = (x.clone().detach(), weight.clone().detach());
+            flex_kernels::conv::conv2d(x, weight, None, options()).into_data();
+        });
+        time("flex_kernels conv 3x3 forward + backward", &shape, &|| {
+            backward(flex_kernels::conv::conv2d(
+                x.clone(),
+                weight.clone(),
+                None,
+                options(),
+            ))
         });
         let pool = MaxPool2dConfig::new([3, 3])
             .with_strides([1, 1])

@@ -93,6 +93,22 @@ const CASES: &[Case] = &[
         dilation: [2, 2],
     },
     Case {
+        name: "3x3 over an image split into bands of output rows",
+        input: [1, 32, 40, 64],
+        weight: [4, 32, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "1x1 over an image split into bands of output rows",
+        input: [1, 64, 72, 72],
+        weight: [3, 64, 1, 1],
+        stride: [1, 1],
+        padding: [(0, 0), (0, 0)],
+        dilation: [1, 1],
+    },
+    Case {
         name: "padding wider than the image",
         input: [1, 2, 3, 2],
         weight: [3, 2, 3, 3],

@@ -269,9 +269,38 @@ impl Geometry {
             .map(move |start| (start, (start + rows_per_band).min(out_height)))
     }
 
+    /// Room for one band's patch matrix; none for a pointwise convolution, which reads the image.
     fn band_buffer(&self) -> Vec<f32> {
+        if self.is_pointwise() {
+            return Vec::new();
+        }
         let (start, end) = self.row_bands().next().unwrap_or((0, 0));
         vec![0.0; self.patch_len() * (end - start) * self.out_width]
+    }
+
+    /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
+    /// image itself, `[C, H*W]`, is the patch matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1]
+            && self.stride == [1, 1]
+            && (self.out_height, self.out_width) == (self.height, self.width)
+            && self.padding == [0, 0]
+    }
+
+    /// The patch matrix of output rows `band` of `image`, `[C*kh*kw, rows * OW]`: a view of the
+    /// image for a pointwise convolution, else written into `cols` by im2col.
+    fn patches<'a>(
+        &self,
+        image: &'a [f32],
+        band: (usize, usize),
+        cols: &'a mut [f32],
+    ) -> Matrix<'a> {
+        if self.is_pointwise() {
+            let plane = self.height * self.width;
+            return Matrix::row_major(&image[band.0 * self.width..], plane);
+        }
+        self.im2col(image, band, cols);
+        Matrix::row_major(cols, (band.1 - band.0) * self.out_width)
     }
 
     /// For kernel tap `(i, j)` and output row `oy`: the input row it reads, if inside the image.
@@ -381,12 +410,11 @@ impl Geometry {
                 |cols, (y_image, image)| {
                     for band in self.row_bands() {
                         let n = (band.1 - band.0) * self.out_width;
-                        self.im2col(image, band, cols);
                         gemm(
                             [self.channels_out, n, k],
                             (&mut y_image[band.0 * self.out_width..], out_plane),
                             Matrix::row_major(weight, k),
-                            Matrix::row_major(cols, n),
+                            self.patches(image, band, cols),
                             false,
                         );
                     }
@@ -412,12 +440,11 @@ impl Geometry {
                 for (image, grad) in pairs {
                     for band in self.row_bands() {
                         let n = (band.1 - band.0) * self.out_width;
-                        self.im2col(image, band, &mut cols);
                         gemm(
                             [self.channels_out, k, n],
                             (&mut dw, k),
                             Matrix::row_major(&grad[band.0 * self.out_width..], out_plane),
-                            Matrix::transposed(&cols, n),
+                            self.patches(image, band, &mut cols).transposed(),
                             true,
                         );
                     }
@@ -434,7 +461,8 @@ impl Geometry {
             .unwrap_or_else(|| vec![0.0; self.channels_out * k])
     }
 
-    /// `dx[b] = col2im(Wᵀ * dY[b])`, images in parallel.
+    /// `dx[b] = col2im(Wᵀ * dY[b])`, images in parallel; a pointwise convolution writes
+    /// `Wᵀ * dY[b]` straight into `dx[b]`.
     fn input_grad(&self, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let k = self.patch_len();
         let out_plane = self.out_height * self.out_width;
@@ -446,14 +474,17 @@ impl Geometry {
                 |cols, (dx_image, grad)| {
                     for band in self.row_bands() {
                         let n = (band.1 - band.0) * self.out_width;
-                        gemm(
-                            [k, n, self.channels_out],
-                            (cols, n),
-                            Matrix::transposed(weight, k),
-                            Matrix::row_major(&grad[band.0 * self.out_width..], out_plane),
-                            false,
-                        );
-                        self.col2im_add(cols, band, dx_image);
+                        let grad = Matrix::row_major(&grad[band.0 * self.out_width..], out_plane);
+                        let weight_t = Matrix::row_major(weight, k).transposed();
+                        let dims = [k, n, self.channels_out];
+                        if self.is_pointwise() {
+                            let plane = self.height * self.width;
+                            let dst = &mut dx_image[band.0 * self.width..];
+                            gemm(dims, (dst, plane), weight_t, grad, false);
+                        } else {
+                            gemm(dims, (cols, n), weight_t, grad, false);
+                            self.col2im_add(cols, band, dx_image);
+                        }
                     }
                 },
             );
@@ -485,12 +516,12 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// The transpose of a row-major matrix with rows of `row_len` elements.
-    fn transposed(values: &'a [f32], row_len: usize) -> Self {
+    /// The same elements read as the transpose.
+    fn transposed(self) -> Self {
         Self {
-            values,
-            row_stride: 1,
-            col_stride: row_len,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
         }
     }
 
