@@ -321,17 +321,15 @@ impl Planes {
     /// Means, then biased variances around them (two passes, as burn's `BatchNorm`).
     fn statistics(&self, x: &[f32]) -> Vec<f32> {
         let count = self.count();
-        let means: Vec<f64> = self
+        let mut statistics: Vec<f32> = self
             .channel_sums(x, x, |_, value, _| [value])
             .into_iter()
-            .map(|[sum]| sum / count)
+            .map(|[sum]| (sum / count) as f32)
             .collect();
-        let centred_means: Vec<f32> = means.iter().map(|&mean| mean as f32).collect();
         let variances = self.channel_sums(x, x, |channel, value, _| {
-            let centred = value - centred_means[channel];
+            let centred = value - statistics[channel];
             [centred * centred]
         });
-        let mut statistics: Vec<f32> = centred_means;
         statistics.extend(variances.into_iter().map(|[sum]| (sum / count) as f32));
         statistics
     }

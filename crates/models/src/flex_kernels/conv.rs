@@ -35,7 +35,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if options.groups != 1 || !runs_on_flex(&x.device()) {
+    if !runs_on_flex(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::from_dispatch(<Dispatch as GemmConvBackend>::gemm_conv2d(
