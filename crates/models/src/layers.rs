@@ -172,8 +172,8 @@ pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm2d {
 /// E[x²] - E[x]², the biased one burn also feeds its running statistics) and the output is one
 /// per-channel scale and shift; autodiff differentiates these ops. Same function, about 40% less
 /// time (`cargo run --release -p cnnzoo-models --example layer_speed`). On the CPU backend the
-/// training pass is [`crate::flex_kernels::batch_norm`]'s fused kernels instead. Inference keeps
-/// burn's fused `batch_norm`.
+/// training pass is [`crate::flex_kernels::batch_norm`]'s fused kernels instead, and so is
+/// inference; elsewhere inference is burn's `batch_norm`.
 #[derive(Module, Debug)]
 pub struct BatchNorm2d {
     pub gamma: Param<Tensor<1>>,
@@ -212,14 +212,22 @@ impl BatchNorm2d {
         // layer is not frozen.
         if !(x.device().is_autodiff() && self.training.is_enabled()) {
             let device = x.device();
-            return burn::tensor::module::batch_norm(
-                x,
-                self.gamma.val(),
-                self.beta.val(),
+            let (mean, variance) = (
                 self.running_mean.value().to_device(&device),
                 self.running_var.value().to_device(&device),
-                self.epsilon,
             );
+            let (gamma, beta) = (self.gamma.val(), self.beta.val());
+            if let Some(y) = crate::flex_kernels::batch_norm::evaluate(
+                x.clone(),
+                gamma.clone(),
+                beta.clone(),
+                mean.clone(),
+                variance.clone(),
+                self.epsilon,
+            ) {
+                return y;
+            }
+            return burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, self.epsilon);
         }
         if let Some((y, mean, variance)) = crate::flex_kernels::batch_norm::train(
             x.clone(),

@@ -1,6 +1,6 @@
 //! Batch norm's training pass over `[N, C, H, W]` on the flex backend, in four fused passes:
 //! statistics, normalisation, and in the backward pass the two per-channel sums and the input
-//! gradient.
+//! gradient; and its evaluation, the normalisation pass alone.
 //!
 //! Why: composed from burn's tensor ops (`layers::BatchNorm2d` on other backends) every step of
 //! the formula is its own pass over the activation with its own allocation, forward and
@@ -51,6 +51,34 @@ pub fn train(
     Some((y, mean, variance))
 }
 
+/// Batch norm with given statistics (evaluation) where the fused kernel applies: f32 on flex
+/// without autodiff, so that no backward pass can take `running_mean` and `running_var` for the
+/// batch's own statistics. burn's `batch_norm` composes the same map from five broadcast ops:
+/// 3.7 ms at ResNet-20's first stage (batch 128, 2 threads) against PyTorch's 1.35.
+pub fn evaluate(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    running_mean: Tensor<1>,
+    running_var: Tensor<1>,
+    epsilon: f64,
+) -> Option<Tensor<4>> {
+    let device = x.device();
+    if !runs_on_flex(&device) || device.is_autodiff() || x.dtype() != DType::F32 {
+        return None;
+    }
+    let statistics = Tensor::stack::<2>(vec![running_mean, running_var], 0);
+    Some(Tensor::from_dispatch(
+        <Dispatch as BatchNormBackend>::batch_normalize(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            statistics.into_dispatch(),
+            epsilon,
+        ),
+    ))
+}
+
 /// The forward ops, as a burn backend extension.
 #[backend_extension(Flex, Autodiff)]
 pub trait BatchNormBackend: Backend {
@@ -58,8 +86,9 @@ pub trait BatchNormBackend: Backend {
     /// autodiff: `batch_normalize`'s backward pass accounts for their dependence on `x`.
     fn batch_statistics(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` per channel, where `statistics` are
-    /// `x`'s own, from `batch_statistics`.
+    /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` per channel, with the mean and
+    /// variance as the rows of `statistics`. The autodiff backward pass takes them to be `x`'s
+    /// own, from `batch_statistics`.
     fn batch_normalize(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -108,9 +137,12 @@ impl BatchNormBackend for Flex {
         let planes = Planes::of(&x);
         let (scale, shift) =
             planes.scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
-        let y = planes.per_channel_map(f32s(&x), f32s(&x), |channel, value, _| {
-            value * scale[channel] + shift[channel]
-        });
+        let y = planes.per_channel_map(
+            f32s(&x),
+            f32s(&x),
+            |channel| (scale[channel], shift[channel]),
+            |(scale, shift), value, _| value * scale + shift,
+        );
         flex_tensor(y, planes.shape())
     }
 }
@@ -271,24 +303,28 @@ impl Planes {
         (self.batch * self.plane()) as f64
     }
 
-    /// Per channel, in parallel: `Σ f(a, b)` over the channel's planes of `a` and `b`.
-    fn channel_sums<const K: usize>(
+    /// Per channel, in parallel: `Σ f(k, a, b)` over the channel's planes of `a` and `b`, where
+    /// `k = coefficients(channel)`. Looking `k` up once per channel rather than per value takes
+    /// the bounds check out of the inner loop, which then vectorises.
+    fn channel_sums<K: Copy, const N: usize>(
         &self,
         a: &[f32],
         b: &[f32],
-        f: impl Fn(usize, f32, f32) -> [f32; K] + Sync,
-    ) -> Vec<[f64; K]> {
+        coefficients: impl Fn(usize) -> K + Sync,
+        f: impl Fn(K, f32, f32) -> [f32; N] + Sync,
+    ) -> Vec<[f64; N]> {
         let plane = self.plane();
         (0..self.channels)
             .into_par_iter()
             .map(|channel| {
-                let mut total = [0.0; K];
+                let k = coefficients(channel);
+                let mut total = [0.0; N];
                 for n in 0..self.batch {
                     let start = (n * self.channels + channel) * plane;
                     let sums = lane_sums(
                         &a[start..start + plane],
                         &b[start..start + plane],
-                        |x, y| f(channel, x, y),
+                        |x, y| f(k, x, y),
                     );
                     total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
                 }
@@ -297,24 +333,40 @@ impl Planes {
             .collect()
     }
 
-    /// `out = f(channel, a, b)` for every pair of values, planes in parallel.
-    fn per_channel_map(
+    /// `out = f(k, a, b)` for every pair of values, planes in parallel, with
+    /// `k = coefficients(channel)` looked up once per plane (see `channel_sums`). The output is
+    /// written without first being zeroed: at ResNet-20's first stage the zeroing took a third of
+    /// the pass.
+    fn per_channel_map<K: Copy>(
         &self,
         a: &[f32],
         b: &[f32],
-        f: impl Fn(usize, f32, f32) -> f32 + Sync,
+        coefficients: impl Fn(usize) -> K + Sync,
+        f: impl Fn(K, f32, f32) -> f32 + Sync,
     ) -> Vec<f32> {
         let plane = self.plane();
-        let mut out = vec![0.0; a.len()];
-        out.par_chunks_mut(plane)
+        let len = self.batch * self.channels * plane;
+        assert!(
+            a.len() == len && b.len() == len,
+            "batch norm operands of {} and {} values for {:?}",
+            a.len(),
+            b.len(),
+            self.shape()
+        );
+        let mut out = Vec::with_capacity(len);
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(plane)
             .zip(a.par_chunks(plane).zip(b.par_chunks(plane)))
             .enumerate()
             .for_each(|(row, (out, (a, b)))| {
-                let channel = row % self.channels;
+                let k = coefficients(row % self.channels);
                 for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                    *o = f(channel, *x, *y);
+                    o.write(f(k, *x, *y));
                 }
             });
+        // Safety: the three slices have `len` values (asserted above) and are cut into the same
+        // planes, so every one of the `len` values was written above.
+        unsafe { out.set_len(len) };
         out
     }
 
@@ -322,14 +374,19 @@ impl Planes {
     fn statistics(&self, x: &[f32]) -> Vec<f32> {
         let count = self.count();
         let mut statistics: Vec<f32> = self
-            .channel_sums(x, x, |_, value, _| [value])
+            .channel_sums(x, x, |_| (), |(), value, _| [value])
             .into_iter()
             .map(|[sum]| (sum / count) as f32)
             .collect();
-        let variances = self.channel_sums(x, x, |channel, value, _| {
-            let centred = value - statistics[channel];
-            [centred * centred]
-        });
+        let variances = self.channel_sums(
+            x,
+            x,
+            |channel| statistics[channel],
+            |mean, value, _| {
+                let centred = value - mean;
+                [centred * centred]
+            },
+        );
         statistics.extend(variances.into_iter().map(|[sum]| (sum / count) as f32));
         statistics
     }
@@ -357,9 +414,12 @@ impl Planes {
     /// Rows `Σ dy * (x - mean) / sqrt(variance + epsilon)` (gamma's gradient) and `Σ dy` (beta's).
     fn param_grads(&self, x: &[f32], dy: &[f32], statistics: &[f32], epsilon: f64) -> Vec<f32> {
         let (means, variances) = statistics.split_at(self.channels);
-        let sums = self.channel_sums(x, dy, |channel, value, grad| {
-            [grad * (value - means[channel]), grad]
-        });
+        let sums = self.channel_sums(
+            x,
+            dy,
+            |channel| means[channel],
+            |mean, value, grad| [grad * (value - mean), grad],
+        );
         let (mut gamma_grad, beta_grad): (Vec<f32>, Vec<f32>) = sums
             .into_iter()
             .zip(variances)
@@ -399,10 +459,12 @@ impl Planes {
                 [k_dy as f32, k_x as f32, k_0 as f32]
             })
             .collect();
-        self.per_channel_map(dy, x, |channel, grad, value| {
-            let [k_dy, k_x, k_0] = coefficients[channel];
-            grad * k_dy + value * k_x + k_0
-        })
+        self.per_channel_map(
+            dy,
+            x,
+            |channel| coefficients[channel],
+            |[k_dy, k_x, k_0], grad, value| grad * k_dy + value * k_x + k_0,
+        )
     }
 }
 
