@@ -27,6 +27,13 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Overrides;
 
+/// A training step allocates and frees every activation and gradient, megabytes each. glibc
+/// hands such buffers back to the kernel on free, so each new one is page-faulted in 4 KiB at a
+/// time (a quarter of batch norm's time at ResNet-20's first stage); mimalloc keeps them for
+/// reuse. DenseNet trains 15-25% faster with it (`docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cnnzoo",
