@@ -1,12 +1,13 @@
-//! Convolution on burn's `flex` CPU backend as image-at-a-time im2col and one gemm, for the
-//! forward pass and both gradients.
+//! Convolution on burn's `flex` CPU backend as im2col and one gemm per tile of output positions,
+//! for the forward pass and both gradients.
 //!
 //! Why: at ResNet-20's 16-channel stage (batch 128, 2 threads) flex's forward takes 2.9x
 //! PyTorch's time, and burn-backend computes the weight gradient as another convolution whose
-//! kernel is the whole 32x32 output gradient (3.6x PyTorch's time). Here each image's patches are
-//! laid out once as a `[C*kh*kw, OH*OW]` matrix, small enough to stay in cache, and each of the
-//! three products is a single gemm from the `gemm` crate flex itself uses:
-//! `Y = W * cols`, `dW += dY * colsᵀ` and `dcols = Wᵀ * dY` (scattered back by col2im).
+//! kernel is the whole 32x32 output gradient (3.6x PyTorch's time). Here the patches of a tile
+//! (a band of rows of a large image, or several small images side by side) are laid out once as a
+//! `[C*kh*kw, positions]` matrix, small enough to stay in cache, and each of the three products
+//! is a single gemm from the `gemm` crate flex itself uses: `Y = W * cols`, `dW += dY * colsᵀ`
+//! and `dcols = Wᵀ * dY` (scattered back by col2im).
 //! Groups other than 1, dtypes other than f32 and every other backend keep burn's own kernels.
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -23,9 +24,16 @@ use rayon::prelude::*;
 
 use super::{f32s, flex_tensor, runs_on_flex};
 
-/// Output rows per im2col tile are chosen so that a tile holds about this many floats (1 MiB):
-/// a whole CIFAR image at every stage, a band of rows of a large ImageNet image.
-const TILE_FLOATS: usize = 1 << 18;
+/// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
+/// cache on the 2-core machine the figures come from): a band of 14 output rows at ResNet-20's
+/// first stage. Against 1 MiB this took that stage's weight gradient from 23.9 to 17.6 ms and its
+/// forward pass from 16.7 to 15.2 ms.
+const TILE_FLOATS: usize = 1 << 16;
+
+/// Output positions per gemm, at least, where the patch matrix would allow fewer: ResNet-20's
+/// 16x16 stage keeps whole images, and its 8x8 stage goes four images to a gemm. Against
+/// `TILE_FLOATS` alone, ResNet-20 trains 5-9% faster.
+const MIN_TILE_COLUMNS: usize = 256;
 
 /// `conv2d` as burn's `module::conv2d` computes it, through the gemm kernels where the input
 /// lives on the flex backend.
@@ -204,7 +212,8 @@ impl Geometry {
         }
         let [batch, channels_in, height, width] = dims4(x)?;
         let [channels_out, weight_channels, kh, kw] = dims4(weight)?;
-        if weight_channels != channels_in {
+        let sizes = [batch, channels_in, height, width, channels_out, kh, kw];
+        if weight_channels != channels_in || sizes.contains(&0) {
             return None;
         }
         let out_size = |axis: usize, size: usize, kernel: usize| {
@@ -260,22 +269,32 @@ impl Geometry {
         self.channels_out * self.out_height * self.out_width
     }
 
-    /// The bands of output rows, each small enough that its patch matrix stays in cache.
+    /// Output positions per gemm: enough for a patch matrix of about `TILE_FLOATS`, and never
+    /// fewer than `MIN_TILE_COLUMNS`.
+    fn tile_columns(&self) -> usize {
+        (TILE_FLOATS / self.patch_len().max(1)).max(MIN_TILE_COLUMNS)
+    }
+
+    /// Whole images per gemm: one where an image has more output positions than a tile (it is
+    /// then cut into bands of rows), else as many as fill a tile. A pointwise convolution keeps
+    /// one image per gemm, reading the image in place: copying several into one patch matrix
+    /// made GoogleNet's inference 5% slower.
+    fn images_per_tile(&self) -> usize {
+        if self.is_pointwise() {
+            return 1;
+        }
+        let plane = self.out_height * self.out_width;
+        (self.tile_columns() / plane.max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// The bands of output rows each gemm covers in each of its images: one band of every row
+    /// where a tile holds several images.
     fn row_bands(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
-        let rows_per_band = (TILE_FLOATS / (self.patch_len() * self.out_width)).max(1);
+        let rows_per_band = (self.tile_columns() / self.out_width.max(1)).max(1);
         let out_height = self.out_height;
         (0..out_height)
             .step_by(rows_per_band)
             .map(move |start| (start, (start + rows_per_band).min(out_height)))
-    }
-
-    /// Room for one band's patch matrix; none for a pointwise convolution, which reads the image.
-    fn band_buffer(&self) -> Vec<f32> {
-        if self.is_pointwise() {
-            return Vec::new();
-        }
-        let (start, end) = self.row_bands().next().unwrap_or((0, 0));
-        vec![0.0; self.patch_len() * (end - start) * self.out_width]
     }
 
     /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
@@ -287,20 +306,51 @@ impl Geometry {
             && self.padding == [0, 0]
     }
 
-    /// The patch matrix of output rows `band` of `image`, `[C*kh*kw, rows * OW]`: a view of the
-    /// image for a pointwise convolution, else written into `cols` by im2col.
+    /// The patch matrix of output rows `band` of `images` (one or more whole images),
+    /// `[C*kh*kw, images * rows * OW]` with each image's columns after the previous image's: a
+    /// view of a single image for a pointwise convolution, else written into `buffer` by im2col.
     fn patches<'a>(
         &self,
-        image: &'a [f32],
+        images: &'a [f32],
         band: (usize, usize),
-        cols: &'a mut [f32],
+        buffer: &'a mut Vec<f32>,
     ) -> Matrix<'a> {
-        if self.is_pointwise() {
+        let count = images.len() / self.image_len();
+        if self.is_pointwise() && count == 1 {
             let plane = self.height * self.width;
-            return Matrix::row_major(&image[band.0 * self.width..], plane);
+            return Matrix::row_major(&images[band.0 * self.width..], plane);
         }
-        self.im2col(image, band, cols);
-        Matrix::row_major(cols, (band.1 - band.0) * self.out_width)
+        let band_columns = (band.1 - band.0) * self.out_width;
+        let columns = count * band_columns;
+        let cols = scratch(buffer, self.patch_len() * columns);
+        for (index, image) in images.chunks_exact(self.image_len()).enumerate() {
+            self.im2col(image, band, (cols, columns), index * band_columns);
+        }
+        Matrix::row_major(cols, columns)
+    }
+
+    /// For kernel tap `(i, j)` over output rows `band`, where every output row reads one input row
+    /// shifted by a fixed number of columns (stride 1, output rows as wide as input rows: the
+    /// 3x3 convolutions of ResNet, DenseNet and GoogleNet, Inception v3's 1x7): the tap's patch
+    /// row is then a single run of the image plane with some columns zeroed, which im2col and
+    /// col2im move in one go rather than one short output row at a time. At ResNet-20's 8x8
+    /// stage, row by row, im2col took a quarter of the forward pass.
+    fn shifted_span(&self, (start, end): (usize, usize), (i, j): (usize, usize)) -> Option<Span> {
+        if self.stride != [1, 1] || self.dilation[1] != 1 || self.out_width != self.width {
+            return None;
+        }
+        let width = self.width as isize;
+        let row_shift = (i * self.dilation[0]) as isize - self.padding[0] as isize;
+        // Output rows [lo, hi) of the band read input rows oy + row_shift inside the image.
+        let lo = (-row_shift).clamp(start as isize, end as isize);
+        let hi = (self.height as isize - row_shift).clamp(lo, end as isize);
+        Some(Span {
+            rows: (lo as usize - start, hi as usize - start),
+            plane_start: (lo + row_shift) * width + j as isize - self.padding[1] as isize,
+            plane_len: self.height * self.width,
+            width: self.width,
+            column_shift: j as isize - self.padding[1] as isize,
+        })
     }
 
     /// For kernel tap `(i, j)` and output row `oy`: the input row it reads, if inside the image.
@@ -328,18 +378,29 @@ impl Geometry {
         (lo as usize, hi as usize, first as usize)
     }
 
-    /// Writes the patches of output rows `[start, end)` of one image into `cols`, laid out
-    /// `[C*kh*kw, (end - start) * OW]`, zeros where a tap falls into the padding.
-    fn im2col(&self, image: &[f32], (start, end): (usize, usize), cols: &mut [f32]) {
+    /// Writes the patches of output rows `[start, end)` of one image into the columns from
+    /// `column` on of `cols`, a matrix with rows of `row_len` values and one row per channel and
+    /// kernel tap; zeros where a tap falls into the padding.
+    fn im2col(
+        &self,
+        image: &[f32],
+        (start, end): (usize, usize),
+        (cols, row_len): (&mut [f32], usize),
+        column: usize,
+    ) {
         let ow = self.out_width;
-        let row_len = (end - start) * ow;
+        let band_len = (end - start) * ow;
         let [kh, kw] = self.kernel;
         let plane = self.height * self.width;
         for (c, channel) in image.chunks_exact(plane).enumerate() {
             for i in 0..kh {
                 for j in 0..kw {
                     let row = (c * kh + i) * kw + j;
-                    let dst = &mut cols[row * row_len..(row + 1) * row_len];
+                    let dst = &mut cols[row * row_len + column..][..band_len];
+                    if let Some(span) = self.shifted_span((start, end), (i, j)) {
+                        span.copy(channel, dst);
+                        continue;
+                    }
                     let (lo, hi, first) = self.valid_columns(j);
                     for (oy, out) in (start..end).zip(dst.chunks_exact_mut(ow)) {
                         let Some(iy) = self.input_row(oy, i) else {
@@ -364,16 +425,27 @@ impl Geometry {
     }
 
     /// The adjoint of `im2col`: adds each patch entry back onto the input pixel it came from.
-    fn col2im_add(&self, cols: &[f32], (start, end): (usize, usize), image: &mut [f32]) {
+    /// Entries of taps that fall into the padding may be overwritten.
+    fn col2im_add(
+        &self,
+        (cols, row_len): (&mut [f32], usize),
+        column: usize,
+        (start, end): (usize, usize),
+        image: &mut [f32],
+    ) {
         let ow = self.out_width;
-        let row_len = (end - start) * ow;
+        let band_len = (end - start) * ow;
         let [kh, kw] = self.kernel;
         let plane = self.height * self.width;
         for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
             for i in 0..kh {
                 for j in 0..kw {
                     let row = (c * kh + i) * kw + j;
-                    let src_rows = &cols[row * row_len..(row + 1) * row_len];
+                    let src_rows = &mut cols[row * row_len + column..][..band_len];
+                    if let Some(span) = self.shifted_span((start, end), (i, j)) {
+                        span.add(src_rows, channel);
+                        continue;
+                    }
                     let (lo, hi, first) = self.valid_columns(j);
                     for (oy, src) in (start..end).zip(src_rows.chunks_exact(ow)) {
                         let Some(iy) = self.input_row(oy, i) else {
@@ -398,53 +470,112 @@ impl Geometry {
         }
     }
 
-    /// `y[b] = W * cols(x[b])`, images in parallel.
+    /// The output gradient of output rows `band` of one or more whole images, as the
+    /// `[C_out, images * rows * OW]` matrix the gemm reads: a view of a single image, else
+    /// gathered into `buffer`.
+    fn output_grad_tile<'a>(
+        &self,
+        grads: &'a [f32],
+        band: (usize, usize),
+        buffer: &'a mut Vec<f32>,
+    ) -> Matrix<'a> {
+        let out_plane = self.out_height * self.out_width;
+        let count = grads.len() / self.out_image_len();
+        if count == 1 {
+            return Matrix::row_major(&grads[band.0 * self.out_width..], out_plane);
+        }
+        let tile = scratch(buffer, grads.len());
+        for (index, grad) in grads.chunks_exact(self.out_image_len()).enumerate() {
+            for (channel, plane) in grad.chunks_exact(out_plane).enumerate() {
+                tile[(channel * count + index) * out_plane..][..out_plane].copy_from_slice(plane);
+            }
+        }
+        Matrix::row_major(tile, count * out_plane)
+    }
+
+    /// Runs `product`, which writes a `[channels, images * plane]` matrix at the row stride it is
+    /// given, into `out`: one or more whole images of `[channels, plane]`, from output row
+    /// `band_start` on. Straight into a single image, else through `buffer`.
+    fn write_tile(
+        &self,
+        (out, channels, plane): (&mut [f32], usize, usize),
+        band_start: usize,
+        buffer: &mut Vec<f32>,
+        product: impl FnOnce(&mut [f32], usize),
+    ) {
+        let count = out.len() / (channels * plane);
+        if count == 1 {
+            return product(&mut out[band_start * self.out_width..], plane);
+        }
+        let tile = scratch(buffer, out.len());
+        product(tile, count * plane);
+        for (index, image) in out.chunks_exact_mut(channels * plane).enumerate() {
+            for (channel, dst) in image.chunks_exact_mut(plane).enumerate() {
+                dst.copy_from_slice(&tile[(channel * count + index) * plane..][..plane]);
+            }
+        }
+    }
+
+    /// Output positions in one gemm over `images` (a slice of whole images) and `band`.
+    fn columns(&self, images: usize, band: (usize, usize)) -> usize {
+        images * (band.1 - band.0) * self.out_width
+    }
+
+    /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
     fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
         let k = self.patch_len();
         let out_plane = self.out_height * self.out_width;
+        let images = self.images_per_tile();
         let mut y = vec![0.0; self.batch * self.out_image_len()];
-        y.par_chunks_mut(self.out_image_len())
-            .zip(x.par_chunks(self.image_len()))
-            .for_each_init(
-                || self.band_buffer(),
-                |cols, (y_image, image)| {
-                    for band in self.row_bands() {
-                        let n = (band.1 - band.0) * self.out_width;
+        y.par_chunks_mut(images * self.out_image_len())
+            .zip(x.par_chunks(images * self.image_len()))
+            .for_each_init(Buffers::default, |buffers, (y_tile, x_tile)| {
+                let count = x_tile.len() / self.image_len();
+                for band in self.row_bands() {
+                    let n = self.columns(count, band);
+                    let cols = self.patches(x_tile, band, &mut buffers.patches);
+                    let y_tile = (&mut *y_tile, self.channels_out, out_plane);
+                    self.write_tile(y_tile, band.0, &mut buffers.staging, |dst, stride| {
                         gemm(
                             [self.channels_out, n, k],
-                            (&mut y_image[band.0 * self.out_width..], out_plane),
+                            (dst, stride),
                             Matrix::row_major(weight, k),
-                            self.patches(image, band, cols),
+                            cols,
                             false,
-                        );
-                    }
-                },
-            );
+                        )
+                    });
+                }
+            });
         y
     }
 
     /// `dW = Σ_b dY[b] * cols(x[b])ᵀ`, summed per thread and then across threads.
     fn weight_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let k = self.patch_len();
-        let out_plane = self.out_height * self.out_width;
-        let images_per_task = self.batch.div_ceil(rayon::current_num_threads()).max(1);
+        let images = self.images_per_tile();
+        let tiles_per_task = self
+            .batch
+            .div_ceil(images * rayon::current_num_threads())
+            .max(1);
+        let task_images = tiles_per_task * images;
         let partial_sums: Vec<Vec<f32>> = x
-            .par_chunks(self.image_len() * images_per_task)
-            .zip(output_grad.par_chunks(self.out_image_len() * images_per_task))
-            .map(|(images, grads)| {
+            .par_chunks(self.image_len() * task_images)
+            .zip(output_grad.par_chunks(self.out_image_len() * task_images))
+            .map(|(x_task, grad_task)| {
                 let mut dw = vec![0.0; self.channels_out * k];
-                let mut cols = self.band_buffer();
-                let pairs = images
-                    .chunks_exact(self.image_len())
-                    .zip(grads.chunks_exact(self.out_image_len()));
-                for (image, grad) in pairs {
+                let mut buffers = Buffers::default();
+                let tiles = x_task
+                    .chunks(self.image_len() * images)
+                    .zip(grad_task.chunks(self.out_image_len() * images));
+                for (x_tile, grad_tile) in tiles {
+                    let count = x_tile.len() / self.image_len();
                     for band in self.row_bands() {
-                        let n = (band.1 - band.0) * self.out_width;
                         gemm(
-                            [self.channels_out, k, n],
+                            [self.channels_out, k, self.columns(count, band)],
                             (&mut dw, k),
-                            Matrix::row_major(&grad[band.0 * self.out_width..], out_plane),
-                            self.patches(image, band, &mut cols).transposed(),
+                            self.output_grad_tile(grad_tile, band, &mut buffers.staging),
+                            self.patches(x_tile, band, &mut buffers.patches)
+                                .transposed(),
                             true,
                         );
                     }
@@ -461,35 +592,129 @@ impl Geometry {
             .unwrap_or_else(|| vec![0.0; self.channels_out * k])
     }
 
-    /// `dx[b] = col2im(Wᵀ * dY[b])`, images in parallel; a pointwise convolution writes
-    /// `Wᵀ * dY[b]` straight into `dx[b]`.
+    /// `dx[b] = col2im(Wᵀ * dY[b])`, a tile of images or a band of rows per gemm, tiles in
+    /// parallel; a pointwise convolution writes `Wᵀ * dY[b]` straight into `dx[b]`.
     fn input_grad(&self, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let k = self.patch_len();
-        let out_plane = self.out_height * self.out_width;
+        let images = self.images_per_tile();
         let mut dx = vec![0.0; self.batch * self.image_len()];
-        dx.par_chunks_mut(self.image_len())
-            .zip(output_grad.par_chunks(self.out_image_len()))
-            .for_each_init(
-                || self.band_buffer(),
-                |cols, (dx_image, grad)| {
-                    for band in self.row_bands() {
-                        let n = (band.1 - band.0) * self.out_width;
-                        let grad = Matrix::row_major(&grad[band.0 * self.out_width..], out_plane);
-                        let weight_t = Matrix::row_major(weight, k).transposed();
-                        let dims = [k, n, self.channels_out];
-                        if self.is_pointwise() {
-                            let plane = self.height * self.width;
-                            let dst = &mut dx_image[band.0 * self.width..];
-                            gemm(dims, (dst, plane), weight_t, grad, false);
-                        } else {
-                            gemm(dims, (cols, n), weight_t, grad, false);
-                            self.col2im_add(cols, band, dx_image);
+        dx.par_chunks_mut(images * self.image_len())
+            .zip(output_grad.par_chunks(images * self.out_image_len()))
+            .for_each_init(Buffers::default, |buffers, (dx_tile, grad_tile)| {
+                let count = dx_tile.len() / self.image_len();
+                for band in self.row_bands() {
+                    let n = self.columns(count, band);
+                    let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
+                    let weight_t = Matrix::row_major(weight, k).transposed();
+                    let dims = [k, n, self.channels_out];
+                    if self.is_pointwise() {
+                        let plane = self.height * self.width;
+                        let dx_tile = (&mut *dx_tile, self.channels_in, plane);
+                        self.write_tile(dx_tile, band.0, &mut buffers.patches, |dst, stride| {
+                            gemm(dims, (dst, stride), weight_t, grad, false)
+                        });
+                    } else {
+                        let cols = scratch(&mut buffers.patches, k * n);
+                        gemm(dims, (cols, n), weight_t, grad, false);
+                        let band_columns = self.columns(1, band);
+                        for (index, image) in dx_tile.chunks_exact_mut(self.image_len()).enumerate()
+                        {
+                            self.col2im_add((&mut *cols, n), index * band_columns, band, image);
                         }
                     }
-                },
-            );
+                }
+            });
         dx
     }
+}
+
+/// One tap's patch row over a band, as `Geometry::shifted_span` finds it: rows `rows` of the band
+/// (counted from its first) hold the image plane's values from `plane_start` on, except the
+/// `column_shift` columns at one edge of each row, whose input column lies outside the image;
+/// the other rows read the padding.
+struct Span {
+    rows: (usize, usize),
+    plane_start: isize,
+    plane_len: usize,
+    width: usize,
+    column_shift: isize,
+}
+
+impl Span {
+    /// The positions of the patch row inside `rows`, and the part of them, as a range of the
+    /// plane, that lies inside the plane; the values before and after it fall on zeroed columns.
+    fn ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let positions = self.rows.0 * self.width..self.rows.1 * self.width;
+        let len = positions.len() as isize;
+        let first = (-self.plane_start).clamp(0, len);
+        let last = (self.plane_len as isize - self.plane_start).clamp(first, len);
+        if first == last {
+            return (positions, 0..0);
+        }
+        // first < len, so first >= -plane_start and the start lies in the plane.
+        let start = (self.plane_start + first) as usize;
+        (positions, start..start + (last - first) as usize)
+    }
+
+    /// How many values at the start of the part inside the plane it is from the start of the
+    /// span.
+    fn lead(&self) -> usize {
+        (-self.plane_start).max(0) as usize
+    }
+
+    /// Zeros the columns of `rows` (one row after the other) whose input column lies outside the
+    /// image.
+    fn zero_outside_columns(&self, rows: &mut [f32]) {
+        let outside = (self.column_shift.unsigned_abs()).min(self.width);
+        for row in rows.chunks_exact_mut(self.width) {
+            if self.column_shift < 0 {
+                row[..outside].fill(0.0);
+            } else {
+                row[self.width - outside..].fill(0.0);
+            }
+        }
+    }
+
+    /// im2col for this tap: `patch_row` from `plane`.
+    fn copy(&self, plane: &[f32], patch_row: &mut [f32]) {
+        let (positions, inside) = self.ranges();
+        patch_row[..positions.start].fill(0.0);
+        patch_row[positions.end..].fill(0.0);
+        let span = &mut patch_row[positions];
+        let lead = self.lead().min(span.len());
+        span[..lead].fill(0.0);
+        span[lead..lead + inside.len()].copy_from_slice(&plane[inside.clone()]);
+        span[lead + inside.len()..].fill(0.0);
+        self.zero_outside_columns(span);
+    }
+
+    /// col2im for this tap: adds `patch_row` onto `plane`, first zeroing the entries of taps
+    /// that fall outside the image.
+    fn add(&self, patch_row: &mut [f32], plane: &mut [f32]) {
+        let (positions, inside) = self.ranges();
+        let span = &mut patch_row[positions];
+        self.zero_outside_columns(span);
+        let lead = self.lead().min(span.len());
+        for (pixel, value) in plane[inside].iter_mut().zip(&span[lead..]) {
+            *pixel += *value;
+        }
+    }
+}
+
+/// Scratch space a task reuses from one tile to the next: the patch matrix, and output tiles
+/// gathered from or scattered to several images.
+#[derive(Default)]
+struct Buffers {
+    patches: Vec<f32>,
+    staging: Vec<f32>,
+}
+
+/// The first `len` values of `buffer`, grown to hold them.
+fn scratch(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 fn dims4(tensor: &FlexTensor) -> Option<[usize; 4]> {
