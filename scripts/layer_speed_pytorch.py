@@ -46,8 +46,20 @@ def main():
         timed("sum + backward alone", shape, lambda: backward(x * 1.0))
         timed("conv 3x3 forward", shape, conv_forward)
         timed("conv 3x3 forward + backward", shape, lambda: backward(conv(x)))
+        grad = torch.randn(n, c, side, side)
+
+        def conv_gradient(mask):
+            torch.ops.aten.convolution_backward(
+                grad, x.detach(), conv.weight.detach(), None, [1, 1], [1, 1], [1, 1], False,
+                [0, 0], 1, mask)
+
+        timed("conv 3x3 input gradient", shape, lambda: conv_gradient([True, False, False]))
+        timed("conv 3x3 weight gradient", shape, lambda: conv_gradient([False, True, False]))
         timed("max pool 3x3 stride 1 forward + backward", shape, lambda: backward(pool(x)))
         timed("BatchNorm2d train forward + backward", shape, lambda: backward(bn(x)))
+        bn.eval()
+        with torch.no_grad():
+            timed("BatchNorm2d eval forward", shape, lambda: bn(x))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
-//! forward + backward as burn's `conv2d` and as `flex_kernels::conv`, GoogleNet's 3x3 stride-1
-//! max pool, and batch norm's training pass as burn's `BatchNorm` and as `BatchNorm2d` (whose
-//! training pass on this backend is `flex_kernels::batch_norm`). `scripts/layer_speed_pytorch.py` prints the same
-//! table for PyTorch. Each figure includes the `sum().backward()` that starts the backward pass,
-//! which is also printed on its own.
+//! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
+//! kernels on their own), GoogleNet's 3x3 stride-1 max pool, and batch norm's training pass as
+//! burn's `BatchNorm` and as `BatchNorm2d` (whose training pass on this backend is
+//! `flex_kernels::batch_norm`), and `BatchNorm2d` in evaluation. `scripts/layer_speed_pytorch.py`
+//! prints the same table for PyTorch. Each forward + backward figure includes the
+//! `sum().backward()` that starts the backward pass, which is also printed on its own.
 //!
 //!     RAYON_NUM_THREADS=2 cargo run --release -p cnnzoo-models --example layer_speed
 use std::time::Instant;
 
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -16,6 +19,7 @@ use burn::tensor::Distribution;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use cnnzoo_models::flex_kernels;
+use cnnzoo_models::flex_kernels::conv::GemmConvBackend;
 use cnnzoo_models::layers::BatchNorm2d;
 
 const REPEATS: usize = 10;
@@ -63,6 +67,31 @@ fn main() {
                 options(),
             ))
         });
+        // The gradient kernels alone, on flex tensors: the figures to hold against PyTorch's
+        // `convolution_backward` for one gradient.
+        let flex = |tensor: &Tensor<4>| FlexTensor::from_data(tensor.to_data());
+        let (x_flex, weight_flex) = (flex(&x), flex(&weight));
+        let output_grad = flex(&Tensor::<4>::random(
+            [n, c, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        time("flex_kernels conv 3x3 input gradient", &shape, &|| {
+            Flex::gemm_conv2d_x_backward(
+                x_flex.clone(),
+                weight_flex.clone(),
+                output_grad.clone(),
+                options(),
+            );
+        });
+        time("flex_kernels conv 3x3 weight gradient", &shape, &|| {
+            Flex::gemm_conv2d_weight_backward(
+                x_flex.clone(),
+                weight_flex.clone(),
+                output_grad.clone(),
+                options(),
+            );
+        });
         let pool = MaxPool2dConfig::new([3, 3])
             .with_strides([1, 1])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -77,6 +106,11 @@ fn main() {
         });
         time("BatchNorm2d train forward + backward", &shape, &|| {
             backward(ours.forward(x.clone()))
+        });
+        let eval_bn = BatchNorm2d::new(BatchNormConfig::new(c), &Device::flex());
+        let x_eval = Tensor::<4>::from_data(x.to_data(), &Device::flex());
+        time("BatchNorm2d eval forward", &shape, &|| {
+            eval_bn.forward(x_eval.clone()).into_data();
         });
     }
 }
