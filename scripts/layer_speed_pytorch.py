@@ -56,6 +56,7 @@ def main():
         timed("conv 3x3 input gradient", shape, lambda: conv_gradient([True, False, False]))
         timed("conv 3x3 weight gradient", shape, lambda: conv_gradient([False, True, False]))
         timed("max pool 3x3 stride 1 forward + backward", shape, lambda: backward(pool(x)))
+        timed("MaxPool2d 3x3 stride 1 forward + backward", shape, lambda: backward(pool(x)))
         timed("BatchNorm2d train forward + backward", shape, lambda: backward(bn(x)))
         bn.eval()
         with torch.no_grad():

@@ -1,7 +1,8 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
-//! kernels on their own), GoogleNet's 3x3 stride-1 max pool, and batch norm's training pass as
+//! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `MaxPool2d`
+//! (`flex_kernels::pool`), and batch norm's training pass as
 //! burn's `BatchNorm` and as `BatchNorm2d` (whose training pass on this backend is
 //! `flex_kernels::batch_norm`), and `BatchNorm2d` in evaluation. `scripts/layer_speed_pytorch.py`
 //! prints the same table for PyTorch. Each forward + backward figure includes the
@@ -20,7 +21,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use cnnzoo_models::flex_kernels;
 use cnnzoo_models::flex_kernels::conv::GemmConvBackend;
-use cnnzoo_models::layers::BatchNorm2d;
+use cnnzoo_models::layers::{BatchNorm2d, MaxPool2d};
 
 const REPEATS: usize = 10;
 
@@ -97,6 +98,10 @@ fn main() {
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init();
         time("max pool 3x3 stride 1 forward + backward", &shape, &|| {
+            backward(pool.forward(x.clone()))
+        });
+        let pool = MaxPool2d::from(pool);
+        time("MaxPool2d 3x3 stride 1 forward + backward", &shape, &|| {
             backward(pool.forward(x.clone()))
         });
         let burn_bn = BatchNormConfig::new(c).init(&device);

@@ -7,7 +7,8 @@
 //! `cifar_stem` makes the first convolution 3x3 stride 1 and drops the first max-pool: the 11x11/4
 //! stem leaves nothing of a 32x32 image for the last pool.
 use crate::layers::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -60,7 +61,10 @@ impl AlexNetConfig {
                 conv(ConvSpec::new(384, 256, 3)),
                 conv(ConvSpec::new(256, 256, 3)),
             ],
-            pool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init(),
+            pool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .init()
+                .into(),
             cifar_stem: self.cifar_stem,
             classifier: vec![
                 fc(256 * POOLED * POOLED, HIDDEN),

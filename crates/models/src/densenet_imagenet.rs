@@ -11,7 +11,8 @@
 //! images.
 use crate::layers::BatchNorm2d;
 use crate::layers::Conv2d;
-use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -158,6 +159,7 @@ impl DenseNetImageNetConfig {
                     .with_strides([2, 2])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                     .init()
+                    .into()
             }),
             blocks,
             transitions,

@@ -1,6 +1,7 @@
 //! GoogleNet, the CIFAR-10 variant of the reference (SPEC §1): a 3x3 stem, nine inception blocks
 //! in three stages separated by stride-2 max-pools, global average pooling and one linear layer.
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 
@@ -99,7 +100,8 @@ impl InceptionBlock {
             max_pool: MaxPool2dConfig::new([3, 3])
                 .with_strides([1, 1])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+                .init()
+                .into(),
             pool_proj: unit(ConvShape::same(c.c_in, c.out_pool, 1)),
         }
     }
@@ -146,7 +148,8 @@ impl GoogleNetConfig {
             downsample: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+                .init()
+                .into(),
             output_net: LinearConfig::new(c_last, self.num_classes).init(device),
         }
     }

@@ -6,7 +6,8 @@
 //!
 //! `cifar_stem` replaces the 7x7 stride-2 stem by a 3x3 stride-1 convolution and drops the first
 //! max-pool, for 32x32 images.
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
@@ -94,6 +95,7 @@ fn ceil_pool(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
         ))
         .with_ceil_mode(true)
         .init()
+        .into()
 }
 
 /// Four branches on the same input, concatenated on channels: 1x1; 1x1 then 3x3; 1x1 then 3x3

@@ -7,7 +7,8 @@
 //! `cifar_stem` makes the first convolution stride 1 and drops the first max-pool, for 32x32
 //! images. At that size the auxiliary head's input is 5x5, smaller than its 5x5 stride-3 average
 //! pool expects (17x17), so with the CIFAR stem the head pools adaptively to 5x5 instead.
-use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::adaptive_avg_pool2d;
@@ -72,7 +73,10 @@ fn same_avg_pool() -> AvgPool2d {
 }
 
 fn max_pool_3x3_s2() -> MaxPool2d {
-    MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init()
+    MaxPool2dConfig::new([3, 3])
+        .with_strides([2, 2])
+        .init()
+        .into()
 }
 
 fn chain(units: &[&ConvNormAct], x: Tensor<4>) -> Tensor<4> {

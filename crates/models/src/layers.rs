@@ -4,7 +4,7 @@ use burn::nn::activation::Activation;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 /// Which fan the Kaiming-normal initialisation of a convolution scales by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,18 +124,7 @@ impl From<burn::nn::conv::Conv2d> for Conv2d {
 impl Conv2d {
     /// `[N, C_in, H, W] -> [N, C_out, H', W']`, padded as burn's `Conv2d::forward` pads.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, height, width] = x.dims();
-        let padding = match self.padding {
-            PaddingConfig2d::Valid => [(0, 0); 2],
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-            PaddingConfig2d::Same => [0, 1].map(|axis| {
-                same_padding(
-                    self.kernel_size[axis],
-                    self.stride[axis],
-                    [height, width][axis],
-                )
-            }),
-        };
+        let padding = padding_pairs(&self.padding, self.kernel_size, self.stride, &x);
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
         crate::flex_kernels::conv::conv2d(
@@ -144,6 +133,68 @@ impl Conv2d {
             self.bias.as_ref().map(|bias| bias.val()),
             options,
         )
+    }
+}
+
+/// burn's `MaxPool2d`, field for field (so records are unchanged), whose forward pass runs
+/// through [`crate::flex_kernels::pool`]: on the CPU backend, without burn's index tensor.
+#[derive(Module, Debug)]
+pub struct MaxPool2d {
+    pub stride: [usize; 2],
+    pub kernel_size: [usize; 2],
+    #[module(skip)]
+    pub padding: PaddingConfig2d,
+    pub dilation: [usize; 2],
+    pub ceil_mode: bool,
+}
+
+impl From<burn::nn::pool::MaxPool2d> for MaxPool2d {
+    fn from(pool: burn::nn::pool::MaxPool2d) -> Self {
+        let burn::nn::pool::MaxPool2d {
+            stride,
+            kernel_size,
+            padding,
+            dilation,
+            ceil_mode,
+        } = pool;
+        Self {
+            stride,
+            kernel_size,
+            padding,
+            dilation,
+            ceil_mode,
+        }
+    }
+}
+
+impl MaxPool2d {
+    /// `[N, C, H, W] -> [N, C, H', W']`, padded as burn's `MaxPool2d::forward` pads.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let padding = padding_pairs(&self.padding, self.kernel_size, self.stride, &x);
+        let options = MaxPoolOptions::new(self.kernel_size)
+            .with_stride(self.stride)
+            .with_padding_pairs(padding)
+            .with_dilation(self.dilation)
+            .with_ceil_mode(self.ceil_mode);
+        crate::flex_kernels::pool::max_pool2d(x, options)
+    }
+}
+
+/// `(begin, end)` padding of the rows and the columns of `x`, as burn's `Conv2d` and
+/// `MaxPool2d` work it out (burn keeps that function private).
+fn padding_pairs(
+    padding: &PaddingConfig2d,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    x: &Tensor<4>,
+) -> [(usize, usize); 2] {
+    let [_, _, height, width] = x.dims();
+    match *padding {
+        PaddingConfig2d::Valid => [(0, 0); 2],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => {
+            [0, 1].map(|axis| same_padding(kernel[axis], stride[axis], [height, width][axis]))
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 //! 32x32 image reaches the last stage at 4x4 instead of 1x1.
 use crate::layers::BatchNorm2d;
 use crate::layers::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -203,6 +204,7 @@ impl ResNetImageNetConfig {
                     .with_strides([2, 2])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                     .init()
+                    .into()
             }),
             layers,
             fc: linear(

@@ -7,7 +7,8 @@
 //! a 32x32 image ends the features at 2x2 rather than 1x1.
 use crate::layers::BatchNorm2d;
 use crate::layers::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::layers::MaxPool2d;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -111,7 +112,10 @@ impl VggConfig {
         Vgg {
             convs,
             layers: self.layers.clone(),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            pool: MaxPool2dConfig::new([2, 2])
+                .with_strides([2, 2])
+                .init()
+                .into(),
             cifar_stem: self.cifar_stem,
             classifier: vec![
                 fc(c_in * POOLED * POOLED, HIDDEN),

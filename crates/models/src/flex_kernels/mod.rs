@@ -1,6 +1,6 @@
 //! Kernels for burn's `flex` CPU backend where burn's own take several times PyTorch's time on
-//! the layers the CIFAR models spend their time in: the convolution (forward and both gradients)
-//! and batch norm's training pass. Each is a burn backend extension with a hand-written autodiff
+//! the layers the CIFAR models spend their time in: the convolution (forward and both gradients),
+//! batch norm, and max pooling. Each is a burn backend extension with a hand-written autodiff
 //! backward, reached through a function that takes burn's path on every other backend. The
 //! figures are in `docs/performance.md`.
 use burn::backend::DispatchDevice;
@@ -10,6 +10,7 @@ use burn::tensor::TensorData;
 
 pub mod batch_norm;
 pub mod conv;
+pub mod pool;
 
 /// Whether tensors on `device` are flex tensors, with or without autodiff.
 pub(crate) fn runs_on_flex(device: &Device) -> bool {
