@@ -59,8 +59,8 @@ impl DenseLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let z = self
             .conv1
-            .forward(self.act.forward(self.bn1.forward(x.clone())));
-        let z = self.conv2.forward(self.act.forward(self.bn2.forward(z)));
+            .forward(self.bn1.forward_activated(x.clone(), &self.act));
+        let z = self.conv2.forward(self.bn2.forward_activated(z, &self.act));
         Tensor::cat(vec![z, x], 1)
     }
 }
@@ -88,7 +88,7 @@ pub struct TransitionLayer {
 impl TransitionLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool
-            .forward(self.conv.forward(self.act.forward(self.bn.forward(x))))
+            .forward(self.conv.forward(self.bn.forward_activated(x, &self.act)))
     }
 }
 
@@ -151,7 +151,7 @@ impl DenseNet {
                 x = transition.forward(x);
             }
         }
-        let x = self.act.forward(self.output_bn.forward(x));
+        let x = self.output_bn.forward_activated(x, &self.act);
         self.output_net.forward(global_avg_pool(x))
     }
 }

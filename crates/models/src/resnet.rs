@@ -94,8 +94,8 @@ impl ResNetBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let z = self
-            .act
-            .forward(self.bn1.forward(self.conv1.forward(x.clone())));
+            .bn1
+            .forward_activated(self.conv1.forward(x.clone()), &self.act);
         let z = self.bn2.forward(self.conv2.forward(z));
         let shortcut = match &self.downsample {
             Some(conv) => conv.forward(x),
@@ -154,10 +154,10 @@ impl PreActResNetBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let z = self
             .conv1
-            .forward(self.act.forward(self.bn1.forward(x.clone())));
-        let z = self.conv2.forward(self.act.forward(self.bn2.forward(z)));
+            .forward(self.bn1.forward_activated(x.clone(), &self.act));
+        let z = self.conv2.forward(self.bn2.forward_activated(z, &self.act));
         let shortcut = match &self.downsample {
-            Some(down) => down.conv.forward(self.act.forward(down.bn.forward(x))),
+            Some(down) => down.conv.forward(down.bn.forward_activated(x, &self.act)),
             None => x,
         };
         z + shortcut
@@ -241,7 +241,7 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = self.input_conv.forward(x);
         if let Some(bn) = &self.input_bn {
-            x = self.act.forward(bn.forward(x));
+            x = bn.forward_activated(x, &self.act);
         }
         for block in &self.blocks {
             x = block.forward(x);

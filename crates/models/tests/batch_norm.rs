@@ -1,8 +1,10 @@
 //! `BatchNorm2d` computes burn's `BatchNorm` function: the same output, gradients and running
 //! statistics in training on the CPU backend (fused kernels) and on ndarray (burn's tensor ops),
-//! the same output in inference, and the same record.
+//! the same output in inference, and the same record; with a ReLU after it, the same as burn's
+//! batch norm and then its relu.
 use burn::module::Module;
-use burn::nn::BatchNormConfig;
+use burn::nn::activation::Activation;
+use burn::nn::{BatchNormConfig, Relu};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Distribution;
@@ -100,4 +102,62 @@ fn record_is_burns_batch_norm_record() {
         .try_load_record(record.unwrap())
         .expect("burn's BatchNorm loads a BatchNorm2d record");
     assert_eq!(loaded.gamma.dims(), [3]);
+}
+
+/// `forward_activated` with a ReLU (fused into the kernels on flex, a separate op on ndarray)
+/// computes `relu(BatchNorm(x))`: output, gradients of x, gamma and beta, and inference.
+#[test]
+#[allow(deprecated)]
+fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
+    for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+        device.seed(4);
+        let config = BatchNormConfig::new(5);
+        let gamma = Tensor::<1>::random([5], Distribution::Uniform(0.5, 2.0), &device);
+        let beta = Tensor::<1>::random([5], Distribution::Normal(0.0, 1.0), &device);
+        let reference = burn::nn::BatchNorm {
+            gamma: burn::module::Param::from_tensor(gamma.clone()),
+            beta: burn::module::Param::from_tensor(beta.clone()),
+            ..config.init(&device)
+        };
+        let ours = BatchNorm2d {
+            gamma: burn::module::Param::from_tensor(gamma),
+            beta: burn::module::Param::from_tensor(beta),
+            ..BatchNorm2d::new(config, &device)
+        };
+        let relu = Activation::Relu(Relu);
+        let x = Tensor::<4>::random([3, 5, 6, 4], Distribution::Normal(1.0, 2.0), &device)
+            .require_grad();
+        let upstream = Tensor::<4>::random([3, 5, 6, 4], Distribution::Normal(0.0, 1.0), &device);
+
+        let y_ref = burn::tensor::activation::relu(reference.forward(x.clone()));
+        let y = ours.forward_activated(x.clone(), &relu);
+        assert!(
+            max_abs_diff(y_ref.clone(), y.clone()) < 1e-4,
+            "{device:?}: output"
+        );
+        // About half the outputs are clipped, so the gradient mask matters.
+        let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
+        assert!(
+            zeros > 60 && zeros < 300,
+            "{device:?}: {zeros} of 360 outputs clipped"
+        );
+
+        let grads_ref = (y_ref * upstream.clone()).sum().backward();
+        let grads = (y * upstream).sum().backward();
+        let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
+        assert!(dx < 1e-4, "{device:?}: input gradient differs by {dx}");
+        for (name, a, b) in [
+            ("gamma", &reference.gamma, &ours.gamma),
+            ("beta", &reference.beta, &ours.beta),
+        ] {
+            let d = max_abs_diff(a.grad(&grads_ref).unwrap(), b.grad(&grads).unwrap());
+            assert!(d < 1e-3, "{device:?}: {name} gradient differs by {d}");
+        }
+
+        let (reference, ours) = (reference.valid(), ours.valid());
+        let x = x.inner();
+        let expected = burn::tensor::activation::relu(reference.forward(x.clone()));
+        let d = max_abs_diff(expected, ours.forward_activated(x, &relu));
+        assert!(d < 1e-5, "{device:?}: inference differs by {d}");
+    }
 }
