@@ -7,11 +7,45 @@ use burn::nn::activation::Activation;
 use burn::nn::{BatchNormConfig, Relu};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::Distribution;
+use burn::tensor::{Distribution, Gradients};
 use cnnzoo_models::layers::BatchNorm2d;
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
+}
+
+/// burn's `BatchNorm` and a `BatchNorm2d` from `config`, sharing non-trivial random affine
+/// parameters.
+fn layers(config: BatchNormConfig, device: &Device) -> (burn::nn::BatchNorm, BatchNorm2d) {
+    let channels = config.num_features;
+    let gamma = Tensor::<1>::random([channels], Distribution::Uniform(0.5, 2.0), device);
+    let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), device);
+    let reference = burn::nn::BatchNorm {
+        gamma: burn::module::Param::from_tensor(gamma.clone()),
+        beta: burn::module::Param::from_tensor(beta.clone()),
+        ..config.init(device)
+    };
+    let ours = BatchNorm2d {
+        gamma: burn::module::Param::from_tensor(gamma),
+        beta: burn::module::Param::from_tensor(beta),
+        ..BatchNorm2d::new(config, device)
+    };
+    (reference, ours)
+}
+
+/// The gamma and beta gradients of the two layers agree.
+fn assert_param_grads_match(
+    (reference, grads_ref): (&burn::nn::BatchNorm, &Gradients),
+    (ours, grads): (&BatchNorm2d, &Gradients),
+    device: &Device,
+) {
+    for (name, a, b) in [
+        ("gamma", &reference.gamma, &ours.gamma),
+        ("beta", &reference.beta, &ours.beta),
+    ] {
+        let d = max_abs_diff(a.grad(grads_ref).unwrap(), b.grad(grads).unwrap());
+        assert!(d < 1e-3, "{device:?}: {name} gradient differs by {d}");
+    }
 }
 
 /// Flex runs the fused kernels of `flex_kernels::batch_norm`; ndarray (as wgpu) runs the pass
@@ -27,22 +61,7 @@ fn training_pass_matches_burns_batch_norm() {
 
 fn training_pass_matches_on(device: Device) {
     device.seed(3);
-    let config = BatchNormConfig::new(6).with_momentum(0.3);
-    let reference = config.init(&device);
-    let ours = BatchNorm2d::new(config, &device);
-    // Non-trivial affine parameters, shared by both layers.
-    let gamma = Tensor::<1>::random([6], Distribution::Uniform(0.5, 2.0), &device);
-    let beta = Tensor::<1>::random([6], Distribution::Normal(0.0, 1.0), &device);
-    let reference = burn::nn::BatchNorm {
-        gamma: burn::module::Param::from_tensor(gamma.clone()),
-        beta: burn::module::Param::from_tensor(beta.clone()),
-        ..reference
-    };
-    let ours = BatchNorm2d {
-        gamma: burn::module::Param::from_tensor(gamma),
-        beta: burn::module::Param::from_tensor(beta),
-        ..ours
-    };
+    let (reference, ours) = layers(BatchNormConfig::new(6).with_momentum(0.3), &device);
     // An offset mean, as a convolution's output has.
     let x =
         Tensor::<4>::random([4, 6, 5, 7], Distribution::Normal(3.0, 2.0), &device).require_grad();
@@ -56,13 +75,7 @@ fn training_pass_matches_on(device: Device) {
     let grads = (y * upstream).sum().backward();
     let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
     assert!(dx < 1e-4, "{device:?}: input gradient differs by {dx}");
-    for (name, a, b) in [
-        ("gamma", &reference.gamma, &ours.gamma),
-        ("beta", &reference.beta, &ours.beta),
-    ] {
-        let d = max_abs_diff(a.grad(&grads_ref).unwrap(), b.grad(&grads).unwrap());
-        assert!(d < 1e-3, "{device:?}: {name} gradient differs by {d}");
-    }
+    assert_param_grads_match((&reference, &grads_ref), (&ours, &grads), &device);
     let d = max_abs_diff(
         reference.running_mean.value_sync(),
         ours.running_mean.value_sync(),
@@ -111,19 +124,7 @@ fn record_is_burns_batch_norm_record() {
 fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
     for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
         device.seed(4);
-        let config = BatchNormConfig::new(5);
-        let gamma = Tensor::<1>::random([5], Distribution::Uniform(0.5, 2.0), &device);
-        let beta = Tensor::<1>::random([5], Distribution::Normal(0.0, 1.0), &device);
-        let reference = burn::nn::BatchNorm {
-            gamma: burn::module::Param::from_tensor(gamma.clone()),
-            beta: burn::module::Param::from_tensor(beta.clone()),
-            ..config.init(&device)
-        };
-        let ours = BatchNorm2d {
-            gamma: burn::module::Param::from_tensor(gamma),
-            beta: burn::module::Param::from_tensor(beta),
-            ..BatchNorm2d::new(config, &device)
-        };
+        let (reference, ours) = layers(BatchNormConfig::new(5), &device);
         let relu = Activation::Relu(Relu);
         let x = Tensor::<4>::random([3, 5, 6, 4], Distribution::Normal(1.0, 2.0), &device)
             .require_grad();
@@ -146,13 +147,7 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
         let grads = (y * upstream).sum().backward();
         let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
         assert!(dx < 1e-4, "{device:?}: input gradient differs by {dx}");
-        for (name, a, b) in [
-            ("gamma", &reference.gamma, &ours.gamma),
-            ("beta", &reference.beta, &ours.beta),
-        ] {
-            let d = max_abs_diff(a.grad(&grads_ref).unwrap(), b.grad(&grads).unwrap());
-            assert!(d < 1e-3, "{device:?}: {name} gradient differs by {d}");
-        }
+        assert_param_grads_match((&reference, &grads_ref), (&ours, &grads), &device);
 
         let (reference, ours) = (reference.valid(), ours.valid());
         let x = x.inner();

@@ -147,17 +147,7 @@ impl BatchNormBackend for Flex {
         statistics: FlexTensor,
         epsilon: f64,
     ) -> FlexTensor {
-        let [x, gamma, beta, statistics] = [x, gamma, beta, statistics].map(|t| t.to_contiguous());
-        let planes = Planes::of(&x);
-        let (scale, shift) =
-            planes.scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
-        let y = planes.per_channel_map(
-            f32s(&x),
-            f32s(&x),
-            |channel| (scale[channel], shift[channel]),
-            |(scale, shift), value, _| value * scale + shift,
-        );
-        flex_tensor(y, planes.shape())
+        normalize([x, gamma, beta, statistics], epsilon, false)
     }
 
     fn batch_normalize_relu(
@@ -167,24 +157,32 @@ impl BatchNormBackend for Flex {
         statistics: FlexTensor,
         epsilon: f64,
     ) -> FlexTensor {
-        let [x, gamma, beta, statistics] = [x, gamma, beta, statistics].map(|t| t.to_contiguous());
-        let planes = Planes::of(&x);
-        let (scale, shift) =
-            planes.scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
-        let y = planes.per_channel_map(
-            f32s(&x),
-            f32s(&x),
-            |channel| (scale[channel], shift[channel]),
-            |(scale, shift), value, _| {
-                // As burn's relu: zero where the value is <= 0, a NaN kept. A bit mask rather
-                // than `if`, which LLVM compiles to a branch per vector lane here.
-                let z = value * scale + shift;
-                let passes = (z > 0.0) | z.is_nan();
-                f32::from_bits(z.to_bits() & 0u32.wrapping_sub(passes as u32))
-            },
-        );
-        flex_tensor(y, planes.shape())
+        normalize([x, gamma, beta, statistics], epsilon, true)
     }
+}
+
+/// The normalisation pass over x, gamma, beta and the statistics, with the ReLU in the same pass
+/// if `relu`.
+fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
+    let [x, gamma, beta, statistics] = tensors.map(|t| t.to_contiguous());
+    let planes = Planes::of(&x);
+    let (scale, shift) = planes.scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
+    let coefficients = |channel: usize| (scale[channel], shift[channel]);
+    let x = f32s(&x);
+    let y = if relu {
+        planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
+            // As burn's relu: zero where the value is <= 0, a NaN kept. A bit mask rather than
+            // `if`, which LLVM compiles to a branch per vector lane here.
+            let z = value * scale + shift;
+            let passes = (z > 0.0) | z.is_nan();
+            f32::from_bits(z.to_bits() & 0u32.wrapping_sub(passes as u32))
+        })
+    } else {
+        planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
+            value * scale + shift
+        })
+    };
+    flex_tensor(y, planes.shape())
 }
 
 impl BatchNormGradients for Flex {

@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, runs_on_flex};
+use super::{Axis, f32s, flex_tensor, runs_on_flex};
 
 /// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
 /// cache on the 2-core machine the figures come from): a band of 14 output rows at ResNet-20's
@@ -353,29 +353,10 @@ impl Geometry {
         })
     }
 
-    /// For kernel tap `(i, j)` and output row `oy`: the input row it reads, if inside the image.
-    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
-        (oy * self.stride[0] + i * self.dilation[0])
-            .checked_sub(self.padding[0])
-            .filter(|&row| row < self.height)
-    }
-
-    /// For kernel column `j`: the output columns `[lo, hi)` whose input column lies inside the
-    /// image, and the input column of output column `lo`.
-    fn valid_columns(&self, j: usize) -> (usize, usize, usize) {
-        let offset = (j * self.dilation[1]) as isize - self.padding[1] as isize;
-        let stride = self.stride[1] as isize;
-        // Output column ox reads input column ox * stride + offset, which must lie in [0, width).
-        let lo = if offset >= 0 {
-            0
-        } else {
-            (-offset + stride - 1) / stride
-        };
-        let hi = ((self.width as isize - offset + stride - 1) / stride)
-            .clamp(0, self.out_width as isize);
-        let lo = lo.min(hi);
-        let first = if lo < hi { lo * stride + offset } else { 0 };
-        (lo as usize, hi as usize, first as usize)
+    /// Axis 0 (rows) or 1 (columns) of the window.
+    fn axis(&self, axis: usize) -> Axis {
+        let sizes = ([self.height, self.width], [self.out_height, self.out_width]);
+        Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
     }
 
     /// Writes the patches of output rows `[start, end)` of one image into the columns from
@@ -401,9 +382,9 @@ impl Geometry {
                         span.copy(channel, dst);
                         continue;
                     }
-                    let (lo, hi, first) = self.valid_columns(j);
+                    let (lo, hi, first) = self.axis(1).valid_outputs(j);
                     for (oy, out) in (start..end).zip(dst.chunks_exact_mut(ow)) {
-                        let Some(iy) = self.input_row(oy, i) else {
+                        let Some(iy) = self.axis(0).input_position(oy, i) else {
                             out.fill(0.0);
                             continue;
                         };
@@ -446,9 +427,9 @@ impl Geometry {
                         span.add(src_rows, channel);
                         continue;
                     }
-                    let (lo, hi, first) = self.valid_columns(j);
+                    let (lo, hi, first) = self.axis(1).valid_outputs(j);
                     for (oy, src) in (start..end).zip(src_rows.chunks_exact(ow)) {
-                        let Some(iy) = self.input_row(oy, i) else {
+                        let Some(iy) = self.axis(0).input_position(oy, i) else {
                             continue;
                         };
                         let dst = &mut channel[iy * self.width..(iy + 1) * self.width];

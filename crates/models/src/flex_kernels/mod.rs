@@ -35,3 +35,57 @@ fn f32s(tensor: &FlexTensor) -> &[f32] {
 fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
+
+/// One spatial axis of a windowed op (convolution, pooling): input positions, output positions,
+/// and the window's stride, padding before the first position, and dilation.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    size: usize,
+    outputs: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+}
+
+impl Axis {
+    /// Axis `axis` (0 for rows, 1 for columns) of a window from an input of `size` to `outputs`
+    /// positions, with the window's `stride`, `padding` and `dilation` per axis.
+    fn of(
+        axis: usize,
+        (size, outputs): ([usize; 2], [usize; 2]),
+        [stride, padding, dilation]: [[usize; 2]; 3],
+    ) -> Self {
+        Self {
+            size: size[axis],
+            outputs: outputs[axis],
+            stride: stride[axis],
+            padding: padding[axis],
+            dilation: dilation[axis],
+        }
+    }
+
+    /// The input position output `o` reads through kernel tap `tap`, if inside the input.
+    fn input_position(&self, o: usize, tap: usize) -> Option<usize> {
+        (o * self.stride + tap * self.dilation)
+            .checked_sub(self.padding)
+            .filter(|&position| position < self.size)
+    }
+
+    /// For kernel tap `tap`: the outputs `[lo, hi)` whose input position lies inside the input,
+    /// and the input position of output `lo`.
+    fn valid_outputs(&self, tap: usize) -> (usize, usize, usize) {
+        let offset = (tap * self.dilation) as isize - self.padding as isize;
+        let stride = self.stride as isize;
+        // Output o reads input position o * stride + offset, which must lie in [0, size).
+        let lo = if offset >= 0 {
+            0
+        } else {
+            (-offset + stride - 1) / stride
+        };
+        let hi =
+            ((self.size as isize - offset + stride - 1) / stride).clamp(0, self.outputs as isize);
+        let lo = lo.min(hi);
+        let first = if lo < hi { lo * stride + offset } else { 0 };
+        (lo as usize, hi as usize, first as usize)
+    }
+}

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, IntDType};
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, runs_on_flex};
+use super::{Axis, f32s, flex_tensor, runs_on_flex};
 
 /// `max_pool2d` as burn's `module::max_pool2d` computes it, through the kernels below where the
 /// input lives on the flex backend. Asymmetric padding and `ceil_mode` keep burn's path.
@@ -220,34 +220,15 @@ impl Window {
         [self.batch, self.channels, self.out_height, self.out_width]
     }
 
-    /// Kernel row `ky` for output row `oy`: the input row it reads, if inside the image.
-    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride[0] + ky * self.dilation[0])
-            .checked_sub(self.padding[0])
-            .filter(|&row| row < self.height)
-    }
-
-    /// For kernel column `kx`: the output columns `[lo, hi)` whose input column lies inside the
-    /// image, and the input column of output column `lo`.
-    fn valid_columns(&self, kx: usize) -> (usize, usize, usize) {
-        let offset = (kx * self.dilation[1]) as isize - self.padding[1] as isize;
-        let stride = self.stride[1] as isize;
-        // Output column ox reads input column ox * stride + offset, which must lie in [0, width).
-        let lo = if offset >= 0 {
-            0
-        } else {
-            (-offset + stride - 1) / stride
-        };
-        let hi = ((self.width as isize - offset + stride - 1) / stride)
-            .clamp(0, self.out_width as isize);
-        let lo = lo.min(hi);
-        let first = if lo < hi { lo * stride + offset } else { 0 };
-        (lo as usize, hi as usize, first as usize)
+    /// Axis 0 (rows) or 1 (columns) of the window.
+    fn axis(&self, axis: usize) -> Axis {
+        let sizes = ([self.height, self.width], [self.out_height, self.out_width]);
+        Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
     }
 
     fn kernel_columns(&self) -> Vec<(usize, usize, usize)> {
         (0..self.kernel[1])
-            .map(|kx| self.valid_columns(kx))
+            .map(|kx| self.axis(1).valid_outputs(kx))
             .collect()
     }
 
@@ -258,7 +239,7 @@ impl Window {
     /// is a vectorisable run of selects: with the window inner, each output waited on a chain of
     /// nine compares (41 ms for the forward pass at 128x16x32x32 against 3x3 stride 1, as slow
     /// as flex's 71 ms over the same loop).
-    /// `columns` holds `valid_columns` for each kernel column, worked out once per call (its
+    /// `columns` holds `Axis::valid_outputs` for each kernel column, worked out once per call (its
     /// divisions cost as much as a small row's taps).
     fn row_argmax(
         &self,
@@ -270,7 +251,7 @@ impl Window {
         maxima.fill(f32::NEG_INFINITY);
         argmax.fill(u32::MAX);
         for ky in 0..self.kernel[0] {
-            let Some(row) = self.input_row(oy, ky) else {
+            let Some(row) = self.axis(0).input_position(oy, ky) else {
                 continue;
             };
             for &(lo, hi, first) in columns {
