@@ -167,7 +167,6 @@ impl<B: WindowMaxPoolBackend, C: CheckpointStrategy> WindowMaxPoolBackend for Au
 /// One max pool's sizes, for f32 NCHW tensors with symmetric padding and floor mode.
 #[derive(Clone, Copy, Debug)]
 struct Window {
-    planes: usize,
     height: usize,
     width: usize,
     kernel: [usize; 2],
@@ -197,7 +196,6 @@ impl Window {
                 .map(|room| room / options.stride[axis] + 1)
         };
         let window = Self {
-            planes: batch * channels,
             height,
             width,
             kernel: options.kernel_size,
@@ -209,7 +207,7 @@ impl Window {
             batch,
             channels,
         };
-        (window.planes > 0 && height > 0 && width > 0).then_some(window)
+        (batch * channels * height * width > 0).then_some(window)
     }
 
     fn input_shape(&self) -> [usize; 4] {
@@ -239,6 +237,7 @@ impl Window {
     /// is a vectorisable run of selects: with the window inner, each output waited on a chain of
     /// nine compares (41 ms for the forward pass at 128x16x32x32 against 3x3 stride 1, as slow
     /// as flex's 71 ms over the same loop).
+    ///
     /// `columns` holds `Axis::valid_outputs` for each kernel column, worked out once per call (its
     /// divisions cost as much as a small row's taps).
     fn row_argmax(
@@ -278,7 +277,7 @@ impl Window {
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let plane_len = self.height * self.width;
         let columns = self.kernel_columns();
-        let mut y = vec![0.0; self.planes * self.out_height * self.out_width];
+        let mut y = vec![0.0; self.batch * self.channels * self.out_height * self.out_width];
         y.par_chunks_mut(self.out_height * self.out_width)
             .zip(x.par_chunks(plane_len))
             .for_each_init(
@@ -296,7 +295,7 @@ impl Window {
         let plane_len = self.height * self.width;
         let out_plane = self.out_height * self.out_width;
         let columns = self.kernel_columns();
-        let mut dx = vec![0.0; self.planes * plane_len];
+        let mut dx = vec![0.0; self.batch * self.channels * plane_len];
         dx.par_chunks_mut(plane_len)
             .zip(
                 x.par_chunks(plane_len)
