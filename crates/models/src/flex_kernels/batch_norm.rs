@@ -308,8 +308,8 @@ where
     }
 
     /// Fused only for inference: under autodiff, the normalisation's own backward pass and
-    /// burn's ReLU. (Fusing the ReLU's mask into the backward kernels measured slower than this,
-    /// e.g. 20.3 against 17.1 ms at 128x16x32x32.)
+    /// burn's ReLU. (Fusing the ReLU's mask into the backward kernels measured slower than this;
+    /// the figures are in `docs/performance.md`.)
     fn batch_normalize_relu(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
