@@ -25,6 +25,11 @@ use cnnzoo_models::layers::{BatchNorm2d, MaxPool2d};
 
 const REPEATS: usize = 10;
 
+/// The allocator and settings of the `cnnzoo` binary (its `main.rs` says why): with glibc's,
+/// page faults on fresh multi-megabyte buffers added a fifth to a forward + backward pass here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn time(name: &str, shape: &str, f: &dyn Fn()) {
     f();
     let started = Instant::now();
@@ -36,6 +41,8 @@ fn time(name: &str, shape: &str, f: &dyn Fn()) {
 }
 
 fn main() {
+    // Safety: sets mimalloc's purge delay (option 15) to "never", before any other thread runs.
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let device = Device::flex().autodiff();
     println!("| input | operation | ms |\n| --- | --- | ---: |");
     for (n, c, side) in [(128, 16, 32), (128, 32, 16), (128, 64, 8)] {
