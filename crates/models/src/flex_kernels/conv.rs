@@ -22,6 +22,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
+use super::same_conv3x3::SameConv3x3;
 use super::{Axis, f32s, flex_tensor, runs_on_flex};
 
 /// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
@@ -297,6 +298,23 @@ impl Geometry {
             .map(move |start| (start, (start + rows_per_band).min(out_height)))
     }
 
+    /// The direct kernels of `same_conv3x3`, for a 3x3 kernel at stride 1 with one pixel of
+    /// padding on every side, where the processor runs them.
+    fn same_conv3x3(&self) -> Option<SameConv3x3> {
+        let same_3x3 = self.kernel == [3, 3]
+            && self.stride == [1, 1]
+            && self.padding == [1, 1]
+            && self.dilation == [1, 1]
+            && (self.out_height, self.out_width) == (self.height, self.width);
+        (same_3x3 && SameConv3x3::supported()).then_some(SameConv3x3 {
+            batch: self.batch,
+            channels_in: self.channels_in,
+            channels_out: self.channels_out,
+            height: self.height,
+            width: self.width,
+        })
+    }
+
     /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
     /// image itself, `[C, H*W]`, is the patch matrix.
     fn is_pointwise(&self) -> bool {
@@ -504,6 +522,9 @@ impl Geometry {
 
     /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
     fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
+        if let Some(direct) = self.same_conv3x3() {
+            return direct.forward(x, weight);
+        }
         let k = self.patch_len();
         let out_plane = self.out_height * self.out_width;
         let images = self.images_per_tile();
@@ -532,6 +553,9 @@ impl Geometry {
 
     /// `dW = Σ_b dY[b] * cols(x[b])ᵀ`, summed per thread and then across threads.
     fn weight_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        if let Some(direct) = self.same_conv3x3() {
+            return direct.weight_grad(x, output_grad);
+        }
         let k = self.patch_len();
         let images = self.images_per_tile();
         let tiles_per_task = self
@@ -576,6 +600,9 @@ impl Geometry {
     /// `dx[b] = col2im(Wᵀ * dY[b])`, a tile of images or a band of rows per gemm, tiles in
     /// parallel; a pointwise convolution writes `Wᵀ * dY[b]` straight into `dx[b]`.
     fn input_grad(&self, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        if let Some(direct) = self.same_conv3x3() {
+            return direct.input_grad(weight, output_grad);
+        }
         let k = self.patch_len();
         let images = self.images_per_tile();
         let mut dx = vec![0.0; self.batch * self.image_len()];

@@ -11,6 +11,7 @@ use burn::tensor::TensorData;
 pub mod batch_norm;
 pub mod conv;
 pub mod pool;
+mod same_conv3x3;
 
 /// Whether tensors on `device` are flex tensors, with or without autodiff.
 pub(crate) fn runs_on_flex(device: &Device) -> bool {

@@ -1,0 +1,442 @@
+//! 3x3 convolutions at stride 1 with one pixel of zero padding on every side (all of ResNet's
+//! 3x3 layers but a stage's first, and DenseNet's and GoogleNet's) as direct AVX2 + FMA kernels,
+//! on x86-64 processors that have both.
+//!
+//! Why: im2col writes nine shifted copies of the input for the gemm to read, and col2im adds
+//! nine back. At ResNet-20's first stage (batch 128, 2 threads) that made the input gradient
+//! take 16.6 ms against PyTorch's 10.8 (`docs/performance.md`). Here each image is copied once into zero-padded planes
+//! whose rows lie `width + 1` apart: the one zero after a row's last pixel is the padding of
+//! both that row's right edge and the next row's left edge. With `s = width + 1`, output
+//! position `q = y * s + x` then reads kernel tap `(i, j)` at `q + i * s + j`, a fixed offset,
+//! so the kernels read the input in place. The output has one unused position per row, which
+//! is dropped when the result is copied out.
+//!
+//! - Forward: 4 output channels by 24 positions per register block, summed over input
+//!   channels and taps.
+//! - Input gradient: the same kernel on the padded output gradient, with the weights flipped
+//!   and input and output channels swapped.
+//! - Weight gradient: for each output channel, input channel and tap, the dot product of the
+//!   padded output gradient with the input plane shifted by the tap's offset.
+use rayon::prelude::*;
+
+/// Output channels per register block.
+const CHANNEL_BLOCK: usize = 4;
+/// Output positions per register block: three 8-lane vectors.
+const POSITION_BLOCK: usize = 24;
+/// Positions per step of the weight gradient's dot products: one vector.
+const LANES: usize = 8;
+/// Zeros after each padded plane, so that a weight gradient's last vector, which may reach past
+/// the output's last position, stays inside its plane.
+const PLANE_TAIL: usize = LANES;
+const TAPS: usize = 9;
+/// Positions per dot product of the weight gradient, at least, where one image has fewer: small
+/// images go several to a dot product, so that its final sum across lanes is a small share of
+/// its cost.
+const GROUP_POSITIONS: usize = 1024;
+
+/// One 3x3, stride-1, padding-1 convolution over `[batch, channels_in, height, width]` images.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct SameConv3x3 {
+    pub batch: usize,
+    pub channels_in: usize,
+    pub channels_out: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl SameConv3x3 {
+    /// Whether this processor runs the kernels (AVX2 and FMA).
+    pub fn supported() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Distance between two rows of a padded plane, and between two output rows.
+    fn row_stride(&self) -> usize {
+        self.width + 1
+    }
+
+    /// Values per padded plane: a zero row above and below the image, a zero before each row,
+    /// and `PLANE_TAIL` zeros.
+    fn plane_len(&self) -> usize {
+        (self.height + 2) * self.row_stride() + PLANE_TAIL
+    }
+
+    /// Output positions per channel that the forward kernel computes: `height` rows of
+    /// `row_stride`, rounded up to whole register blocks.
+    fn out_plane_len(&self) -> usize {
+        (self.height * self.row_stride()).next_multiple_of(POSITION_BLOCK)
+    }
+
+    /// The offset of kernel tap `t` (row-major over the 3x3 window) from an output position.
+    fn tap_offsets(&self) -> [usize; TAPS] {
+        std::array::from_fn(|t| (t / 3) * self.row_stride() + t % 3)
+    }
+
+    /// Length of a buffer of `channels` padded planes, with room for a last register block that
+    /// reads past the last plane.
+    fn padded_len(&self, channels: usize) -> usize {
+        channels * self.plane_len() + POSITION_BLOCK
+    }
+
+    /// Copies `image` (`[channels, height, width]`) into the padded planes `planes`, whose padding
+    /// is zero and stays so: the image is number `index` of a group of `group`, and channel `c`
+    /// goes to plane `c * group + index`.
+    fn pad(&self, image: &[f32], planes: &mut [f32], (index, group): (usize, usize)) {
+        let (width, stride) = (self.width, self.row_stride());
+        let rows = image.chunks_exact(width);
+        let dst_rows = planes
+            .chunks_exact_mut(self.plane_len())
+            .skip(index)
+            .step_by(group)
+            .flat_map(|plane| plane[stride + 1..].chunks_mut(stride).take(self.height));
+        for (src, dst) in rows.zip(dst_rows) {
+            dst[..width].copy_from_slice(src);
+        }
+    }
+
+    /// Copies the output planes `planes` (rows `row_stride` apart, `out_plane_len` per channel)
+    /// into `image` (`[channels, height, width]`), dropping the unused position of each row.
+    fn unpad(&self, planes: &[f32], image: &mut [f32]) {
+        let (width, stride) = (self.width, self.row_stride());
+        let src_rows = planes
+            .chunks_exact(self.out_plane_len())
+            .flat_map(|plane| plane.chunks(stride).take(self.height));
+        for (src, dst) in src_rows.zip(image.chunks_exact_mut(width)) {
+            dst.copy_from_slice(&src[..width]);
+        }
+    }
+
+    /// `weight(o, c, t)` for `outputs` x `inputs` channels, laid out for `convolve`: blocks of
+    /// `CHANNEL_BLOCK` output channels (the last may be narrower), each `[inputs][tap][block]`.
+    fn pack(
+        outputs: usize,
+        inputs: usize,
+        weight: impl Fn(usize, usize, usize) -> f32,
+    ) -> Vec<f32> {
+        let mut packed = Vec::with_capacity(outputs * inputs * TAPS);
+        for first in (0..outputs).step_by(CHANNEL_BLOCK) {
+            let block = first..(first + CHANNEL_BLOCK).min(outputs);
+            for c in 0..inputs {
+                for t in 0..TAPS {
+                    packed.extend(block.clone().map(|o| weight(o, c, t)));
+                }
+            }
+        }
+        packed
+    }
+
+    /// `out[o]` (output planes, `out_plane_len` each) = the convolution of the `inputs` padded
+    /// planes `planes` with the weights `packed` by `pack` for `outputs` x `inputs` channels.
+    fn convolve(&self, planes: &[f32], inputs: usize, packed: &[f32], out: &mut [f32]) {
+        let out_plane_len = self.out_plane_len();
+        let outputs = out.len() / out_plane_len;
+        let taps = self.tap_offsets();
+        for first in (0..outputs).step_by(CHANNEL_BLOCK) {
+            let block = CHANNEL_BLOCK.min(outputs - first);
+            let weights = &packed[first * inputs * TAPS..][..block * inputs * TAPS];
+            let out = &mut out[first * out_plane_len..][..block * out_plane_len];
+            for position in (0..out_plane_len).step_by(POSITION_BLOCK) {
+                let planes = &planes[position..];
+                let out = &mut out[position..];
+                let kernel = Kernel {
+                    planes,
+                    plane_len: self.plane_len(),
+                    inputs,
+                    taps: &taps,
+                    weights,
+                };
+                kernel.run(block, out, out_plane_len);
+            }
+        }
+    }
+
+    /// `y = conv(x, weight)` for `x` `[batch, channels_in, height, width]` and `weight`
+    /// `[channels_out, channels_in, 3, 3]`, images in parallel.
+    pub fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
+        let (inputs, outputs) = (self.channels_in, self.channels_out);
+        let packed = Self::pack(outputs, inputs, |o, c, t| {
+            weight[(o * inputs + c) * TAPS + t]
+        });
+        let image_len = inputs * self.height * self.width;
+        let out_image_len = outputs * self.height * self.width;
+        let mut y = vec![0.0; self.batch * out_image_len];
+        y.par_chunks_mut(out_image_len)
+            .zip(x.par_chunks(image_len))
+            .for_each_init(
+                || self.scratch(inputs, outputs),
+                |(planes, out), (y, x)| {
+                    self.pad(x, planes, (0, 1));
+                    self.convolve(planes, inputs, &packed, out);
+                    self.unpad(out, y);
+                },
+            );
+        y
+    }
+
+    /// `dx` for the output gradient `output_grad`: the convolution of the padded output gradient
+    /// with the weights turned by 180 degrees, input and output channels swapped.
+    pub fn input_grad(&self, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        let (inputs, outputs) = (self.channels_in, self.channels_out);
+        let packed = Self::pack(inputs, outputs, |c, o, t| {
+            weight[(o * inputs + c) * TAPS + TAPS - 1 - t]
+        });
+        let image_len = inputs * self.height * self.width;
+        let out_image_len = outputs * self.height * self.width;
+        let mut dx = vec![0.0; self.batch * image_len];
+        dx.par_chunks_mut(image_len)
+            .zip(output_grad.par_chunks(out_image_len))
+            .for_each_init(
+                || self.scratch(outputs, inputs),
+                |(planes, out), (dx, grad)| {
+                    self.pad(grad, planes, (0, 1));
+                    self.convolve(planes, outputs, &packed, out);
+                    self.unpad(out, dx);
+                },
+            );
+        dx
+    }
+
+    /// `dw[o, c, i, j] = Σ_b Σ_(y, x) dy[b, o, y, x] * x[b, c, y + i - 1, x + j - 1]`, images split
+    /// between threads, each summing its own and the sums added at the end.
+    pub fn weight_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        let (inputs, outputs) = (self.channels_in, self.channels_out);
+        let image_len = inputs * self.height * self.width;
+        let out_image_len = outputs * self.height * self.width;
+        let images_per_task = self.batch.div_ceil(rayon::current_num_threads()).max(1);
+        let group = (GROUP_POSITIONS / self.plane_len()).clamp(1, images_per_task);
+        let weight_len = outputs * inputs * TAPS;
+        x.par_chunks(image_len * images_per_task)
+            .zip(output_grad.par_chunks(out_image_len * images_per_task))
+            .map(|(x, grad)| {
+                let mut dw = vec![0.0; weight_len];
+                let mut x_planes = vec![0.0; self.padded_len(inputs * group)];
+                let mut grad_planes = vec![0.0; self.padded_len(outputs * group)];
+                let groups = x
+                    .chunks(image_len * group)
+                    .zip(grad.chunks(out_image_len * group));
+                for (x, grad) in groups {
+                    let count = x.len() / image_len;
+                    let images = x
+                        .chunks_exact(image_len)
+                        .zip(grad.chunks_exact(out_image_len));
+                    for (index, (x, grad)) in images.enumerate() {
+                        self.pad(x, &mut x_planes, (index, count));
+                        self.pad(grad, &mut grad_planes, (index, count));
+                    }
+                    self.add_weight_grad(&x_planes, &grad_planes, count, &mut dw);
+                }
+                dw
+            })
+            .reduce(
+                || vec![0.0; weight_len],
+                |mut total, part| {
+                    total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+                    total
+                },
+            )
+    }
+
+    /// Adds the weight gradient of a group of `group` images to `dw`, from their padded input and
+    /// output gradient (`pad`'s layout for the group).
+    fn add_weight_grad(&self, x_planes: &[f32], grad_planes: &[f32], group: usize, dw: &mut [f32]) {
+        let (inputs, outputs) = (self.channels_in, self.channels_out);
+        let (stride, plane_len) = (self.row_stride(), self.plane_len());
+        // Output position q sits at index q + stride + 1 of its padded plane, and the unused
+        // position of each row reads the next row's zero. One dot product runs over a
+        // channel's planes of the whole group: their padding, zero in the output gradient,
+        // adds nothing.
+        let len = ((group - 1) * plane_len + self.height * stride).next_multiple_of(LANES);
+        let channel_stride = group * plane_len;
+        for first in (0..outputs).step_by(CHANNEL_BLOCK) {
+            let block = CHANNEL_BLOCK.min(outputs - first);
+            let grads = &grad_planes[first * channel_stride + stride + 1..];
+            for c in 0..inputs {
+                for i in 0..3 {
+                    let x = &x_planes[c * channel_stride + i * stride..];
+                    let product = DotProducts {
+                        grads,
+                        grad_stride: channel_stride,
+                        x,
+                        len,
+                    };
+                    let sums = product.run(block);
+                    for (o, row) in sums.iter().enumerate().take(block) {
+                        let at = ((first + o) * inputs + c) * TAPS + i * 3;
+                        dw[at..at + 3]
+                            .iter_mut()
+                            .zip(row)
+                            .for_each(|(w, s)| *w += s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A thread's padded input planes and output planes, zeroed.
+    fn scratch(&self, inputs: usize, outputs: usize) -> (Vec<f32>, Vec<f32>) {
+        (
+            vec![0.0; self.padded_len(inputs)],
+            vec![0.0; outputs * self.out_plane_len()],
+        )
+    }
+}
+
+/// One register block of `SameConv3x3::convolve`: `POSITION_BLOCK` output positions from the
+/// start of `planes`, for a block of output channels.
+struct Kernel<'a> {
+    planes: &'a [f32],
+    plane_len: usize,
+    inputs: usize,
+    taps: &'a [usize; TAPS],
+    weights: &'a [f32],
+}
+
+impl Kernel<'_> {
+    /// Writes the block's `block` output channels into `out`, one channel every `out_stride`.
+    fn run(&self, block: usize, out: &mut [f32], out_stride: usize) {
+        assert!(
+            self.planes.len()
+                >= (self.inputs - 1) * self.plane_len + self.taps[TAPS - 1] + POSITION_BLOCK
+                && self.weights.len() == block * self.inputs * TAPS
+                && out.len() >= (block - 1) * out_stride + POSITION_BLOCK,
+            "kernel block out of bounds"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // Safety: `SameConv3x3::supported` checked AVX2 and FMA before any caller got here, and
+        // the assertion above holds every read and write inside its slice.
+        unsafe {
+            match block {
+                4 => avx2::convolve::<4>(self, out, out_stride),
+                3 => avx2::convolve::<3>(self, out, out_stride),
+                2 => avx2::convolve::<2>(self, out, out_stride),
+                _ => avx2::convolve::<1>(self, out, out_stride),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`SameConv3x3::supported` is false off x86-64");
+    }
+}
+
+/// The weight gradient's dot products for a block of output channels, one input channel and
+/// one kernel row: `Σ_p grads[o * grad_stride + p] * x[p + j]` over `p < len`, for `j < 3`.
+struct DotProducts<'a> {
+    grads: &'a [f32],
+    grad_stride: usize,
+    x: &'a [f32],
+    len: usize,
+}
+
+impl DotProducts<'_> {
+    fn run(&self, block: usize) -> [[f32; 3]; CHANNEL_BLOCK] {
+        assert!(
+            self.len.is_multiple_of(LANES)
+                && self.grads.len() >= (block - 1) * self.grad_stride + self.len
+                && self.x.len() >= self.len + 2,
+            "dot product out of bounds"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // Safety: as in `Kernel::run`.
+        unsafe {
+            match block {
+                4 => avx2::dot_products::<4>(self),
+                3 => avx2::dot_products::<3>(self),
+                2 => avx2::dot_products::<2>(self),
+                _ => avx2::dot_products::<1>(self),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`SameConv3x3::supported` is false off x86-64");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
+
+    /// Safety: the processor has AVX2 and FMA, and `Kernel::run`'s bounds hold.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn convolve<const BLOCK: usize>(
+        kernel: &Kernel,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let mut sums = [[_mm256_setzero_ps(); 3]; BLOCK];
+        let planes = kernel.planes.as_ptr();
+        let weights = kernel.weights.as_ptr();
+        for c in 0..kernel.inputs {
+            unsafe {
+                let plane = planes.add(c * kernel.plane_len);
+                let weights = weights.add(c * TAPS * BLOCK);
+                for (t, &offset) in kernel.taps.iter().enumerate() {
+                    let x = plane.add(offset);
+                    let xs = [
+                        _mm256_loadu_ps(x),
+                        _mm256_loadu_ps(x.add(8)),
+                        _mm256_loadu_ps(x.add(16)),
+                    ];
+                    for (o, sums) in sums.iter_mut().enumerate() {
+                        let w = _mm256_broadcast_ss(&*weights.add(t * BLOCK + o));
+                        for (sum, x) in sums.iter_mut().zip(xs) {
+                            *sum = _mm256_fmadd_ps(w, x, *sum);
+                        }
+                    }
+                }
+            }
+        }
+        let out = out.as_mut_ptr();
+        for (o, sums) in sums.iter().enumerate() {
+            for (v, sum) in sums.iter().enumerate() {
+                unsafe { _mm256_storeu_ps(out.add(o * out_stride + 8 * v), *sum) };
+            }
+        }
+    }
+
+    /// Safety: the processor has AVX2 and FMA, and `DotProducts::run`'s bounds hold.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_products<const BLOCK: usize>(
+        product: &DotProducts,
+    ) -> [[f32; 3]; CHANNEL_BLOCK] {
+        let mut sums = [[_mm256_setzero_ps(); 3]; BLOCK];
+        let grads = product.grads.as_ptr();
+        let x = product.x.as_ptr();
+        for p in (0..product.len).step_by(LANES) {
+            unsafe {
+                let xs = [
+                    _mm256_loadu_ps(x.add(p)),
+                    _mm256_loadu_ps(x.add(p + 1)),
+                    _mm256_loadu_ps(x.add(p + 2)),
+                ];
+                for (o, sums) in sums.iter_mut().enumerate() {
+                    let grad = _mm256_loadu_ps(grads.add(o * product.grad_stride + p));
+                    for (sum, x) in sums.iter_mut().zip(xs) {
+                        *sum = _mm256_fmadd_ps(grad, x, *sum);
+                    }
+                }
+            }
+        }
+        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
+        for (total, sums) in totals.iter_mut().zip(&sums) {
+            for (total, sum) in total.iter_mut().zip(sums) {
+                *total = horizontal_sum(*sum);
+            }
+        }
+        totals
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn horizontal_sum(v: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps::<1>(quarter, quarter)))
+    }
+}
