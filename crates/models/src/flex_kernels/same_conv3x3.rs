@@ -19,10 +19,16 @@
 //!   padded output gradient with the input plane shifted by the tap's offset.
 use rayon::prelude::*;
 
-/// Output channels per register block.
+/// Output channels per register block, of the forward kernel and of the weight gradient's dot
+/// products. `Kernel::run` and `DotProducts::run` dispatch blocks of 1 to 4.
 const CHANNEL_BLOCK: usize = 4;
-/// Output positions per register block: three 8-lane vectors.
-const POSITION_BLOCK: usize = 24;
+const _: () = assert!(
+    CHANNEL_BLOCK == 4,
+    "the kernels are dispatched for blocks of 1 to 4"
+);
+/// 8-lane vectors of output positions per register block of the forward kernel.
+const VECTORS: usize = 2;
+const POSITION_BLOCK: usize = VECTORS * LANES;
 /// Positions per step of the weight gradient's dot products: one vector.
 const LANES: usize = 8;
 /// Zeros after each padded plane, so that a weight gradient's last vector, which may reach past
@@ -63,10 +69,16 @@ impl SameConv3x3 {
         self.width + 1
     }
 
-    /// Values per padded plane: a zero row above and below the image, a zero before each row,
-    /// and `PLANE_TAIL` zeros.
+    /// Values per padded plane of one image: a zero row above and below the image, a zero before
+    /// each row, and `PLANE_TAIL` zeros.
     fn plane_len(&self) -> usize {
-        (self.height + 2) * self.row_stride() + PLANE_TAIL
+        self.group_plane_len(1)
+    }
+
+    /// Values per padded plane of a channel of `group` images stacked, with one zero row between
+    /// two images, which pads the bottom of one and the top of the next.
+    fn group_plane_len(&self, group: usize) -> usize {
+        (group * (self.height + 1) + 1) * self.row_stride() + PLANE_TAIL
     }
 
     /// Output positions per channel that the forward kernel computes: `height` rows of
@@ -87,16 +99,15 @@ impl SameConv3x3 {
     }
 
     /// Copies `image` (`[channels, height, width]`) into the padded planes `planes`, whose padding
-    /// is zero and stays so: the image is number `index` of a group of `group`, and channel `c`
-    /// goes to plane `c * group + index`.
+    /// is zero and stays so: as image `index` of a group of `group` stacked in each channel's
+    /// plane (`group_plane_len`).
     fn pad(&self, image: &[f32], planes: &mut [f32], (index, group): (usize, usize)) {
         let (width, stride) = (self.width, self.row_stride());
+        let first_pixel = (index * (self.height + 1) + 1) * stride + 1;
         let rows = image.chunks_exact(width);
         let dst_rows = planes
-            .chunks_exact_mut(self.plane_len())
-            .skip(index)
-            .step_by(group)
-            .flat_map(|plane| plane[stride + 1..].chunks_mut(stride).take(self.height));
+            .chunks_exact_mut(self.group_plane_len(group))
+            .flat_map(|plane| plane[first_pixel..].chunks_mut(stride).take(self.height));
         for (src, dst) in rows.zip(dst_rows) {
             dst[..width].copy_from_slice(src);
         }
@@ -217,8 +228,8 @@ impl SameConv3x3 {
             .zip(output_grad.par_chunks(out_image_len * images_per_task))
             .map(|(x, grad)| {
                 let mut dw = vec![0.0; weight_len];
-                let mut x_planes = vec![0.0; self.padded_len(inputs * group)];
-                let mut grad_planes = vec![0.0; self.padded_len(outputs * group)];
+                let mut x_planes = vec![0.0; inputs * self.group_plane_len(group) + LANES];
+                let mut grad_planes = vec![0.0; outputs * self.group_plane_len(group)];
                 let groups = x
                     .chunks(image_len * group)
                     .zip(grad.chunks(out_image_len * group));
@@ -248,13 +259,12 @@ impl SameConv3x3 {
     /// output gradient (`pad`'s layout for the group).
     fn add_weight_grad(&self, x_planes: &[f32], grad_planes: &[f32], group: usize, dw: &mut [f32]) {
         let (inputs, outputs) = (self.channels_in, self.channels_out);
-        let (stride, plane_len) = (self.row_stride(), self.plane_len());
+        let stride = self.row_stride();
         // Output position q sits at index q + stride + 1 of its padded plane, and the unused
         // position of each row reads the next row's zero. One dot product runs over a
-        // channel's planes of the whole group: their padding, zero in the output gradient,
-        // adds nothing.
-        let len = ((group - 1) * plane_len + self.height * stride).next_multiple_of(LANES);
-        let channel_stride = group * plane_len;
+        // channel's plane of the whole group: the zero rows between the images add nothing.
+        let len = ((group * (self.height + 1) - 1) * stride).next_multiple_of(LANES);
+        let channel_stride = self.group_plane_len(group);
         for first in (0..outputs).step_by(CHANNEL_BLOCK) {
             let block = CHANNEL_BLOCK.min(outputs - first);
             let grads = &grad_planes[first * channel_stride + stride + 1..];
@@ -303,8 +313,9 @@ impl Kernel<'_> {
     /// Writes the block's `block` output channels into `out`, one channel every `out_stride`.
     fn run(&self, block: usize, out: &mut [f32], out_stride: usize) {
         assert!(
-            self.planes.len()
-                >= (self.inputs - 1) * self.plane_len + self.taps[TAPS - 1] + POSITION_BLOCK
+            (1..=CHANNEL_BLOCK).contains(&block)
+                && self.planes.len()
+                    >= (self.inputs - 1) * self.plane_len + self.taps[TAPS - 1] + POSITION_BLOCK
                 && self.weights.len() == block * self.inputs * TAPS
                 && out.len() >= (block - 1) * out_stride + POSITION_BLOCK,
             "kernel block out of bounds"
@@ -314,10 +325,10 @@ impl Kernel<'_> {
         // the assertion above holds every read and write inside its slice.
         unsafe {
             match block {
-                4 => avx2::convolve::<4>(self, out, out_stride),
-                3 => avx2::convolve::<3>(self, out, out_stride),
+                1 => avx2::convolve::<1>(self, out, out_stride),
                 2 => avx2::convolve::<2>(self, out, out_stride),
-                _ => avx2::convolve::<1>(self, out, out_stride),
+                3 => avx2::convolve::<3>(self, out, out_stride),
+                _ => avx2::convolve::<CHANNEL_BLOCK>(self, out, out_stride),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -337,7 +348,8 @@ struct DotProducts<'a> {
 impl DotProducts<'_> {
     fn run(&self, block: usize) -> [[f32; 3]; CHANNEL_BLOCK] {
         assert!(
-            self.len.is_multiple_of(LANES)
+            (1..=CHANNEL_BLOCK).contains(&block)
+                && self.len.is_multiple_of(LANES)
                 && self.grads.len() >= (block - 1) * self.grad_stride + self.len
                 && self.x.len() >= self.len + 2,
             "dot product out of bounds"
@@ -346,10 +358,10 @@ impl DotProducts<'_> {
         // Safety: as in `Kernel::run`.
         unsafe {
             match block {
-                4 => avx2::dot_products::<4>(self),
-                3 => avx2::dot_products::<3>(self),
+                1 => avx2::dot_products::<1>(self),
                 2 => avx2::dot_products::<2>(self),
-                _ => avx2::dot_products::<1>(self),
+                3 => avx2::dot_products::<3>(self),
+                _ => avx2::dot_products::<CHANNEL_BLOCK>(self),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -361,7 +373,7 @@ impl DotProducts<'_> {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, VECTORS};
 
     /// Safety: the processor has AVX2 and FMA, and `Kernel::run`'s bounds hold.
     #[target_feature(enable = "avx2,fma")]
@@ -370,7 +382,7 @@ mod avx2 {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        let mut sums = [[_mm256_setzero_ps(); 3]; BLOCK];
+        let mut sums = [[_mm256_setzero_ps(); VECTORS]; BLOCK];
         let planes = kernel.planes.as_ptr();
         let weights = kernel.weights.as_ptr();
         for c in 0..kernel.inputs {
@@ -379,11 +391,8 @@ mod avx2 {
                 let weights = weights.add(c * TAPS * BLOCK);
                 for (t, &offset) in kernel.taps.iter().enumerate() {
                     let x = plane.add(offset);
-                    let xs = [
-                        _mm256_loadu_ps(x),
-                        _mm256_loadu_ps(x.add(8)),
-                        _mm256_loadu_ps(x.add(16)),
-                    ];
+                    let xs: [__m256; VECTORS] =
+                        std::array::from_fn(|v| _mm256_loadu_ps(x.add(v * LANES)));
                     for (o, sums) in sums.iter_mut().enumerate() {
                         let w = _mm256_broadcast_ss(&*weights.add(t * BLOCK + o));
                         for (sum, x) in sums.iter_mut().zip(xs) {
@@ -396,7 +405,7 @@ mod avx2 {
         let out = out.as_mut_ptr();
         for (o, sums) in sums.iter().enumerate() {
             for (v, sum) in sums.iter().enumerate() {
-                unsafe { _mm256_storeu_ps(out.add(o * out_stride + 8 * v), *sum) };
+                unsafe { _mm256_storeu_ps(out.add(o * out_stride + v * LANES), *sum) };
             }
         }
     }
