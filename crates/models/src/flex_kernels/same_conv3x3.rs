@@ -144,29 +144,72 @@ impl SameConv3x3 {
         packed
     }
 
-    /// `out[o]` (output planes, `out_plane_len` each) = the convolution of the `inputs` padded
-    /// planes `planes` with the weights `packed` by `pack` for `outputs` x `inputs` channels.
+    /// Whether whole vectors tile each output row (a width that is a multiple of `LANES`: every
+    /// CIFAR model's 3x3 layer). The kernels then write the output image in place, and skip
+    /// the unused position of each row.
+    fn rows_fill_vectors(&self) -> bool {
+        self.width.is_multiple_of(LANES)
+    }
+
+    /// Values per channel of `convolve`'s output: the output image's plane where rows fill
+    /// vectors, else `out_plane_len` positions with one unused per row.
+    fn out_channel_len(&self) -> usize {
+        if self.rows_fill_vectors() {
+            self.height * self.width
+        } else {
+            self.out_plane_len()
+        }
+    }
+
+    /// `out[o]` (`out_channel_len` values each) = the convolution of the `inputs` padded planes
+    /// `planes` with the weights `packed` by `pack` for `outputs` x `inputs` channels.
     fn convolve(&self, planes: &[f32], inputs: usize, packed: &[f32], out: &mut [f32]) {
-        let out_plane_len = self.out_plane_len();
-        let outputs = out.len() / out_plane_len;
+        let channel_len = self.out_channel_len();
+        let outputs = out.len() / channel_len;
+        let vectors = channel_len / LANES;
         let taps = self.tap_offsets();
+        // Where rows fill vectors, vector k of output row y starts at plane position
+        // k * LANES + y: one unused position per row before it.
+        let row_vectors = if self.rows_fill_vectors() {
+            self.width / LANES
+        } else {
+            usize::MAX
+        };
         for first in (0..outputs).step_by(CHANNEL_BLOCK) {
             let block = CHANNEL_BLOCK.min(outputs - first);
             let weights = &packed[first * inputs * TAPS..][..block * inputs * TAPS];
-            let out = &mut out[first * out_plane_len..][..block * out_plane_len];
-            for position in (0..out_plane_len).step_by(POSITION_BLOCK) {
-                let planes = &planes[position..];
-                let out = &mut out[position..];
+            let out = &mut out[first * channel_len..][..block * channel_len];
+            for k in (0..vectors).step_by(VECTORS) {
                 let kernel = Kernel {
                     planes,
                     plane_len: self.plane_len(),
                     inputs,
                     taps: &taps,
                     weights,
+                    starts: std::array::from_fn(|v| (k + v) * LANES + (k + v) / row_vectors),
+                    vectors: VECTORS.min(vectors - k),
                 };
-                kernel.run(block, out, out_plane_len);
+                kernel.run(block, &mut out[k * LANES..], channel_len);
             }
         }
+    }
+
+    /// Runs `convolve` for one image whose padded planes are `planes`, writing `image`
+    /// (`[outputs, height, width]`): in place where rows fill vectors, else through `tile`.
+    fn convolve_image(
+        &self,
+        (planes, inputs): (&[f32], usize),
+        packed: &[f32],
+        tile: &mut Vec<f32>,
+        image: &mut [f32],
+    ) {
+        if self.rows_fill_vectors() {
+            return self.convolve(planes, inputs, packed, image);
+        }
+        let outputs = image.len() / (self.height * self.width);
+        tile.resize(outputs * self.out_plane_len(), 0.0);
+        self.convolve(planes, inputs, packed, tile);
+        self.unpad(tile, image);
     }
 
     /// `y = conv(x, weight)` for `x` `[batch, channels_in, height, width]` and `weight`
@@ -182,11 +225,10 @@ impl SameConv3x3 {
         y.par_chunks_mut(out_image_len)
             .zip(x.par_chunks(image_len))
             .for_each_init(
-                || self.scratch(inputs, outputs),
-                |(planes, out), (y, x)| {
+                || (vec![0.0; self.padded_len(inputs)], Vec::new()),
+                |(planes, tile), (y, x)| {
                     self.pad(x, planes, (0, 1));
-                    self.convolve(planes, inputs, &packed, out);
-                    self.unpad(out, y);
+                    self.convolve_image((planes, inputs), &packed, tile, y);
                 },
             );
         y
@@ -205,11 +247,10 @@ impl SameConv3x3 {
         dx.par_chunks_mut(image_len)
             .zip(output_grad.par_chunks(out_image_len))
             .for_each_init(
-                || self.scratch(outputs, inputs),
-                |(planes, out), (dx, grad)| {
+                || (vec![0.0; self.padded_len(outputs)], Vec::new()),
+                |(planes, tile), (dx, grad)| {
                     self.pad(grad, planes, (0, 1));
-                    self.convolve(planes, outputs, &packed, out);
-                    self.unpad(out, dx);
+                    self.convolve_image((planes, outputs), &packed, tile, dx);
                 },
             );
         dx
@@ -289,46 +330,50 @@ impl SameConv3x3 {
             }
         }
     }
-
-    /// A thread's padded input planes and output planes, zeroed.
-    fn scratch(&self, inputs: usize, outputs: usize) -> (Vec<f32>, Vec<f32>) {
-        (
-            vec![0.0; self.padded_len(inputs)],
-            vec![0.0; outputs * self.out_plane_len()],
-        )
-    }
 }
 
-/// One register block of `SameConv3x3::convolve`: `POSITION_BLOCK` output positions from the
-/// start of `planes`, for a block of output channels.
+/// One register block of `SameConv3x3::convolve`: `vectors` (at most `VECTORS`) vectors of
+/// output positions, which read the padded planes from `starts`, for a block of output channels.
 struct Kernel<'a> {
     planes: &'a [f32],
     plane_len: usize,
     inputs: usize,
     taps: &'a [usize; TAPS],
     weights: &'a [f32],
+    starts: [usize; VECTORS],
+    vectors: usize,
 }
 
 impl Kernel<'_> {
-    /// Writes the block's `block` output channels into `out`, one channel every `out_stride`.
+    /// Writes the block's `block` output channels into `out`, one channel every `out_stride`,
+    /// the vectors one after the other.
     fn run(&self, block: usize, out: &mut [f32], out_stride: usize) {
+        let last_start = self.starts[..self.vectors].iter().max();
         assert!(
             (1..=CHANNEL_BLOCK).contains(&block)
+                && (1..=VECTORS).contains(&self.vectors)
                 && self.planes.len()
-                    >= (self.inputs - 1) * self.plane_len + self.taps[TAPS - 1] + POSITION_BLOCK
+                    >= (self.inputs - 1) * self.plane_len
+                        + last_start.unwrap_or(&0)
+                        + self.taps[TAPS - 1]
+                        + LANES
                 && self.weights.len() == block * self.inputs * TAPS
-                && out.len() >= (block - 1) * out_stride + POSITION_BLOCK,
+                && out.len() >= (block - 1) * out_stride + self.vectors * LANES,
             "kernel block out of bounds"
         );
         #[cfg(target_arch = "x86_64")]
         // Safety: `SameConv3x3::supported` checked AVX2 and FMA before any caller got here, and
         // the assertion above holds every read and write inside its slice.
         unsafe {
-            match block {
-                1 => avx2::convolve::<1>(self, out, out_stride),
-                2 => avx2::convolve::<2>(self, out, out_stride),
-                3 => avx2::convolve::<3>(self, out, out_stride),
-                _ => avx2::convolve::<CHANNEL_BLOCK>(self, out, out_stride),
+            match (block, self.vectors) {
+                (1, 1) => avx2::convolve::<1, 1>(self, out, out_stride),
+                (2, 1) => avx2::convolve::<2, 1>(self, out, out_stride),
+                (3, 1) => avx2::convolve::<3, 1>(self, out, out_stride),
+                (_, 1) => avx2::convolve::<CHANNEL_BLOCK, 1>(self, out, out_stride),
+                (1, _) => avx2::convolve::<1, VECTORS>(self, out, out_stride),
+                (2, _) => avx2::convolve::<2, VECTORS>(self, out, out_stride),
+                (3, _) => avx2::convolve::<3, VECTORS>(self, out, out_stride),
+                _ => avx2::convolve::<CHANNEL_BLOCK, VECTORS>(self, out, out_stride),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -373,16 +418,17 @@ impl DotProducts<'_> {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, VECTORS};
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
 
-    /// Safety: the processor has AVX2 and FMA, and `Kernel::run`'s bounds hold.
+    /// Safety: the processor has AVX2 and FMA, and `Kernel::run`'s bounds hold for `VECS`
+    /// vectors.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn convolve<const BLOCK: usize>(
+    pub(super) unsafe fn convolve<const BLOCK: usize, const VECS: usize>(
         kernel: &Kernel,
         out: &mut [f32],
         out_stride: usize,
     ) {
-        let mut sums = [[_mm256_setzero_ps(); VECTORS]; BLOCK];
+        let mut sums = [[_mm256_setzero_ps(); VECS]; BLOCK];
         let planes = kernel.planes.as_ptr();
         let weights = kernel.weights.as_ptr();
         for c in 0..kernel.inputs {
@@ -390,9 +436,9 @@ mod avx2 {
                 let plane = planes.add(c * kernel.plane_len);
                 let weights = weights.add(c * TAPS * BLOCK);
                 for (t, &offset) in kernel.taps.iter().enumerate() {
-                    let x = plane.add(offset);
-                    let xs: [__m256; VECTORS] =
-                        std::array::from_fn(|v| _mm256_loadu_ps(x.add(v * LANES)));
+                    let xs: [__m256; VECS] = std::array::from_fn(|v| {
+                        _mm256_loadu_ps(plane.add(kernel.starts[v] + offset))
+                    });
                     for (o, sums) in sums.iter_mut().enumerate() {
                         let w = _mm256_broadcast_ss(&*weights.add(t * BLOCK + o));
                         for (sum, x) in sums.iter_mut().zip(xs) {
