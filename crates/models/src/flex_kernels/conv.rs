@@ -8,7 +8,9 @@
 //! `[C*kh*kw, positions]` matrix, small enough to stay in cache, and each of the three products
 //! is a single gemm from the `gemm` crate flex itself uses: `Y = W * cols`, `dW += dY * colsᵀ`
 //! and `dcols = Wᵀ * dY` (scattered back by col2im).
-//! Groups other than 1, dtypes other than f32 and every other backend keep burn's own kernels.
+//! 3x3 convolutions at stride 1 with one pixel of padding take `same_conv3x3`'s direct kernels
+//! instead, on processors with AVX2 and FMA. Groups other than 1, dtypes other than f32 and every
+//! other backend keep burn's own kernels.
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
