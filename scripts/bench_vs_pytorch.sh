@@ -3,6 +3,7 @@
 #
 #   scripts/bench_vs_pytorch.sh                       # the four CIFAR models, CPU, batch 128
 #   MODELS="resnet densenet" STEPS=20 scripts/bench_vs_pytorch.sh
+#   MODELS="resnet resnet" scripts/bench_vs_pytorch.sh   # two rounds of one model, two rows
 #   DEVICE=wgpu TORCH_DEVICE=cuda THREADS=16 scripts/bench_vs_pytorch.sh   # a GPU machine
 #
 # Environment: MODELS, DEVICE (cnnzoo's --device, default cpu), TORCH_DEVICE (default cpu),
@@ -51,19 +52,22 @@ if [[ -n "${OUT_JSON:-}" ]]; then cp "$results" "$OUT_JSON"; fi
 
 "$PYTHON" - "$results" <<'EOF'
 import json, sys
-rows = {}
+# One row per run, in order: a model listed twice in MODELS (a second round) gets two rows.
+rows = []
 for line in open(sys.argv[1]):
     side, payload = line.split(" ", 1)
-    r = json.loads(payload)
-    rows.setdefault(r["model"], {})[side] = r
-b0 = next(iter(rows.values()))["burn"]
+    if side == "burn":
+        rows.append({})
+    rows[-1][side] = json.loads(payload)
+b0 = rows[0]["burn"]
 print(f"\nbatch {b0['batch']}, inference batch {b0['infer_batch']}, {b0['warmup']} warm-up + "
       f"{b0['steps']} timed steps; burn on {b0['device_description']}")
 print("| model | burn train img/s | PyTorch train img/s | train ratio | burn infer img/s | "
       "PyTorch infer img/s | infer ratio | burn loader img/s (x burn train) | burn / PyTorch peak RSS MB |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for model, r in rows.items():
+for r in rows:
     b, t = r["burn"], r["torch"]
+    model = b["model"]
     loader = "n/a" if b.get("loader_img_s") is None else \
         f"{b['loader_img_s']:,.0f} ({b['loader_img_s'] / b['train_img_s']:.0f}x)"
     rss = lambda x: "?" if x is None else f"{x:.0f}"
