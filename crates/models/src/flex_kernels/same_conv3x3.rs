@@ -213,25 +213,13 @@ impl SameConv3x3 {
     }
 
     /// `y = conv(x, weight)` for `x` `[batch, channels_in, height, width]` and `weight`
-    /// `[channels_out, channels_in, 3, 3]`, images in parallel.
+    /// `[channels_out, channels_in, 3, 3]`.
     pub fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
         let (inputs, outputs) = (self.channels_in, self.channels_out);
         let packed = Self::pack(outputs, inputs, |o, c, t| {
             weight[(o * inputs + c) * TAPS + t]
         });
-        let image_len = inputs * self.height * self.width;
-        let out_image_len = outputs * self.height * self.width;
-        let mut y = vec![0.0; self.batch * out_image_len];
-        y.par_chunks_mut(out_image_len)
-            .zip(x.par_chunks(image_len))
-            .for_each_init(
-                || (vec![0.0; self.padded_len(inputs)], Vec::new()),
-                |(planes, tile), (y, x)| {
-                    self.pad(x, planes, (0, 1));
-                    self.convolve_image((planes, inputs), &packed, tile, y);
-                },
-            );
-        y
+        self.convolve_batch(x, inputs, &packed, outputs)
     }
 
     /// `dx` for the output gradient `output_grad`: the convolution of the padded output gradient
@@ -241,19 +229,30 @@ impl SameConv3x3 {
         let packed = Self::pack(inputs, outputs, |c, o, t| {
             weight[(o * inputs + c) * TAPS + TAPS - 1 - t]
         });
-        let image_len = inputs * self.height * self.width;
-        let out_image_len = outputs * self.height * self.width;
-        let mut dx = vec![0.0; self.batch * image_len];
-        dx.par_chunks_mut(image_len)
-            .zip(output_grad.par_chunks(out_image_len))
+        self.convolve_batch(output_grad, outputs, &packed, inputs)
+    }
+
+    /// The convolution of a batch of `[inputs, height, width]` images with the weights `packed`
+    /// by `pack` for `outputs` x `inputs` channels, images in parallel.
+    fn convolve_batch(
+        &self,
+        images: &[f32],
+        inputs: usize,
+        packed: &[f32],
+        outputs: usize,
+    ) -> Vec<f32> {
+        let plane = self.height * self.width;
+        let mut out = vec![0.0; self.batch * outputs * plane];
+        out.par_chunks_mut(outputs * plane)
+            .zip(images.par_chunks(inputs * plane))
             .for_each_init(
-                || (vec![0.0; self.padded_len(outputs)], Vec::new()),
-                |(planes, tile), (dx, grad)| {
-                    self.pad(grad, planes, (0, 1));
-                    self.convolve_image((planes, outputs), &packed, tile, dx);
+                || (vec![0.0; self.padded_len(inputs)], Vec::new()),
+                |(planes, tile), (out, image)| {
+                    self.pad(image, planes, (0, 1));
+                    self.convolve_image((planes, inputs), packed, tile, out);
                 },
             );
-        dx
+        out
     }
 
     /// `dw[o, c, i, j] = Σ_b Σ_(y, x) dy[b, o, y, x] * x[b, c, y + i - 1, x + j - 1]`, images split
