@@ -11,8 +11,8 @@
 //! so the kernels read the input in place. The output has one unused position per row, which
 //! is dropped when the result is copied out.
 //!
-//! - Forward: 4 output channels by 24 positions per register block, summed over input
-//!   channels and taps.
+//! - Forward: 4 output channels by 16 positions (two vectors) per register block, summed over
+//!   input channels and taps; where rows fill whole vectors, stored straight into the output.
 //! - Input gradient: the same kernel on the padded output gradient, with the weights flipped
 //!   and input and output channels swapped.
 //! - Weight gradient: for each output channel, input channel and tap, the dot product of the
