@@ -30,6 +30,10 @@ const REPEATS: usize = 10;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's purge delay, the option the binary sets to "never"; the binary's test
+/// `purge_delay_index_names_mimallocs_purge_delay` checks that this index still names it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn time(name: &str, shape: &str, f: &dyn Fn()) {
     f();
     let started = Instant::now();
@@ -41,8 +45,8 @@ fn time(name: &str, shape: &str, f: &dyn Fn()) {
 }
 
 fn main() {
-    // Safety: sets mimalloc's purge delay (option 15) to "never", before any other thread runs.
-    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
+    // Safety: sets one integer option, before any other thread runs.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let device = Device::flex().autodiff();
     println!("| input | operation | ms |\n| --- | --- | ---: |");
     for (n, c, side) in [(128, 16, 32), (128, 32, 16), (128, 64, 8)] {

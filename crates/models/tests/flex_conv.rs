@@ -1,6 +1,7 @@
-//! The im2col + gemm convolution computes burn's `conv2d`: the same output and the same input,
-//! weight and bias gradients, for every stride, padding, dilation and kernel shape the zoo uses
-//! and a few it does not; and `layers::Conv2d` keeps burn's `Conv2d` record.
+//! `flex_kernels::conv` computes burn's `conv2d`: the same output and the same input, weight and
+//! bias gradients, for every stride, padding, dilation and kernel shape the zoo uses and a few it
+//! does not; and `layers::Conv2d` keeps burn's `Conv2d` record. The 3x3 stride-1 pad-1 cases run
+//! the direct kernels (`same_conv3x3`) on processors with AVX2 and FMA, the others im2col + gemm.
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;

@@ -25,7 +25,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::same_conv3x3::SameConv3x3;
-use super::{Axis, f32s, flex_tensor, runs_on_flex};
+use super::{Axis, f32s, flex_tensor, runs_on_flex, summed};
 
 /// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
 /// cache on the 2-core machine the figures come from): a band of 14 output rows at ResNet-20's
@@ -592,10 +592,7 @@ impl Geometry {
             .collect();
         partial_sums
             .into_iter()
-            .reduce(|mut total, part| {
-                total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-                total
-            })
+            .reduce(summed)
             .unwrap_or_else(|| vec![0.0; self.channels_out * k])
     }
 

@@ -33,6 +33,12 @@ fn f32s(tensor: &FlexTensor) -> &[f32] {
         .expect("the kernels check for f32 and make their inputs contiguous before reading them")
 }
 
+/// `total + part`, element by element: how per-thread partial weight gradients are summed.
+fn summed(mut total: Vec<f32>, part: Vec<f32>) -> Vec<f32> {
+    total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    total
+}
+
 fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }

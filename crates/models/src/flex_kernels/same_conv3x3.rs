@@ -4,21 +4,28 @@
 //!
 //! Why: im2col writes nine shifted copies of the input for the gemm to read, and col2im adds
 //! nine back. At ResNet-20's first stage (batch 128, 2 threads) that made the input gradient
-//! take 16.6 ms against PyTorch's 10.8 (`docs/performance.md`). Here each image is copied once into zero-padded planes
-//! whose rows lie `width + 1` apart: the one zero after a row's last pixel is the padding of
-//! both that row's right edge and the next row's left edge. With `s = width + 1`, output
-//! position `q = y * s + x` then reads kernel tap `(i, j)` at `q + i * s + j`, a fixed offset,
-//! so the kernels read the input in place. The output has one unused position per row, which
-//! is dropped when the result is copied out.
+//! take 16.6 ms against PyTorch's 10.8 (`docs/performance.md`). Here each image is copied once
+//! into zero-padded planes whose rows lie `width + 1` apart: the one zero after a row's last
+//! pixel is the padding of both that row's right edge and the next row's left edge. With
+//! `s = width + 1`, output position `q = y * s + x` then reads kernel tap `(i, j)` at
+//! `q + i * s + j`, a fixed offset, so the kernels read the input in place.
 //!
 //! - Forward: 4 output channels by 16 positions (two vectors) per register block, summed over
-//!   input channels and taps; where rows fill whole vectors, stored straight into the output.
+//!   input channels and taps. Where rows fill whole vectors they are stored straight into the
+//!   output; otherwise the block also computes each row's unused position `x = width`, and the
+//!   rows are copied out without it.
 //! - Input gradient: the same kernel on the padded output gradient, with the weights flipped
 //!   and input and output channels swapped.
 //! - Weight gradient: for each output channel, input channel and tap, the dot product of the
-//!   padded output gradient with the input plane shifted by the tap's offset.
+//!   padded output gradient with the input plane shifted by the tap's offset, over a group of
+//!   small images stacked in one plane.
 use rayon::prelude::*;
 
+use super::summed;
+
+/// Lanes of an AVX2 f32 vector: positions per vector of the forward kernel and per step of the
+/// weight gradient's dot products.
+const LANES: usize = 8;
 /// Output channels per register block, of the forward kernel and of the weight gradient's dot
 /// products. `Kernel::run` and `DotProducts::run` dispatch blocks of 1 to 4.
 const CHANNEL_BLOCK: usize = 4;
@@ -26,11 +33,9 @@ const _: () = assert!(
     CHANNEL_BLOCK == 4,
     "the kernels are dispatched for blocks of 1 to 4"
 );
-/// 8-lane vectors of output positions per register block of the forward kernel.
+/// Vectors of output positions per register block of the forward kernel.
 const VECTORS: usize = 2;
 const POSITION_BLOCK: usize = VECTORS * LANES;
-/// Positions per step of the weight gradient's dot products: one vector.
-const LANES: usize = 8;
 /// Zeros after each padded plane, so that a weight gradient's last vector, which may reach past
 /// the output's last position, stays inside its plane.
 const PLANE_TAIL: usize = LANES;
@@ -92,10 +97,10 @@ impl SameConv3x3 {
         std::array::from_fn(|t| (t / 3) * self.row_stride() + t % 3)
     }
 
-    /// Length of a buffer of `channels` padded planes, with room for a last register block that
-    /// reads past the last plane.
-    fn padded_len(&self, channels: usize) -> usize {
-        channels * self.plane_len() + POSITION_BLOCK
+    /// Length of a buffer of `channels` padded planes of `group` images each, with room for a
+    /// last register block or dot product that reads past the last plane.
+    fn padded_len(&self, channels: usize, group: usize) -> usize {
+        channels * self.group_plane_len(group) + POSITION_BLOCK
     }
 
     /// Copies `image` (`[channels, height, width]`) into the padded planes `planes`, whose padding
@@ -246,7 +251,7 @@ impl SameConv3x3 {
         out.par_chunks_mut(outputs * plane)
             .zip(images.par_chunks(inputs * plane))
             .for_each_init(
-                || (vec![0.0; self.padded_len(inputs)], Vec::new()),
+                || (vec![0.0; self.padded_len(inputs, 1)], Vec::new()),
                 |(planes, tile), (out, image)| {
                     self.pad(image, planes, (0, 1));
                     self.convolve_image((planes, inputs), packed, tile, out);
@@ -268,8 +273,8 @@ impl SameConv3x3 {
             .zip(output_grad.par_chunks(out_image_len * images_per_task))
             .map(|(x, grad)| {
                 let mut dw = vec![0.0; weight_len];
-                let mut x_planes = vec![0.0; inputs * self.group_plane_len(group) + LANES];
-                let mut grad_planes = vec![0.0; outputs * self.group_plane_len(group)];
+                let mut x_planes = vec![0.0; self.padded_len(inputs, group)];
+                let mut grad_planes = vec![0.0; self.padded_len(outputs, group)];
                 let groups = x
                     .chunks(image_len * group)
                     .zip(grad.chunks(out_image_len * group));
@@ -286,13 +291,7 @@ impl SameConv3x3 {
                 }
                 dw
             })
-            .reduce(
-                || vec![0.0; weight_len],
-                |mut total, part| {
-                    total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-                    total
-                },
-            )
+            .reduce(|| vec![0.0; weight_len], summed)
     }
 
     /// Adds the weight gradient of a group of `group` images to `dw`, from their padded input and
