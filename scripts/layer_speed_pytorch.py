@@ -61,6 +61,26 @@ def main():
         bn.eval()
         with torch.no_grad():
             timed("BatchNorm2d eval forward", shape, lambda: bn(x))
+    googlenet_pools()
+
+
+def googlenet_pools():
+    """The example's `googlenet_pools`: inputs clamped at zero, as after a ReLU."""
+    for n, c, side, stride in [(128, 192, 32, 1), (128, 480, 16, 1), (128, 832, 8, 1), (128, 480, 32, 2)]:
+        shape = f"{n}x{c}x{side}x{side}"
+        x = (torch.randn(n, c, side, side) + 0.5).clamp_min(0.0).requires_grad_()
+        pool = nn.MaxPool2d(3, stride=stride, padding=1)
+
+        def forward():
+            with torch.no_grad():
+                pool(x)
+
+        def forward_backward():
+            x.grad = None
+            pool(x).sum().backward()
+
+        timed(f"MaxPool2d 3x3 stride {stride} forward", shape, forward)
+        timed(f"MaxPool2d 3x3 stride {stride} forward + backward", shape, forward_backward)
 
 
 if __name__ == "__main__":

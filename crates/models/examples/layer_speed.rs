@@ -4,7 +4,8 @@
 //! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `MaxPool2d`
 //! (`flex_kernels::pool`), and batch norm's training pass as
 //! burn's `BatchNorm` and as `BatchNorm2d` (whose training pass on this backend is
-//! `flex_kernels::batch_norm`), and `BatchNorm2d` in evaluation. `scripts/layer_speed_pytorch.py`
+//! `flex_kernels::batch_norm`), and `BatchNorm2d` in evaluation; then `MaxPool2d` at the shapes
+//! of GoogleNet's pools. `scripts/layer_speed_pytorch.py`
 //! prints the same table for PyTorch. Each forward + backward figure includes the
 //! `sum().backward()` that starts the backward pass, which is also printed on its own.
 //!
@@ -128,5 +129,46 @@ fn main() {
         time("BatchNorm2d eval forward", &shape, &|| {
             eval_bn.forward(x_eval.clone()).into_data();
         });
+    }
+    googlenet_pools(&device);
+}
+
+/// `MaxPool2d` at the shapes of GoogleNet's pools: its inception branches' 3x3 stride-1 pools
+/// at each stage's widest input, and its first stride-2 pool. Inputs are clamped at zero, as
+/// after a ReLU, so windows hold ties.
+fn googlenet_pools(device: &Device) {
+    for (n, c, side, stride) in [
+        (128, 192, 32, 1),
+        (128, 480, 16, 1),
+        (128, 832, 8, 1),
+        (128, 480, 32, 2),
+    ] {
+        let shape = format!("{n}x{c}x{side}x{side}");
+        let x = Tensor::<4>::random([n, c, side, side], Distribution::Normal(0.5, 1.0), device)
+            .clamp_min(0.0)
+            .detach()
+            .require_grad();
+        let pool = MaxPool2d::from(
+            MaxPool2dConfig::new([3, 3])
+                .with_strides([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+        );
+        let x_eval = x.clone().inner();
+        time(
+            &format!("MaxPool2d 3x3 stride {stride} forward"),
+            &shape,
+            &|| {
+                pool.forward(x_eval.clone()).into_data();
+            },
+        );
+        time(
+            &format!("MaxPool2d 3x3 stride {stride} forward + backward"),
+            &shape,
+            &|| {
+                let grads = pool.forward(x.clone()).sum().backward();
+                x.grad(&grads).unwrap().into_data();
+            },
+        );
     }
 }

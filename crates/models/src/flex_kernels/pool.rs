@@ -3,11 +3,12 @@
 //! Why: perf put half of GoogleNet's training step on this machine in flex's max pool. Its
 //! forward pass scans each window in turn, a chain of dependent compares per output, and records
 //! every output's argmax in an i64 tensor for the backward scatter: 71 ms for a 3x3 stride-1
-//! pool at 128x16x32x32, against 4 ms for the scatter. Here both passes find the window maxima
-//! with the taps outer and the output columns inner (`Window::row_argmax`), a vectorised run of
-//! selects; the forward pass writes only the output, and the backward pass finds the maxima again
-//! in the saved input. Forward + backward at that shape (`layer_speed`): 35.6 ms against burn's
-//! 92.9 and PyTorch's 50 (each with the 3-12 ms of the `sum().backward()` that starts it).
+//! pool at 128x16x32x32, against 4 ms for the scatter. Here the window is split into its rows and
+//! its columns (`Window::forward_plane`), each a vectorised run of selects over whole rows, and
+//! the backward pass finds the argmax again in the saved input the same way. At GoogleNet's
+//! 128x192x32x32 (the `layer_speed` example), the forward pass takes 50 ms and forward +
+//! backward 197 ms, against 144 and 381 for this file's earlier whole-window scan and PyTorch's
+//! 649 and 846.
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -224,50 +225,108 @@ impl Window {
         Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
     }
 
-    fn kernel_columns(&self) -> Vec<(usize, usize, usize)> {
-        (0..self.kernel[1])
-            .map(|kx| self.axis(1).valid_outputs(kx))
-            .collect()
+    /// Length of a padded row: every column position some window reads, from `-padding` on.
+    fn padded_width(&self) -> usize {
+        let span = (self.kernel[1] - 1) * self.dilation[1] + 1;
+        (self.out_width - 1) * self.stride[1] + span
     }
 
-    /// Output row `oy` of one plane: each window's maximum and its plane index, the first
-    /// maximum in row-major kernel order or the last NaN (as burn's and PyTorch's indices point;
-    /// a NaN is the maximum of any window that holds one); minus infinity and `u32::MAX` for a
-    /// window wholly in the padding. Taps outer and output columns inner, so that the inner loop
-    /// is a vectorisable run of selects: with the window inner, each output waited on a chain of
-    /// nine compares (41 ms for the forward pass at 128x16x32x32 against 3x3 stride 1, as slow
-    /// as flex's 71 ms over the same loop).
-    ///
-    /// `columns` holds `Axis::valid_outputs` for each kernel column, worked out once per call (its
-    /// divisions cost as much as a small row's taps).
-    fn row_argmax(
+    /// The input columns a padded row holds, from position `padding` on: floor mode may leave
+    /// the last columns unread.
+    fn held_columns(&self) -> usize {
+        self.width
+            .min(self.padded_width().saturating_sub(self.padding[1]))
+    }
+
+    /// The taps of the window's columns over a padded row, as a base and one offset per kernel
+    /// column: output `o`'s tap `kx` is `base[offsets[kx] + o]`. At stride 1 the base is the
+    /// padded row itself; otherwise the taps are gathered into `gathered` first, so that the
+    /// selects over them are contiguous, vectorisable loads either way.
+    fn column_taps<'a, T: Copy>(
         &self,
-        (plane, oy): (&[f32], usize),
-        columns: &[(usize, usize, usize)],
-        maxima: &mut [f32],
-        argmax: &mut [u32],
+        padded: &'a [T],
+        gathered: &'a mut Vec<T>,
+        offsets: &mut Vec<usize>,
+    ) -> &'a [T] {
+        let (stride, dilation, out_width) = (self.stride[1], self.dilation[1], self.out_width);
+        offsets.clear();
+        if stride == 1 {
+            offsets.extend((0..self.kernel[1]).map(|kx| kx * dilation));
+            return padded;
+        }
+        offsets.extend((0..self.kernel[1]).map(|kx| kx * out_width));
+        gathered.clear();
+        for kx in 0..self.kernel[1] {
+            let taps = &padded[kx * dilation..];
+            gathered.extend((0..out_width).map(|o| taps[o * stride]));
+        }
+        gathered
+    }
+
+    /// Where output row `oy`'s window rows start in a plane of `row_len` values per row: the
+    /// offsets of the rows inside the input, in kernel order.
+    fn row_taps(&self, oy: usize, row_len: usize, offsets: &mut Vec<usize>) {
+        offsets.clear();
+        let rows = (0..self.kernel[0]).filter_map(|ky| self.axis(0).input_position(oy, ky));
+        offsets.extend(rows.map(|row| row * row_len));
+    }
+
+    /// One plane's outputs. The window is separable: the maxima over its rows first, with
+    /// contiguous whole-row reads, then over its columns in a padded row. That is `kernel[0] +
+    /// kernel[1]` selects per output where the whole window took `kernel[0] * kernel[1]`.
+    fn forward_plane<S: Selects>(
+        &self,
+        selects: S,
+        (plane, out): (&[f32], &mut [f32]),
+        scratch: &mut PlaneScratch,
     ) {
-        maxima.fill(f32::NEG_INFINITY);
-        argmax.fill(u32::MAX);
-        for ky in 0..self.kernel[0] {
-            let Some(row) = self.axis(0).input_position(oy, ky) else {
-                continue;
-            };
-            for &(lo, hi, first) in columns {
-                let start = row * self.width + first;
-                let slots = maxima[lo..hi].iter_mut().zip(&mut argmax[lo..hi]);
-                // Plane indices as u32 (a plane has far fewer values), so that they fill the
-                // same vector lanes as the f32 values.
-                if self.stride[1] == 1 {
-                    let values = &plane[start..start + (hi - lo)];
-                    let taps = values.iter().zip(start as u32..);
-                    for ((maximum, best), (&value, index)) in slots.zip(taps) {
-                        take_if_greater(maximum, best, value, index);
-                    }
-                } else {
-                    for (i, (maximum, best)) in slots.enumerate() {
-                        let index = start + i * self.stride[1];
-                        take_if_greater(maximum, best, plane[index], index as u32);
+        let (held, start) = (self.held_columns(), self.padding[1]);
+        for (oy, out_row) in out.chunks_exact_mut(self.out_width).enumerate() {
+            self.row_taps(oy, self.width, &mut scratch.offsets);
+            let column_maxima = &mut scratch.padded[start..start + held];
+            selects.max(column_maxima, (plane, &scratch.offsets));
+            let values =
+                self.column_taps(&scratch.padded, &mut scratch.gathered, &mut scratch.offsets);
+            selects.max(out_row, (values, &scratch.offsets));
+        }
+    }
+
+    /// One plane's input gradient: each window's argmax, then the scatter of the output
+    /// gradient to it. The argmax is separable as the maximum is, in row-major order: each input
+    /// row's first maximum over the window's columns, then the first row whose maximum is
+    /// greater than the rows' before it.
+    fn input_grad_plane<S: Selects>(
+        &self,
+        selects: S,
+        (plane, grad, dx): (&[f32], &[f32], &mut [f32]),
+        scratch: &mut PlaneScratch,
+    ) {
+        let (held, start, out_width) = (self.held_columns(), self.padding[1], self.out_width);
+        let row_outputs = scratch.row_maxima.chunks_exact_mut(out_width);
+        let row_outputs = row_outputs.zip(scratch.row_argmax.chunks_exact_mut(out_width));
+        for (row, slots) in row_outputs.enumerate() {
+            let row_start = row * self.width;
+            scratch.padded[start..start + held].copy_from_slice(&plane[row_start..][..held]);
+            let values =
+                self.column_taps(&scratch.padded, &mut scratch.gathered, &mut scratch.offsets);
+            let taps = (values, scratch.tap_columns.as_slice(), &scratch.offsets[..]);
+            selects.argmax(slots, taps, row_start as u32);
+        }
+        let span = (self.kernel[1] - 1) * self.dilation[1] + 1;
+        let phases = span.div_ceil(self.stride[1]).min(out_width);
+        for (oy, grad_row) in grad.chunks_exact(out_width).enumerate() {
+            self.row_taps(oy, out_width, &mut scratch.offsets);
+            let (maxima, argmax) = (&mut scratch.maxima, &mut scratch.argmax);
+            let taps = (&scratch.row_maxima[..], &scratch.row_argmax[..]);
+            selects.argmax((maxima, argmax), (taps.0, taps.1, &scratch.offsets), 0);
+            // Neighbouring windows often share their argmax, and each `+=` would then wait
+            // for the store before it. Outputs `phases` apart have disjoint windows, so
+            // scattering in that many interleaved passes keeps the stores independent.
+            for phase in 0..phases {
+                let bests = argmax.iter().skip(phase).step_by(phases);
+                for (&best, &g) in bests.zip(grad_row.iter().skip(phase).step_by(phases)) {
+                    if best != NONE {
+                        dx[best as usize] += g;
                     }
                 }
             }
@@ -275,26 +334,36 @@ impl Window {
     }
 
     fn forward(&self, x: &[f32]) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = Avx2::detect() {
+            return self.forward_with(avx2, x);
+        }
+        self.forward_with(Portable, x)
+    }
+
+    fn forward_with<S: Selects>(&self, selects: S, x: &[f32]) -> Vec<f32> {
         let plane_len = self.height * self.width;
-        let columns = self.kernel_columns();
         let mut y = vec![0.0; self.batch * self.channels * self.out_height * self.out_width];
         y.par_chunks_mut(self.out_height * self.out_width)
             .zip(x.par_chunks(plane_len))
             .for_each_init(
-                || vec![0; self.out_width],
-                |argmax, (out, plane)| {
-                    for (oy, maxima) in out.chunks_exact_mut(self.out_width).enumerate() {
-                        self.row_argmax((plane, oy), &columns, maxima, argmax);
-                    }
-                },
+                || PlaneScratch::new(self),
+                |scratch, (out, plane)| self.forward_plane(selects, (plane, out), scratch),
             );
         y
     }
 
     fn input_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = Avx2::detect() {
+            return self.input_grad_with(avx2, x, output_grad);
+        }
+        self.input_grad_with(Portable, x, output_grad)
+    }
+
+    fn input_grad_with<S: Selects>(&self, selects: S, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let plane_len = self.height * self.width;
         let out_plane = self.out_height * self.out_width;
-        let columns = self.kernel_columns();
         let mut dx = vec![0.0; self.batch * self.channels * plane_len];
         dx.par_chunks_mut(plane_len)
             .zip(
@@ -302,29 +371,352 @@ impl Window {
                     .zip(output_grad.par_chunks(out_plane)),
             )
             .for_each_init(
-                || (vec![0.0; self.out_width], vec![0; self.out_width]),
-                |(maxima, argmax), (dx, (plane, grad))| {
-                    for (oy, grad_row) in grad.chunks_exact(self.out_width).enumerate() {
-                        self.row_argmax((plane, oy), &columns, maxima, argmax);
-                        for (&best, &g) in argmax.iter().zip(grad_row) {
-                            if best != u32::MAX {
-                                dx[best as usize] += g;
-                            }
-                        }
-                    }
+                || PlaneScratch::new(self),
+                |scratch, (dx, (plane, grad))| {
+                    self.input_grad_plane(selects, (plane, grad, dx), scratch)
                 },
             );
         dx
     }
 }
 
-/// One tap of `row_argmax`: `value` at plane index `index` replaces the window's maximum so
-/// far if greater, if a NaN, or if it is the window's first tap inside the image. A bit mask
-/// rather than `if`: LLVM turns the `if` into a store per lane behind a branch.
+/// The plane index of no input: a window wholly in the padding.
+const NONE: u32 = u32::MAX;
+
+/// One thread's buffers for a plane's pass.
+struct PlaneScratch {
+    /// A row with minus infinity, the value of every position outside the input, around the
+    /// input columns the window reads.
+    padded: Vec<f32>,
+    /// `column_taps` over a padded row of each position's input column, `NONE` in the
+    /// padding: the same for every row.
+    tap_columns: Vec<u32>,
+    gathered: Vec<f32>,
+    offsets: Vec<usize>,
+    /// Each input row's maxima and argmax over the window's columns, per output column.
+    row_maxima: Vec<f32>,
+    row_argmax: Vec<u32>,
+    maxima: Vec<f32>,
+    argmax: Vec<u32>,
+}
+
+impl PlaneScratch {
+    fn new(window: &Window) -> Self {
+        let (start, held) = (window.padding[1], window.held_columns());
+        let padded_width = window.padded_width();
+        let columns: Vec<_> = (0..padded_width)
+            .map(|position| match position.checked_sub(start) {
+                Some(column) if column < held => column as u32,
+                _ => NONE,
+            })
+            .collect();
+        let mut offsets = Vec::with_capacity(window.kernel[0].max(window.kernel[1]));
+        let tap_columns = window
+            .column_taps(&columns, &mut Vec::new(), &mut offsets)
+            .to_vec();
+        let row_outputs = window.height * window.out_width;
+        Self {
+            padded: vec![f32::NEG_INFINITY; padded_width],
+            tap_columns,
+            gathered: Vec::with_capacity(window.kernel[1] * window.out_width),
+            offsets,
+            row_maxima: vec![0.0; row_outputs],
+            row_argmax: vec![0; row_outputs],
+            maxima: vec![0.0; window.out_width],
+            argmax: vec![0; window.out_width],
+        }
+    }
+}
+
+/// The two selects the passes are made of, each over a set of taps: a base slice and one
+/// offset per tap, output `i` reading `base[offset + i]` of every tap. Each output is reduced
+/// in registers and stored once: with the taps applied one after another in place, LLVM turned
+/// the selects into masked stores (tens of cycles each on Zen 1), intrinsics or not.
+trait Selects: Copy + Send + Sync {
+    /// `out[i]` becomes the greatest of its taps, or a NaN if one is (a NaN is the maximum of
+    /// any window that holds one, as in PyTorch), or minus infinity without taps.
+    fn max(self, out: &mut [f32], taps: (&[f32], &[usize]));
+
+    /// `maxima[i]` and `argmax[i]` become the first greatest of output `i`'s taps in tap order
+    /// (or the last NaN, where burn's and PyTorch's indices point) and its plane index,
+    /// `indices[offset + i] + index_offset`; `NONE` where the taps are all in the padding.
+    fn argmax(
+        self,
+        out: (&mut [f32], &mut [u32]),
+        taps: (&[f32], &[u32], &[usize]),
+        index_offset: u32,
+    );
+}
+
+/// Whether `value` replaces `maximum` as a window's maximum: greater, or a NaN.
 #[inline(always)]
-fn take_if_greater(maximum: &mut f32, best: &mut u32, value: f32, index: u32) {
-    let takes = (value > *maximum) | value.is_nan() | (*best == u32::MAX);
-    let mask = 0u32.wrapping_sub(takes as u32);
-    *maximum = f32::from_bits((maximum.to_bits() & !mask) | (value.to_bits() & mask));
-    *best = (*best & !mask) | (index & mask);
+fn replaces(value: f32, maximum: f32) -> bool {
+    value > maximum || value.is_nan()
+}
+
+/// The selects as plain loops, for processors without AVX2.
+#[derive(Clone, Copy)]
+struct Portable;
+
+impl Selects for Portable {
+    fn max(self, out: &mut [f32], (base, offsets): (&[f32], &[usize])) {
+        for (i, out) in out.iter_mut().enumerate() {
+            *out = offsets.iter().map(|&offset| base[offset + i]).fold(
+                f32::NEG_INFINITY,
+                |maximum, value| {
+                    if replaces(value, maximum) {
+                        value
+                    } else {
+                        maximum
+                    }
+                },
+            );
+        }
+    }
+
+    fn argmax(
+        self,
+        (maxima, argmax): (&mut [f32], &mut [u32]),
+        (values, indices, offsets): (&[f32], &[u32], &[usize]),
+        index_offset: u32,
+    ) {
+        for (i, (maximum, best)) in maxima.iter_mut().zip(argmax.iter_mut()).enumerate() {
+            (*maximum, *best) = (f32::NEG_INFINITY, NONE);
+            for &offset in offsets {
+                let (value, index) = (values[offset + i], indices[offset + i]);
+                if replaces(value, *maximum) || *best == NONE {
+                    *maximum = value;
+                    *best = if index == NONE {
+                        NONE
+                    } else {
+                        index + index_offset
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The selects with AVX2 intrinsics; only `Avx2::detect` makes one, on a processor with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Self(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Selects for Avx2 {
+    fn max(self, out: &mut [f32], taps: (&[f32], &[usize])) {
+        // Safety: an `Avx2` exists only where the processor has AVX2.
+        unsafe { avx2::max(out, taps) }
+    }
+
+    fn argmax(
+        self,
+        out: (&mut [f32], &mut [u32]),
+        taps: (&[f32], &[u32], &[usize]),
+        index_offset: u32,
+    ) {
+        // Safety: as above.
+        unsafe { avx2::argmax(out, taps, index_offset) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{NONE, Portable, Selects};
+
+    const LANES: usize = 8;
+
+    /// Lanes of `value` that replace `maximum`: greater, or a NaN.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn replaces(value: __m256, maximum: __m256) -> __m256 {
+        let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(value, maximum);
+        _mm256_or_ps(greater, _mm256_cmp_ps::<_CMP_UNORD_Q>(value, value))
+    }
+
+    /// `Selects::max` for the lanes in whole vectors, then `Portable`'s for the rest.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn max(out: &mut [f32], (base, offsets): (&[f32], &[usize])) {
+        let len = out.len();
+        assert!(offsets.iter().all(|&offset| offset + len <= base.len()));
+        let vectors = len / LANES * LANES;
+        for i in (0..vectors).step_by(LANES) {
+            let mut maximum = _mm256_set1_ps(f32::NEG_INFINITY);
+            for &offset in offsets {
+                // Safety: `offset + i + LANES <= offset + len <= base.len()`.
+                let value = unsafe { _mm256_loadu_ps(base.as_ptr().add(offset + i)) };
+                maximum = _mm256_blendv_ps(maximum, value, replaces(value, maximum));
+            }
+            // Safety: `i + LANES <= len`.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), maximum) };
+        }
+        Portable.max(&mut out[vectors..], (&base[vectors..], offsets));
+    }
+
+    /// `Selects::argmax` for the lanes in whole vectors, then `Portable`'s for the rest.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn argmax(
+        (maxima, argmax): (&mut [f32], &mut [u32]),
+        (values, indices, offsets): (&[f32], &[u32], &[usize]),
+        index_offset: u32,
+    ) {
+        let len = maxima.len().min(argmax.len());
+        let reach = values.len().min(indices.len());
+        assert!(offsets.iter().all(|&offset| offset + len <= reach));
+        let vectors = len / LANES * LANES;
+        let none = _mm256_set1_epi32(NONE as i32);
+        let index_offset_lanes = _mm256_set1_epi32(index_offset as i32);
+        for i in (0..vectors).step_by(LANES) {
+            let mut maximum = _mm256_set1_ps(f32::NEG_INFINITY);
+            let mut best = none;
+            for &offset in offsets {
+                // Safety: `offset + i + LANES <= offset + len <= reach`, both slices' length
+                // or less.
+                let (value, index) = unsafe {
+                    let value = _mm256_loadu_ps(values.as_ptr().add(offset + i));
+                    let index = _mm256_loadu_si256(indices.as_ptr().add(offset + i).cast());
+                    (value, index)
+                };
+                // `NONE + index_offset` wraps; or-ing `NONE`'s lanes with all ones keeps them
+                // `NONE`.
+                let index = _mm256_or_si256(
+                    _mm256_add_epi32(index, index_offset_lanes),
+                    _mm256_cmpeq_epi32(index, none),
+                );
+                let unset = _mm256_castsi256_ps(_mm256_cmpeq_epi32(best, none));
+                let takes = _mm256_or_ps(replaces(value, maximum), unset);
+                maximum = _mm256_blendv_ps(maximum, value, takes);
+                let chosen =
+                    _mm256_blendv_ps(_mm256_castsi256_ps(best), _mm256_castsi256_ps(index), takes);
+                best = _mm256_castps_si256(chosen);
+            }
+            // Safety: `i + LANES <= len`, both slices' length or less.
+            unsafe {
+                _mm256_storeu_ps(maxima.as_mut_ptr().add(i), maximum);
+                _mm256_storeu_si256(argmax.as_mut_ptr().add(i).cast(), best);
+            }
+        }
+        Portable.argmax(
+            (&mut maxima[vectors..len], &mut argmax[vectors..len]),
+            (&values[vectors..], &indices[vectors..], offsets),
+            index_offset,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each window scanned whole, in row-major order, with the rule the separable passes must
+    /// reproduce: the output, and the input gradient for output gradient `grad`.
+    fn window_scan(window: &Window, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (plane_len, out_plane) = (
+            window.height * window.width,
+            window.out_height * window.out_width,
+        );
+        let mut y = vec![0.0; x.len() / plane_len * out_plane];
+        let mut dx = vec![0.0; x.len()];
+        for plane in 0..x.len() / plane_len {
+            for (oy, ox) in
+                (0..window.out_height).flat_map(|oy| (0..window.out_width).map(move |ox| (oy, ox)))
+            {
+                let (mut maximum, mut best) = (f32::NEG_INFINITY, NONE);
+                for ky in 0..window.kernel[0] {
+                    for kx in 0..window.kernel[1] {
+                        let row = window.axis(0).input_position(oy, ky);
+                        let column = window.axis(1).input_position(ox, kx);
+                        if let (Some(row), Some(column)) = (row, column) {
+                            let index = row * window.width + column;
+                            let value = x[plane * plane_len + index];
+                            if replaces(value, maximum) || best == NONE {
+                                (maximum, best) = (value, index as u32);
+                            }
+                        }
+                    }
+                }
+                let out = plane * out_plane + oy * window.out_width + ox;
+                y[out] = maximum;
+                if best != NONE {
+                    dx[plane * plane_len + best as usize] += grad[out];
+                }
+            }
+        }
+        (y, dx)
+    }
+
+    fn same_values(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()))
+    }
+
+    #[test]
+    fn separable_passes_match_a_whole_window_scan_with_ties_nans_and_infinities() {
+        // (input, kernel, stride, padding, dilation): the zoo's pools, and rows wide enough
+        // for whole AVX2 vectors plus a tail.
+        let cases = [
+            ([2, 3, 9, 19], 3, 1, 1, 1),
+            ([2, 2, 11, 21], 3, 2, 1, 1),
+            ([1, 3, 11, 25], 3, 2, 0, 1),
+            ([2, 2, 8, 18], 2, 2, 0, 1),
+            ([1, 2, 7, 20], 3, 1, 2, 2),
+            ([1, 2, 6, 17], 5, 1, 2, 1),
+        ];
+        // Few distinct values, so most windows hold ties; and NaNs and minus infinities.
+        let palette = [0.0, 1.0, 2.0, f32::NAN, f32::NEG_INFINITY, 1.0, 0.0, 2.0];
+        let mut state = 7u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 16) as usize
+        };
+        for (input, kernel, stride, padding, dilation) in cases {
+            let len: usize = input.iter().product();
+            let x: Vec<f32> = (0..len)
+                .map(|_| match next() % 40 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    r => palette[r % 3],
+                })
+                .collect();
+            let options = MaxPoolOptions::new([kernel; 2])
+                .with_stride([stride; 2])
+                .with_padding([padding; 2])
+                .with_dilation([dilation; 2]);
+            let window = Window::of(&flex_tensor(x.clone(), input), &options).unwrap();
+            let out_len = input[0] * input[1] * window.out_height * window.out_width;
+            let grad: Vec<f32> = (0..out_len).map(|_| (next() % 7) as f32 - 3.0).collect();
+            let (y_scan, dx_scan) = window_scan(&window, &x, &grad);
+            let case = format!("{input:?} kernel {kernel} stride {stride} padding {padding}");
+
+            assert!(
+                same_values(&window.forward_with(Portable, &x), &y_scan),
+                "{case}"
+            );
+            let dx = window.input_grad_with(Portable, &x, &grad);
+            assert!(
+                same_values(&dx, &dx_scan),
+                "{case}: portable input gradient"
+            );
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx2) = Avx2::detect() {
+                assert!(
+                    same_values(&window.forward_with(avx2, &x), &y_scan),
+                    "{case}"
+                );
+                let dx = window.input_grad_with(avx2, &x, &grad);
+                assert!(same_values(&dx, &dx_scan), "{case}: AVX2 input gradient");
+            }
+        }
+    }
 }
