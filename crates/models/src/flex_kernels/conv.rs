@@ -25,7 +25,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::same_conv3x3::SameConv3x3;
-use super::{Axis, f32s, flex_tensor, runs_on_flex, summed};
+use super::{Axis, f32s, flex_tensor, par_write, runs_on_flex, summed};
 
 /// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
 /// cache on the 2-core machine the figures come from): a band of 14 output rows at ResNet-20's
@@ -530,10 +530,16 @@ impl Geometry {
         let k = self.patch_len();
         let out_plane = self.out_height * self.out_width;
         let images = self.images_per_tile();
-        let mut y = vec![0.0; self.batch * self.out_image_len()];
-        y.par_chunks_mut(images * self.out_image_len())
-            .zip(x.par_chunks(images * self.image_len()))
-            .for_each_init(Buffers::default, |buffers, (y_tile, x_tile)| {
+        let sizes = (
+            self.batch * self.out_image_len(),
+            images * self.out_image_len(),
+        );
+        let x_tiles = x.par_chunks(images * self.image_len());
+        par_write(
+            sizes,
+            x_tiles,
+            Buffers::default,
+            |buffers, y_tile, x_tile| {
                 let count = x_tile.len() / self.image_len();
                 for band in self.row_bands() {
                     let n = self.columns(count, band);
@@ -549,8 +555,8 @@ impl Geometry {
                         )
                     });
                 }
-            });
-        y
+            },
+        )
     }
 
     /// `dW = Σ_b dY[b] * cols(x[b])ᵀ`, summed per thread and then across threads.
@@ -604,10 +610,13 @@ impl Geometry {
         }
         let k = self.patch_len();
         let images = self.images_per_tile();
-        let mut dx = vec![0.0; self.batch * self.image_len()];
-        dx.par_chunks_mut(images * self.image_len())
-            .zip(output_grad.par_chunks(images * self.out_image_len()))
-            .for_each_init(Buffers::default, |buffers, (dx_tile, grad_tile)| {
+        let sizes = (self.batch * self.image_len(), images * self.image_len());
+        let grad_tiles = output_grad.par_chunks(images * self.out_image_len());
+        par_write(
+            sizes,
+            grad_tiles,
+            Buffers::default,
+            |buffers, dx_tile, grad_tile| {
                 let count = dx_tile.len() / self.image_len();
                 for band in self.row_bands() {
                     let n = self.columns(count, band);
@@ -630,8 +639,8 @@ impl Geometry {
                         }
                     }
                 }
-            });
-        dx
+            },
+        )
     }
 }
 

@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, IntDType};
 use rayon::prelude::*;
 
-use super::{Axis, f32s, flex_tensor, runs_on_flex};
+use super::{Axis, f32s, flex_tensor, par_write, runs_on_flex};
 
 /// `max_pool2d` as burn's `module::max_pool2d` computes it, through the kernels below where the
 /// input lives on the flex backend. Asymmetric padding and `ceil_mode` keep burn's path.
@@ -342,15 +342,13 @@ impl Window {
     }
 
     fn forward_with<S: Selects>(&self, selects: S, x: &[f32]) -> Vec<f32> {
-        let plane_len = self.height * self.width;
-        let mut y = vec![0.0; self.batch * self.channels * self.out_height * self.out_width];
-        y.par_chunks_mut(self.out_height * self.out_width)
-            .zip(x.par_chunks(plane_len))
-            .for_each_init(
-                || PlaneScratch::new(self),
-                |scratch, (out, plane)| self.forward_plane(selects, (plane, out), scratch),
-            );
-        y
+        let out_plane = self.out_height * self.out_width;
+        par_write(
+            (self.batch * self.channels * out_plane, out_plane),
+            x.par_chunks(self.height * self.width),
+            || PlaneScratch::new(self),
+            |scratch, out, plane| self.forward_plane(selects, (plane, out), scratch),
+        )
     }
 
     fn input_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
@@ -364,19 +362,13 @@ impl Window {
     fn input_grad_with<S: Selects>(&self, selects: S, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let plane_len = self.height * self.width;
         let out_plane = self.out_height * self.out_width;
-        let mut dx = vec![0.0; self.batch * self.channels * plane_len];
-        dx.par_chunks_mut(plane_len)
-            .zip(
-                x.par_chunks(plane_len)
-                    .zip(output_grad.par_chunks(out_plane)),
-            )
-            .for_each_init(
-                || PlaneScratch::new(self),
-                |scratch, (dx, (plane, grad))| {
-                    self.input_grad_plane(selects, (plane, grad, dx), scratch)
-                },
-            );
-        dx
+        par_write(
+            (self.batch * self.channels * plane_len, plane_len),
+            x.par_chunks(plane_len)
+                .zip(output_grad.par_chunks(out_plane)),
+            || PlaneScratch::new(self),
+            |scratch, dx, (plane, grad)| self.input_grad_plane(selects, (plane, grad, dx), scratch),
+        )
     }
 }
 

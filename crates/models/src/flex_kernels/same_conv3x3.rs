@@ -21,7 +21,7 @@
 //!   small images stacked in one plane.
 use rayon::prelude::*;
 
-use super::summed;
+use super::{par_write, summed};
 
 /// Lanes of an AVX2 f32 vector: positions per vector of the forward kernel and per step of the
 /// weight gradient's dot products.
@@ -247,17 +247,15 @@ impl SameConv3x3 {
         outputs: usize,
     ) -> Vec<f32> {
         let plane = self.height * self.width;
-        let mut out = vec![0.0; self.batch * outputs * plane];
-        out.par_chunks_mut(outputs * plane)
-            .zip(images.par_chunks(inputs * plane))
-            .for_each_init(
-                || (vec![0.0; self.padded_len(inputs, 1)], Vec::new()),
-                |(planes, tile), (out, image)| {
-                    self.pad(image, planes, (0, 1));
-                    self.convolve_image((planes, inputs), packed, tile, out);
-                },
-            );
-        out
+        par_write(
+            (self.batch * outputs * plane, outputs * plane),
+            images.par_chunks(inputs * plane),
+            || (vec![0.0; self.padded_len(inputs, 1)], Vec::new()),
+            |(planes, tile), out, image| {
+                self.pad(image, planes, (0, 1));
+                self.convolve_image((planes, inputs), packed, tile, out);
+            },
+        )
     }
 
     /// `dw[o, c, i, j] = Σ_b Σ_(y, x) dy[b, o, y, x] * x[b, c, y + i - 1, x + j - 1]`, images split
