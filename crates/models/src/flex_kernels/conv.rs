@@ -522,6 +522,24 @@ impl Geometry {
         images * (band.1 - band.0) * self.out_width
     }
 
+    /// A new batch of `out_len` values per image, written a tile of `images_per_tile` images at a
+    /// time, tiles in parallel: `write` gets its thread's buffers, the output tile, the matching
+    /// tile of `input` (`in_len` values per image) and the tile's image count.
+    fn tiles_in_parallel(
+        &self,
+        (input, in_len): (&[f32], usize),
+        out_len: usize,
+        write: impl Fn(&mut Buffers, &mut [f32], &[f32], usize) + Send + Sync,
+    ) -> Vec<f32> {
+        let images = self.images_per_tile();
+        par_write(
+            (self.batch * out_len, images * out_len),
+            input.par_chunks(images * in_len),
+            Buffers::default,
+            |buffers, out, input| write(buffers, out, input, input.len() / in_len),
+        )
+    }
+
     /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
     fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
         if let Some(direct) = self.same_conv3x3() {
@@ -529,18 +547,11 @@ impl Geometry {
         }
         let k = self.patch_len();
         let out_plane = self.out_height * self.out_width;
-        let images = self.images_per_tile();
-        let sizes = (
-            self.batch * self.out_image_len(),
-            images * self.out_image_len(),
-        );
-        let x_tiles = x.par_chunks(images * self.image_len());
-        par_write(
-            sizes,
+        let x_tiles = (x, self.image_len());
+        self.tiles_in_parallel(
             x_tiles,
-            Buffers::default,
-            |buffers, y_tile, x_tile| {
-                let count = x_tile.len() / self.image_len();
+            self.out_image_len(),
+            |buffers, y_tile, x_tile, count| {
                 for band in self.row_bands() {
                     let n = self.columns(count, band);
                     let cols = self.patches(x_tile, band, &mut buffers.patches);
@@ -609,15 +620,11 @@ impl Geometry {
             return direct.input_grad(weight, output_grad);
         }
         let k = self.patch_len();
-        let images = self.images_per_tile();
-        let sizes = (self.batch * self.image_len(), images * self.image_len());
-        let grad_tiles = output_grad.par_chunks(images * self.out_image_len());
-        par_write(
-            sizes,
+        let grad_tiles = (output_grad, self.out_image_len());
+        self.tiles_in_parallel(
             grad_tiles,
-            Buffers::default,
-            |buffers, dx_tile, grad_tile| {
-                let count = dx_tile.len() / self.image_len();
+            self.image_len(),
+            |buffers, dx_tile, grad_tile, count| {
                 for band in self.row_bands() {
                     let n = self.columns(count, band);
                     let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
