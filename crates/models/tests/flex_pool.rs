@@ -123,4 +123,18 @@ fn inference_and_burns_fallbacks_match_burns_max_pool2d() {
     assert_eq!(same(plain.with_ceil_mode(true)), 0.0, "ceil mode");
     let asymmetric = MaxPoolOptions::new([3, 3]).with_padding_pairs([(1, 0), (0, 1)]);
     assert_eq!(same(asymmetric), 0.0, "asymmetric padding");
+    // Padding beyond every window's reach leaves the flex kernel's padded row no room for the
+    // input: burn's path. (Every window lies in the padding, so both give minus infinity.)
+    let wide = MaxPoolOptions::new([1, 1])
+        .with_stride([14, 14])
+        .with_padding([2, 2]);
+    let (ours, reference) = (
+        max_pool2d(x.clone(), wide.clone()),
+        burn_max_pool2d(x.clone(), wide),
+    );
+    assert_eq!(ours.dims(), reference.dims());
+    assert!(
+        ours.equal(reference).all().into_scalar::<bool>(),
+        "padding wider than the windows reach"
+    );
 }

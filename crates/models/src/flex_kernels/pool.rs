@@ -208,7 +208,10 @@ impl Window {
             batch,
             channels,
         };
-        (batch * channels * height * width > 0).then_some(window)
+        // Padding wider than every window's reach (PyTorch refuses more than half the kernel)
+        // would leave the padded row no room for the input: burn's kernels take that.
+        let room = window.padding[1] <= window.padded_width();
+        (batch * channels * height * width > 0 && room).then_some(window)
     }
 
     fn input_shape(&self) -> [usize; 4] {
