@@ -228,10 +228,14 @@ impl Window {
         Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
     }
 
+    /// Input columns one window spans, from its first tap to its last.
+    fn column_span(&self) -> usize {
+        (self.kernel[1] - 1) * self.dilation[1] + 1
+    }
+
     /// Length of a padded row: every column position some window reads, from `-padding` on.
     fn padded_width(&self) -> usize {
-        let span = (self.kernel[1] - 1) * self.dilation[1] + 1;
-        (self.out_width - 1) * self.stride[1] + span
+        (self.out_width - 1) * self.stride[1] + self.column_span()
     }
 
     /// The input columns a padded row holds, from position `padding` on: floor mode may leave
@@ -315,8 +319,7 @@ impl Window {
             let taps = (values, scratch.tap_columns.as_slice(), &scratch.offsets[..]);
             selects.argmax(slots, taps, row_start as u32);
         }
-        let span = (self.kernel[1] - 1) * self.dilation[1] + 1;
-        let phases = span.div_ceil(self.stride[1]).min(out_width);
+        let phases = self.column_span().div_ceil(self.stride[1]).min(out_width);
         for (oy, grad_row) in grad.chunks_exact(out_width).enumerate() {
             self.row_taps(oy, out_width, &mut scratch.offsets);
             let (maxima, argmax) = (&mut scratch.maxima, &mut scratch.argmax);
@@ -449,7 +452,8 @@ fn replaces(value: f32, maximum: f32) -> bool {
     value > maximum || value.is_nan()
 }
 
-/// The selects as plain loops, for processors without AVX2.
+/// The selects as plain loops: for processors without AVX2, and for the lanes after `Avx2`'s
+/// last whole vector.
 #[derive(Clone, Copy)]
 struct Portable;
 
