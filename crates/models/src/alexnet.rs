@@ -6,15 +6,23 @@
 //!
 //! `cifar_stem` makes the first convolution 3x3 stride 1 and drops the first max-pool: the 11x11/4
 //! stem leaves nothing of a 32x32 image for the last pool.
-use crate::layers::Conv2d;
-use crate::layers::MaxPool2d;
-use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 
-use crate::ops::{ConvSpec, Init, conv_leaf, linear};
+use crate::layers::torch_names::conv_leaf;
+use crate::layers::{ConvSpec, Convolution, Init, MaxPooling, linear};
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
+    "alexnet",
+    "alexnet",
+    "AlexNet, torchvision",
+    224,
+    || ModelConfig::AlexNet(AlexNetConfig::new()),
+)];
 
 const POOLED: usize = 6;
 const HIDDEN: usize = 4096;
@@ -37,8 +45,8 @@ pub struct AlexNetConfig {
 
 #[derive(Module, Debug)]
 pub struct AlexNet {
-    pub features: Vec<Conv2d>,
-    pub pool: MaxPool2d,
+    pub features: Vec<Convolution>,
+    pub pool: MaxPooling,
     pub cifar_stem: bool,
     pub classifier: Vec<Linear>,
     pub dropout: Dropout,
@@ -61,10 +69,7 @@ impl AlexNetConfig {
                 conv(ConvSpec::new(384, 256, 3)),
                 conv(ConvSpec::new(256, 256, 3)),
             ],
-            pool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .init()
-                .into(),
+            pool: MaxPooling::new(3, 2, 0),
             cifar_stem: self.cifar_stem,
             classifier: vec![
                 fc(256 * POOLED * POOLED, HIDDEN),
@@ -103,19 +108,21 @@ impl AlexNet {
     }
 }
 
-/// Maps a torchvision `state_dict` key onto this module's parameter path: `features.{0,3,6,8,10}`
-/// -> `features.{0..4}`, `classifier.{1,4,6}` -> `classifier.{0,1,2}`.
-pub fn torch_key(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let (name, index, leaf) = match parts.as_slice() {
-        [name, index, leaf] => (*name, *index, conv_leaf(leaf)?),
-        _ => return None,
-    };
-    let table: &[&str] = match name {
-        "features" => &TORCH_CONVS,
-        "classifier" => &TORCH_LINEARS,
-        _ => return None,
-    };
-    let position = table.iter().position(|i| *i == index)?;
-    Some(format!("{name}.{position}.{leaf}"))
+impl AlexNetConfig {
+    /// Maps a torchvision `state_dict` key onto this module's parameter path: `features.{0,3,6,8,10}`
+    /// -> `features.{0..4}`, `classifier.{1,4,6}` -> `classifier.{0,1,2}`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let parts: Vec<&str> = key.split('.').collect();
+        let (name, index, leaf) = match parts.as_slice() {
+            [name, index, leaf] => (*name, *index, conv_leaf(leaf)?),
+            _ => return None,
+        };
+        let table: &[&str] = match name {
+            "features" => &TORCH_CONVS,
+            "classifier" => &TORCH_LINEARS,
+            _ => return None,
+        };
+        let position = table.iter().position(|i| *i == index)?;
+        Some(format!("{name}.{position}.{leaf}"))
+    }
 }

@@ -11,11 +11,28 @@
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
-use crate::mobilenet::se_or_unit_key;
-use crate::ops::{
+use crate::layers::torch_names::{conv_leaf, conv_norm_key, se_or_unit_key};
+use crate::layers::{
     Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm,
-    SqueezeExcitation, conv_leaf, conv_norm_key, global_pool, linear, make_divisible,
+    SqueezeExcitation, global_avg_pool, linear, make_divisible,
 };
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+/// B0 to B7: one entry each, at the resolution of its compound scaling.
+macro_rules! efficientnet_variants {
+    ($($b:literal),*) => {
+        &[$(ModelEntry::new(
+            concat!("efficientnet_b", $b),
+            "efficientnet",
+            concat!("EfficientNet-B", $b, ", torchvision (compound scaling of B0)"),
+            EFFICIENTNET_SCALING[$b].resolution,
+            || ModelConfig::EfficientNet(EfficientNetConfig::b($b)),
+        )),*]
+    };
+}
+
+pub const VARIANTS: &[ModelEntry] = efficientnet_variants!(0, 1, 2, 3, 4, 5, 6, 7);
 
 /// One row of the compound-scaling table.
 #[derive(Clone, Copy, Debug)]
@@ -188,7 +205,7 @@ impl EfficientNetConfig {
         let unit = |spec: ConvSpec| {
             ConvNormAct::new(
                 spec,
-                Init::KaimingFanOut,
+                Init::KAIMING_FAN_OUT,
                 self.norm(),
                 Some(Act::Silu),
                 device,
@@ -237,32 +254,36 @@ impl EfficientNet {
             .iter()
             .flatten()
             .fold(x, |x, block| block.forward(x));
-        let x = global_pool(self.head.forward(x));
+        let x = global_avg_pool(self.head.forward(x));
         self.classifier.forward(self.dropout.forward(x))
     }
 }
 
-/// Maps a torchvision `state_dict` key onto this module's parameter path: `features.0` -> `stem`,
-/// `features.s.b` -> `stages.(s-1).b`, `features.8` -> `head`, `classifier.1` -> `classifier`.
-/// A block's `block.j` is the j-th of `expand` (where there is one), `depthwise`, `se`,
-/// `project`.
-pub fn torch_key(config: &EfficientNetConfig, key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
-        ["features", "0", sub, leaf] => conv_norm_key("stem", sub, leaf),
-        ["features", index, sub, leaf] if *index == (BASELINE.len() + 1).to_string() => {
-            conv_norm_key("head", sub, leaf)
+impl EfficientNetConfig {
+    /// Maps a torchvision `state_dict` key onto this module's parameter path: `features.0` -> `stem`,
+    /// `features.s.b` -> `stages.(s-1).b`, `features.8` -> `head`, `classifier.1` -> `classifier`.
+    /// A block's `block.j` is the j-th of `expand` (where there is one), `depthwise`, `se`,
+    /// `project`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let config = self;
+
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
+            ["features", "0", sub, leaf] => conv_norm_key("stem", sub, leaf),
+            ["features", index, sub, leaf] if *index == (BASELINE.len() + 1).to_string() => {
+                conv_norm_key("head", sub, leaf)
+            }
+            ["features", stage, block, "block", j, sub, leaf] => {
+                let s = stage.parse::<usize>().ok()?.checked_sub(1)?;
+                let b: usize = block.parse().ok()?;
+                let stages = config.stages();
+                let spec = stages.get(s)?.get(b)?.spec;
+                let units = InvertedResidual::torch_layout(spec.c_expanded != spec.c_in, true);
+                let path = se_or_unit_key(&units, j, sub, leaf)?;
+                Some(format!("stages.{s}.{b}.{path}"))
+            }
+            _ => None,
         }
-        ["features", stage, block, "block", j, sub, leaf] => {
-            let s = stage.parse::<usize>().ok()?.checked_sub(1)?;
-            let b: usize = block.parse().ok()?;
-            let stages = config.stages();
-            let spec = stages.get(s)?.get(b)?.spec;
-            let units = InvertedResidual::torch_layout(spec.c_expanded != spec.c_in, true);
-            let path = se_or_unit_key(&units, j, sub, leaf)?;
-            Some(format!("stages.{s}.{b}.{path}"))
-        }
-        _ => None,
     }
 }

@@ -7,16 +7,26 @@
 //! `cifar_stem` makes the first convolution stride 1 and drops the first max-pool, for 32x32
 //! images. At that size the auxiliary head's input is 5x5, smaller than its 5x5 stride-3 average
 //! pool expects (17x17), so with the CIFAR stem the head pools adaptively to 5x5 instead.
-use crate::layers::MaxPool2d;
-use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::adaptive_avg_pool2d;
 
-use crate::inception_v1::imagenet_to_unit_range;
-use crate::ops::{
-    Act, ConvNormAct, ConvSpec, Init, Norm, basic_conv_key, conv_leaf, global_pool, linear,
+use crate::layers::torch_names::{basic_conv_key, conv_leaf};
+use crate::layers::{
+    Act, ConvNormAct, ConvSpec, Init, MaxPooling, Norm, global_avg_pool, imagenet_to_unit_range,
+    linear,
 };
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
+    "inception_v3",
+    "inception",
+    "Inception v3, torchvision, with its auxiliary head",
+    299,
+    || ModelConfig::InceptionV3(InceptionV3Config::new()),
+)];
 
 #[derive(Config, Debug)]
 pub struct InceptionV3Config {
@@ -72,11 +82,8 @@ fn same_avg_pool() -> AvgPool2d {
         .init()
 }
 
-fn max_pool_3x3_s2() -> MaxPool2d {
-    MaxPool2dConfig::new([3, 3])
-        .with_strides([2, 2])
-        .init()
-        .into()
+fn max_pool_3x3_s2() -> MaxPooling {
+    MaxPooling::new(3, 2, 0)
 }
 
 fn chain(units: &[&ConvNormAct], x: Tensor<4>) -> Tensor<4> {
@@ -135,7 +142,7 @@ pub struct InceptionB {
     pub branch3x3dbl_1: ConvNormAct,
     pub branch3x3dbl_2: ConvNormAct,
     pub branch3x3dbl_3: ConvNormAct,
-    pub pool: MaxPool2d,
+    pub pool: MaxPooling,
 }
 
 impl InceptionB {
@@ -231,7 +238,7 @@ pub struct InceptionD {
     pub branch7x7x3_2: ConvNormAct,
     pub branch7x7x3_3: ConvNormAct,
     pub branch7x7x3_4: ConvNormAct,
-    pub pool: MaxPool2d,
+    pub pool: MaxPooling,
 }
 
 impl InceptionD {
@@ -356,7 +363,7 @@ impl InceptionAux {
             None => adaptive_avg_pool2d(x, [5, 5]),
         };
         let x = self.conv1.forward(self.conv0.forward(x));
-        self.fc.forward(global_pool(x))
+        self.fc.forward(global_avg_pool(x))
     }
 }
 
@@ -366,10 +373,10 @@ pub struct InceptionV3 {
     pub conv2d_2a_3x3: ConvNormAct,
     pub conv2d_2b_3x3: ConvNormAct,
     /// Absent with the CIFAR stem.
-    pub maxpool1: Option<MaxPool2d>,
+    pub maxpool1: Option<MaxPooling>,
     pub conv2d_3b_1x1: ConvNormAct,
     pub conv2d_4a_3x3: ConvNormAct,
-    pub maxpool2: MaxPool2d,
+    pub maxpool2: MaxPooling,
     pub mixed_5b: InceptionA,
     pub mixed_5c: InceptionA,
     pub mixed_5d: InceptionA,
@@ -468,31 +475,33 @@ impl InceptionV3 {
         let x = self
             .mixed_7c
             .forward(self.mixed_7b.forward(self.mixed_7a.forward(x)));
-        let logits = self.fc.forward(self.dropout.forward(global_pool(x)));
+        let logits = self.fc.forward(self.dropout.forward(global_avg_pool(x)));
         (logits, aux)
     }
 }
 
-/// Maps a torchvision `state_dict` key onto this module's parameter path: the top-level names
-/// are lower-cased (`Conv2d_1a_3x3` -> `conv2d_1a_3x3`, `Mixed_5b` -> `mixed_5b`, `AuxLogits` ->
-/// `aux_logits`), everything below keeps torchvision's names, with batch norms' `weight`/`bias` as
-/// burn's `gamma`/`beta`.
-pub fn torch_key(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["fc", leaf] => Some(format!("fc.{}", conv_leaf(leaf)?)),
-        ["AuxLogits", "fc", leaf] => Some(format!("aux_logits.fc.{}", conv_leaf(leaf)?)),
-        ["AuxLogits", unit @ ("conv0" | "conv1"), module, leaf] => {
-            basic_conv_key(&format!("aux_logits.{unit}"), module, leaf)
+impl InceptionV3Config {
+    /// Maps a torchvision `state_dict` key onto this module's parameter path: the top-level names
+    /// are lower-cased (`Conv2d_1a_3x3` -> `conv2d_1a_3x3`, `Mixed_5b` -> `mixed_5b`, `AuxLogits` ->
+    /// `aux_logits`), everything below keeps torchvision's names, with batch norms' `weight`/`bias` as
+    /// burn's `gamma`/`beta`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["fc", leaf] => Some(format!("fc.{}", conv_leaf(leaf)?)),
+            ["AuxLogits", "fc", leaf] => Some(format!("aux_logits.fc.{}", conv_leaf(leaf)?)),
+            ["AuxLogits", unit @ ("conv0" | "conv1"), module, leaf] => {
+                basic_conv_key(&format!("aux_logits.{unit}"), module, leaf)
+            }
+            [unit, module, leaf] if unit.starts_with("Conv2d_") => {
+                basic_conv_key(&unit.to_lowercase(), module, leaf)
+            }
+            [block, branch, module, leaf]
+                if block.starts_with("Mixed_") && branch.starts_with("branch") =>
+            {
+                basic_conv_key(&format!("{}.{branch}", block.to_lowercase()), module, leaf)
+            }
+            _ => None,
         }
-        [unit, module, leaf] if unit.starts_with("Conv2d_") => {
-            basic_conv_key(&unit.to_lowercase(), module, leaf)
-        }
-        [block, branch, module, leaf]
-            if block.starts_with("Mixed_") && branch.starts_with("branch") =>
-        {
-            basic_conv_key(&format!("{}.{branch}", block.to_lowercase()), module, leaf)
-        }
-        _ => None,
     }
 }

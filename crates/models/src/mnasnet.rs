@@ -9,10 +9,21 @@
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
-use crate::ops::{
-    Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm, conv_leaf,
-    conv_norm_key, global_pool, linear, make_divisible,
+use crate::layers::torch_names::{conv_leaf, conv_norm_key};
+use crate::layers::{
+    Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm,
+    global_avg_pool, linear, make_divisible,
 };
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
+    "mnasnet1_0",
+    "mnasnet",
+    "MnasNet-B1 1.0, torchvision",
+    224,
+    || ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0()),
+)];
 
 const NORM: Norm = Norm {
     eps: 1e-5,
@@ -81,7 +92,7 @@ impl MnasNetConfig {
     pub fn init(&self, device: &Device) -> MnasNet {
         let depths = self.depths();
         let unit =
-            |spec: ConvSpec, act| ConvNormAct::new(spec, Init::KaimingFanOut, NORM, act, device);
+            |spec: ConvSpec, act| ConvNormAct::new(spec, Init::KAIMING_FAN_OUT, NORM, act, device);
         let stride = if self.cifar_stem { 1 } else { 2 };
         let mut c_in = depths[1];
         let stacks = STACKS
@@ -139,34 +150,36 @@ impl MnasNet {
             .iter()
             .flatten()
             .fold(x, |x, block| block.forward(x));
-        let x = global_pool(self.head.forward(x));
+        let x = global_avg_pool(self.head.forward(x));
         self.classifier.forward(self.dropout.forward(x))
     }
 }
 
-/// Maps a torchvision `state_dict` key onto this module's parameter path. torchvision's `layers`
-/// sequential holds conv, BN, ReLU entries at the top and the stacks at 8 to 13: `layers.{0,1}`
-/// -> `stem`, `{3,4}` -> `separable_dw`, `{6,7}` -> `separable_pw`, `{14,15}` -> `head`;
-/// `layers.(8+s).r.layers.{0,1,3,4,6,7}` -> `stacks.s.r.{expand,depthwise,project}`;
-/// `classifier.1` -> `classifier`.
-pub fn torch_key(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
-        ["layers", index, leaf] => {
-            let (name, sub) = conv_bn_pair(index.parse().ok()?, &TOP_UNITS)?;
-            conv_norm_key(name, &sub.to_string(), leaf)
-        }
-        ["layers", stack, repeat, "layers", index, leaf] => {
-            let s = stack.parse::<usize>().ok()?.checked_sub(8)?;
-            if s >= STACKS.len() {
-                return None;
+impl MnasNetConfig {
+    /// Maps a torchvision `state_dict` key onto this module's parameter path. torchvision's `layers`
+    /// sequential holds conv, BN, ReLU entries at the top and the stacks at 8 to 13: `layers.{0,1}`
+    /// -> `stem`, `{3,4}` -> `separable_dw`, `{6,7}` -> `separable_pw`, `{14,15}` -> `head`;
+    /// `layers.(8+s).r.layers.{0,1,3,4,6,7}` -> `stacks.s.r.{expand,depthwise,project}`;
+    /// `classifier.1` -> `classifier`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
+            ["layers", index, leaf] => {
+                let (name, sub) = conv_bn_pair(index.parse().ok()?, &TOP_UNITS)?;
+                conv_norm_key(name, &sub.to_string(), leaf)
             }
-            let (name, sub) = conv_bn_pair(index.parse().ok()?, &BLOCK_UNITS)?;
-            let path = conv_norm_key(name, &sub.to_string(), leaf)?;
-            Some(format!("stacks.{s}.{repeat}.{path}"))
+            ["layers", stack, repeat, "layers", index, leaf] => {
+                let s = stack.parse::<usize>().ok()?.checked_sub(8)?;
+                if s >= STACKS.len() {
+                    return None;
+                }
+                let (name, sub) = conv_bn_pair(index.parse().ok()?, &BLOCK_UNITS)?;
+                let path = conv_norm_key(name, &sub.to_string(), leaf)?;
+                Some(format!("stacks.{s}.{repeat}.{path}"))
+            }
+            _ => None,
         }
-        _ => None,
     }
 }
 

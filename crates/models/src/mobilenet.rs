@@ -9,10 +9,30 @@
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
-use crate::ops::{
+use crate::layers::torch_names::{conv_leaf, conv_norm_key, se_or_unit_key};
+use crate::layers::{
     Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm,
-    SqueezeExcitation, conv_leaf, conv_norm_key, global_pool, linear, make_divisible,
+    SqueezeExcitation, global_avg_pool, linear, make_divisible,
 };
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+pub const VARIANTS: &[ModelEntry] = &[
+    ModelEntry::new(
+        "mobilenet_v2",
+        "mobilenet",
+        "MobileNet v2, torchvision",
+        224,
+        || ModelConfig::MobileNetV2(MobileNetV2Config::new()),
+    ),
+    ModelEntry::new(
+        "mobilenet_v3_large",
+        "mobilenet",
+        "MobileNet v3 large, torchvision",
+        224,
+        || ModelConfig::MobileNetV3(MobileNetV3Config::new()),
+    ),
+];
 
 /// Inverted residual stages of MobileNet v2: expansion t, output channels c, blocks n, stride of
 /// the first block s.
@@ -65,7 +85,7 @@ fn v2_blocks(config: &MobileNetV2Config) -> Vec<InvertedResidualSpec> {
 
 /// The stem and head of all the mobile networks: conv-BN-activation, weights Kaiming fan-out.
 fn unit(spec: ConvSpec, norm: Norm, act: Act, device: &Device) -> ConvNormAct {
-    ConvNormAct::new(spec, Init::KaimingFanOut, norm, Some(act), device)
+    ConvNormAct::new(spec, Init::KAIMING_FAN_OUT, norm, Some(act), device)
 }
 
 fn stem_stride(cifar_stem: bool) -> usize {
@@ -124,45 +144,49 @@ impl MobileNetV2 {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.stem.forward(x);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
-        let x = global_pool(self.head.forward(x));
+        let x = global_avg_pool(self.head.forward(x));
         self.classifier.forward(self.dropout.forward(x))
     }
 }
 
-/// Maps a torchvision `mobilenet_v2` `state_dict` key onto this module's parameter path:
-/// `features.0` -> `stem`, `features.i` -> `blocks.(i-1)`, the last `features` -> `head`,
-/// `classifier.1` -> `classifier`. In a block's `conv` sequential the conv-BN-ReLU6 units
-/// (`conv.j.0`, `conv.j.1`) are `expand` (where there is one) and `depthwise`, and the plain
-/// convolution and batch norm after them are `project.conv` and `project.bn`.
-pub fn torch_key_v2(config: &MobileNetV2Config, key: &str) -> Option<String> {
-    let blocks = v2_blocks(config);
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
-        ["features", index, sub, leaf] => {
-            let prefix = features_unit(index.parse().ok()?, blocks.len())?;
-            conv_norm_key(prefix, sub, leaf)
+impl MobileNetV2Config {
+    /// Maps a torchvision `mobilenet_v2` `state_dict` key onto this module's parameter path:
+    /// `features.0` -> `stem`, `features.i` -> `blocks.(i-1)`, the last `features` -> `head`,
+    /// `classifier.1` -> `classifier`. In a block's `conv` sequential the conv-BN-ReLU6 units
+    /// (`conv.j.0`, `conv.j.1`) are `expand` (where there is one) and `depthwise`, and the plain
+    /// convolution and batch norm after them are `project.conv` and `project.bn`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let config = self;
+
+        let blocks = v2_blocks(config);
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),
+            ["features", index, sub, leaf] => {
+                let prefix = features_unit(index.parse().ok()?, blocks.len())?;
+                conv_norm_key(prefix, sub, leaf)
+            }
+            ["features", index, "conv", rest @ ..] => {
+                let i = index.parse::<usize>().ok()?.checked_sub(1)?;
+                let spec = blocks.get(i)?;
+                let units = InvertedResidual::torch_layout(spec.c_expanded != spec.c_in, false);
+                // `units` ends with `project`, which torchvision spells as two entries.
+                let k = units.len() - 1;
+                let path = match rest {
+                    [j, sub, leaf] => {
+                        let name = units[..k].get(j.parse::<usize>().ok()?)?;
+                        conv_norm_key(name, sub, leaf)?
+                    }
+                    [j, leaf] => {
+                        let offset = j.parse::<usize>().ok()?.checked_sub(k)?;
+                        conv_norm_key("project", &offset.to_string(), leaf)?
+                    }
+                    _ => return None,
+                };
+                Some(format!("blocks.{i}.{path}"))
+            }
+            _ => None,
         }
-        ["features", index, "conv", rest @ ..] => {
-            let i = index.parse::<usize>().ok()?.checked_sub(1)?;
-            let spec = blocks.get(i)?;
-            let units = InvertedResidual::torch_layout(spec.c_expanded != spec.c_in, false);
-            // `units` ends with `project`, which torchvision spells as two entries.
-            let k = units.len() - 1;
-            let path = match rest {
-                [j, sub, leaf] => {
-                    let name = units[..k].get(j.parse::<usize>().ok()?)?;
-                    conv_norm_key(name, sub, leaf)?
-                }
-                [j, leaf] => {
-                    let offset = j.parse::<usize>().ok()?.checked_sub(k)?;
-                    conv_norm_key("project", &offset.to_string(), leaf)?
-                }
-                _ => return None,
-            };
-            Some(format!("blocks.{i}.{path}"))
-        }
-        _ => None,
     }
 }
 
@@ -338,46 +362,39 @@ impl MobileNetV3 {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.stem.forward(x);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
-        let x = global_pool(self.head.forward(x));
+        let x = global_avg_pool(self.head.forward(x));
         let x = Act::HardSwish.forward(self.classifier[0].forward(x));
         self.classifier[1].forward(self.dropout.forward(x))
     }
 }
 
-/// Maps a torchvision `mobilenet_v3_large` `state_dict` key onto this module's parameter path:
-/// `features.0` -> `stem`, `features.i` -> `blocks.(i-1)`, the last `features` -> `head`,
-/// `classifier.{0,3}` -> `classifier.{0,1}`. A block's `block.j` is the j-th of `expand` (where
-/// there is one), `depthwise`, `se` (where there is one), `project`.
-pub fn torch_key_v3(config: &MobileNetV3Config, key: &str) -> Option<String> {
-    let blocks = config.blocks();
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["classifier", index, leaf] => {
-            let fc = ["0", "3"].iter().position(|i| i == index)?;
-            Some(format!("classifier.{fc}.{}", conv_leaf(leaf)?))
-        }
-        ["features", index, sub, leaf] => {
-            let prefix = features_unit(index.parse().ok()?, blocks.len())?;
-            conv_norm_key(prefix, sub, leaf)
-        }
-        ["features", index, "block", j, sub, leaf] => {
-            let i = index.parse::<usize>().ok()?.checked_sub(1)?;
-            let b = blocks.get(i)?;
-            let units = InvertedResidual::torch_layout(b.c_expanded != b.c_in, b.se);
-            let path = se_or_unit_key(&units, j, sub, leaf)?;
-            Some(format!("blocks.{i}.{path}"))
-        }
-        _ => None,
-    }
-}
+impl MobileNetV3Config {
+    /// Maps a torchvision `mobilenet_v3_large` `state_dict` key onto this module's parameter path:
+    /// `features.0` -> `stem`, `features.i` -> `blocks.(i-1)`, the last `features` -> `head`,
+    /// `classifier.{0,3}` -> `classifier.{0,1}`. A block's `block.j` is the j-th of `expand` (where
+    /// there is one), `depthwise`, `se` (where there is one), `project`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let config = self;
 
-/// The path inside an inverted residual of torchvision's `block.{j}.{sub}.{leaf}`, where `units`
-/// names the block's entries: `se` has `fc1`/`fc2` convolutions, the others are conv-BN units.
-pub(crate) fn se_or_unit_key(units: &[&str], j: &str, sub: &str, leaf: &str) -> Option<String> {
-    let name = *units.get(j.parse::<usize>().ok()?)?;
-    if name == "se" {
-        matches!(sub, "fc1" | "fc2").then(|| Some(format!("se.{sub}.{}", conv_leaf(leaf)?)))?
-    } else {
-        conv_norm_key(name, sub, leaf)
+        let blocks = config.blocks();
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["classifier", index, leaf] => {
+                let fc = ["0", "3"].iter().position(|i| i == index)?;
+                Some(format!("classifier.{fc}.{}", conv_leaf(leaf)?))
+            }
+            ["features", index, sub, leaf] => {
+                let prefix = features_unit(index.parse().ok()?, blocks.len())?;
+                conv_norm_key(prefix, sub, leaf)
+            }
+            ["features", index, "block", j, sub, leaf] => {
+                let i = index.parse::<usize>().ok()?.checked_sub(1)?;
+                let b = blocks.get(i)?;
+                let units = InvertedResidual::torch_layout(b.c_expanded != b.c_in, b.se);
+                let path = se_or_unit_key(&units, j, sub, leaf)?;
+                Some(format!("blocks.{i}.{path}"))
+            }
+            _ => None,
+        }
     }
 }

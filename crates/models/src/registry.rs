@@ -1,24 +1,53 @@
-//! The single table from model names to constructors and metadata; the CLI looks models up here
-//! and never matches on names itself.
+//! The zoo: every named variant, gathered from the lists its family file declares. The CLI looks
+//! models up here and never matches on names itself; adding a variant is one entry in its
+//! family's list, adding a family one file and one line in [`VARIANT_LISTS`] (and one in
+//! `model.rs`'s `families!`).
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
-use crate::alexnet::AlexNetConfig;
-use crate::densenet::DenseNetConfig;
-use crate::densenet_imagenet::DenseNetImageNetConfig;
-use crate::efficientnet::{EFFICIENTNET_SCALING, EfficientNetConfig};
-use crate::googlenet::GoogleNetConfig;
-use crate::inception_v1::InceptionV1Config;
-use crate::inception_v3::InceptionV3Config;
-use crate::mnasnet::MnasNetConfig;
-use crate::mobilenet::{MobileNetV2Config, MobileNetV3Config};
 use crate::model::ModelConfig;
-use crate::resnet::{BlockKind, ResNetConfig};
-use crate::resnet_imagenet::ResNetImageNetConfig;
-use crate::vgg::VggConfig;
+use crate::{alexnet, densenet, efficientnet, googlenet, inception_v3, mnasnet, mobilenet};
+use crate::{resnet, vgg};
 
-/// A named model: its family, the input size it is meant for and its default hyper-parameters.
+/// Every family's variants, in the order `cnnzoo models` lists them: the CIFAR networks of the
+/// reference first, then torchvision's.
+const VARIANT_LISTS: &[&[ModelEntry]] = &[
+    googlenet::CIFAR_VARIANTS,
+    resnet::CIFAR_VARIANTS,
+    densenet::CIFAR_VARIANTS,
+    resnet::IMAGENET_VARIANTS,
+    densenet::IMAGENET_VARIANTS,
+    googlenet::IMAGENET_VARIANTS,
+    inception_v3::VARIANTS,
+    vgg::VARIANTS,
+    alexnet::VARIANTS,
+    mobilenet::VARIANTS,
+    mnasnet::VARIANTS,
+    efficientnet::VARIANTS,
+];
+
+/// All variants of the zoo.
+pub static MODELS: LazyLock<Vec<ModelEntry>> = LazyLock::new(|| {
+    VARIANT_LISTS
+        .iter()
+        .flat_map(|list| list.iter().copied())
+        .collect()
+});
+
+/// Validation and test top-1 (%) that the reference implementation reports for a model trained
+/// on the full CIFAR-10 with its recipe (180 epochs): the UvA deep learning tutorial 5
+/// ("Inception, ResNet and DenseNet", Phillip Lippe), whose published checkpoints `cnnzoo import`
+/// reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReferenceTop1 {
+    pub val: f64,
+    pub test: f64,
+}
+
+/// A named model: its family, the input size it is meant for, its default hyper-parameters, and
+/// where known the reference's accuracy and the recipe that reaches it.
 #[derive(Clone, Copy)]
 pub struct ModelEntry {
     pub name: &'static str,
@@ -26,18 +55,46 @@ pub struct ModelEntry {
     pub description: &'static str,
     /// Side of the square input image.
     pub input_size: usize,
+    /// The reference's CIFAR-10 accuracy, for the reports.
+    pub reference: Option<ReferenceTop1>,
+    /// The shipped training recipe (a `configs/` file, as TOML text).
+    pub recipe: Option<&'static str>,
     default_config: fn() -> ModelConfig,
 }
 
-impl fmt::Debug for ModelEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelEntry")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
 impl ModelEntry {
+    pub const fn new(
+        name: &'static str,
+        family: &'static str,
+        description: &'static str,
+        input_size: usize,
+        default_config: fn() -> ModelConfig,
+    ) -> Self {
+        Self {
+            name,
+            family,
+            description,
+            input_size,
+            reference: None,
+            recipe: None,
+            default_config,
+        }
+    }
+
+    pub const fn with_reference(self, val: f64, test: f64) -> Self {
+        Self {
+            reference: Some(ReferenceTop1 { val, test }),
+            ..self
+        }
+    }
+
+    pub const fn with_recipe(self, toml: &'static str) -> Self {
+        Self {
+            recipe: Some(toml),
+            ..self
+        }
+    }
+
     /// Trainable parameters of the variant at `num_classes`, counted on a freshly built model.
     pub fn num_params(&self, num_classes: usize) -> usize {
         self.config(num_classes)
@@ -48,21 +105,7 @@ impl ModelEntry {
     /// The variant's hyper-parameters with `num_classes` set.
     pub fn config(&self, num_classes: usize) -> ModelConfig {
         let mut config = (self.default_config)();
-        match &mut config {
-            ModelConfig::GoogleNet(c) => c.num_classes = num_classes,
-            ModelConfig::ResNet(c) => c.num_classes = num_classes,
-            ModelConfig::DenseNet(c) => c.num_classes = num_classes,
-            ModelConfig::ResNetImageNet(c) => c.num_classes = num_classes,
-            ModelConfig::DenseNetImageNet(c) => c.num_classes = num_classes,
-            ModelConfig::InceptionV1(c) => c.num_classes = num_classes,
-            ModelConfig::InceptionV3(c) => c.num_classes = num_classes,
-            ModelConfig::Vgg(c) => c.num_classes = num_classes,
-            ModelConfig::AlexNet(c) => c.num_classes = num_classes,
-            ModelConfig::MobileNetV2(c) => c.num_classes = num_classes,
-            ModelConfig::MobileNetV3(c) => c.num_classes = num_classes,
-            ModelConfig::MnasNet(c) => c.num_classes = num_classes,
-            ModelConfig::EfficientNet(c) => c.num_classes = num_classes,
-        }
+        config.set_num_classes(num_classes);
         config
     }
 
@@ -99,6 +142,14 @@ impl ModelEntry {
             }
         }
         serde_json::from_value(value).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+}
+
+impl fmt::Debug for ModelEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelEntry")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -165,226 +216,6 @@ impl fmt::Display for RegistryError {
 }
 
 impl std::error::Error for RegistryError {}
-
-pub static MODELS: &[ModelEntry] = &[
-    ModelEntry {
-        name: "googlenet",
-        family: "googlenet",
-        description: "GoogleNet, CIFAR variant (9 inception blocks)",
-        input_size: 32,
-        default_config: || ModelConfig::GoogleNet(GoogleNetConfig::new()),
-    },
-    ModelEntry {
-        name: "resnet",
-        family: "resnet",
-        description: "ResNet-20, CIFAR variant",
-        input_size: 32,
-        default_config: || ModelConfig::ResNet(ResNetConfig::new()),
-    },
-    ModelEntry {
-        name: "resnet_preact",
-        family: "resnet",
-        description: "Pre-activation ResNet-20, CIFAR variant",
-        input_size: 32,
-        default_config: || ModelConfig::ResNet(ResNetConfig::new().with_block(BlockKind::PreAct)),
-    },
-    ModelEntry {
-        name: "densenet",
-        family: "densenet",
-        description: "DenseNet, CIFAR variant (4x6 layers, growth 16)",
-        input_size: 32,
-        default_config: || ModelConfig::DenseNet(DenseNetConfig::new()),
-    },
-    ModelEntry {
-        name: "resnet18",
-        family: "resnet",
-        description: "ResNet-18, torchvision (basic blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet18()),
-    },
-    ModelEntry {
-        name: "resnet34",
-        family: "resnet",
-        description: "ResNet-34, torchvision (basic blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet34()),
-    },
-    ModelEntry {
-        name: "resnet50",
-        family: "resnet",
-        description: "ResNet-50, torchvision (bottleneck blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet50()),
-    },
-    ModelEntry {
-        name: "resnet101",
-        family: "resnet",
-        description: "ResNet-101, torchvision (bottleneck blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet101()),
-    },
-    ModelEntry {
-        name: "resnet152",
-        family: "resnet",
-        description: "ResNet-152, torchvision (bottleneck blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet152()),
-    },
-    ModelEntry {
-        name: "resnext50_32x4d",
-        family: "resnext",
-        description: "ResNeXt-50 32x4d, torchvision (grouped bottleneck blocks)",
-        input_size: 224,
-        default_config: || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnext50_32x4d()),
-    },
-    ModelEntry {
-        name: "densenet121",
-        family: "densenet",
-        description: "DenseNet-121, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet121()),
-    },
-    ModelEntry {
-        name: "densenet161",
-        family: "densenet",
-        description: "DenseNet-161, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet161()),
-    },
-    ModelEntry {
-        name: "densenet169",
-        family: "densenet",
-        description: "DenseNet-169, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet169()),
-    },
-    ModelEntry {
-        name: "densenet201",
-        family: "densenet",
-        description: "DenseNet-201, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet201()),
-    },
-    ModelEntry {
-        name: "inception_v1",
-        family: "inception",
-        description: "Inception v1 (GoogLeNet), torchvision, without auxiliary heads",
-        input_size: 224,
-        default_config: || ModelConfig::InceptionV1(InceptionV1Config::new()),
-    },
-    ModelEntry {
-        name: "inception_v3",
-        family: "inception",
-        description: "Inception v3, torchvision, with its auxiliary head",
-        input_size: 299,
-        default_config: || ModelConfig::InceptionV3(InceptionV3Config::new()),
-    },
-    ModelEntry {
-        name: "vgg11",
-        family: "vgg",
-        description: "VGG-11 (configuration A), torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::Vgg(VggConfig::vgg11()),
-    },
-    ModelEntry {
-        name: "vgg16",
-        family: "vgg",
-        description: "VGG-16 (configuration D), torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::Vgg(VggConfig::vgg16()),
-    },
-    ModelEntry {
-        name: "vgg16_bn",
-        family: "vgg",
-        description: "VGG-16 with batch norm, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::Vgg(VggConfig::vgg16_bn()),
-    },
-    ModelEntry {
-        name: "alexnet",
-        family: "alexnet",
-        description: "AlexNet, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::AlexNet(AlexNetConfig::new()),
-    },
-    ModelEntry {
-        name: "mobilenet_v2",
-        family: "mobilenet",
-        description: "MobileNet v2, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::MobileNetV2(MobileNetV2Config::new()),
-    },
-    ModelEntry {
-        name: "mobilenet_v3_large",
-        family: "mobilenet",
-        description: "MobileNet v3 large, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::MobileNetV3(MobileNetV3Config::new()),
-    },
-    ModelEntry {
-        name: "mnasnet1_0",
-        family: "mnasnet",
-        description: "MnasNet-B1 1.0, torchvision",
-        input_size: 224,
-        default_config: || ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0()),
-    },
-    ModelEntry {
-        name: "efficientnet_b0",
-        family: "efficientnet",
-        description: "EfficientNet-B0, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[0].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(0)),
-    },
-    ModelEntry {
-        name: "efficientnet_b1",
-        family: "efficientnet",
-        description: "EfficientNet-B1, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[1].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(1)),
-    },
-    ModelEntry {
-        name: "efficientnet_b2",
-        family: "efficientnet",
-        description: "EfficientNet-B2, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[2].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(2)),
-    },
-    ModelEntry {
-        name: "efficientnet_b3",
-        family: "efficientnet",
-        description: "EfficientNet-B3, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[3].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(3)),
-    },
-    ModelEntry {
-        name: "efficientnet_b4",
-        family: "efficientnet",
-        description: "EfficientNet-B4, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[4].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(4)),
-    },
-    ModelEntry {
-        name: "efficientnet_b5",
-        family: "efficientnet",
-        description: "EfficientNet-B5, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[5].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(5)),
-    },
-    ModelEntry {
-        name: "efficientnet_b6",
-        family: "efficientnet",
-        description: "EfficientNet-B6, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[6].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(6)),
-    },
-    ModelEntry {
-        name: "efficientnet_b7",
-        family: "efficientnet",
-        description: "EfficientNet-B7, torchvision (compound scaling of B0)",
-        input_size: EFFICIENTNET_SCALING[7].resolution,
-        default_config: || ModelConfig::EfficientNet(EfficientNetConfig::b(7)),
-    },
-];
 
 pub fn model_names() -> Vec<&'static str> {
     MODELS.iter().map(|m| m.name).collect()

@@ -5,17 +5,39 @@
 //!
 //! VGG's first convolution is already 3x3 stride 1; `cifar_stem` drops the first max-pool, so that
 //! a 32x32 image ends the features at 2x2 rather than 1x1.
-use crate::layers::BatchNorm2d;
-use crate::layers::Conv2d;
-use crate::layers::MaxPool2d;
-use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 
-use crate::layers::torch_bn_leaf;
-use crate::ops::{ConvSpec, Init, Norm, conv_leaf, linear};
+use crate::layers::torch_names::{conv_leaf, torch_bn_leaf};
+use crate::layers::{Act, BatchNorm2d, ConvSpec, Convolution, Init, MaxPooling, Norm, linear};
+use crate::model::ModelConfig;
+use crate::registry::ModelEntry;
+
+pub const VARIANTS: &[ModelEntry] = &[
+    ModelEntry::new(
+        "vgg11",
+        "vgg",
+        "VGG-11 (configuration A), torchvision",
+        224,
+        || ModelConfig::Vgg(VggConfig::vgg11()),
+    ),
+    ModelEntry::new(
+        "vgg16",
+        "vgg",
+        "VGG-16 (configuration D), torchvision",
+        224,
+        || ModelConfig::Vgg(VggConfig::vgg16()),
+    ),
+    ModelEntry::new(
+        "vgg16_bn",
+        "vgg",
+        "VGG-16 with batch norm, torchvision",
+        224,
+        || ModelConfig::Vgg(VggConfig::vgg16_bn()),
+    ),
+];
 
 /// Channels of the five stages.
 const STAGE_CHANNELS: [usize; 5] = [64, 128, 256, 512, 512];
@@ -74,7 +96,7 @@ impl VggConfig {
 /// A 3x3 convolution with its optional batch norm; the ReLU follows.
 #[derive(Module, Debug)]
 pub struct VggConv {
-    pub conv: Conv2d,
+    pub conv: Convolution,
     pub bn: Option<BatchNorm2d>,
 }
 
@@ -84,7 +106,7 @@ pub struct Vgg {
     pub convs: Vec<VggConv>,
     /// Convolutions per stage: a max-pool follows each stage.
     pub layers: Vec<usize>,
-    pub pool: MaxPool2d,
+    pub pool: MaxPooling,
     pub cifar_stem: bool,
     /// torchvision's `classifier.0`, `.3`, `.6`.
     pub classifier: Vec<Linear>,
@@ -99,7 +121,7 @@ impl VggConfig {
             for _ in 0..count {
                 convs.push(VggConv {
                     conv: ConvSpec::new(c_in, c_out, 3).init(
-                        Init::KaimingFanOut,
+                        Init::KAIMING_FAN_OUT,
                         Some(Init::Zeros),
                         device,
                     ),
@@ -112,10 +134,7 @@ impl VggConfig {
         Vgg {
             convs,
             layers: self.layers.clone(),
-            pool: MaxPool2dConfig::new([2, 2])
-                .with_strides([2, 2])
-                .init()
-                .into(),
+            pool: MaxPooling::new(2, 2, 0),
             cifar_stem: self.cifar_stem,
             classifier: vec![
                 fc(c_in * POOLED * POOLED, HIDDEN),
@@ -134,10 +153,10 @@ impl Vgg {
         for (stage, &count) in self.layers.iter().enumerate() {
             for unit in convs.by_ref().take(count) {
                 x = unit.conv.forward(x);
-                if let Some(bn) = &unit.bn {
-                    x = bn.forward(x);
-                }
-                x = relu(x);
+                x = match &unit.bn {
+                    Some(bn) => bn.forward_activated(x, Act::Relu),
+                    None => relu(x),
+                };
             }
             if !(self.cifar_stem && stage == 0) {
                 x = self.pool.forward(x);
@@ -155,29 +174,33 @@ impl Vgg {
     }
 }
 
-/// Maps a torchvision `state_dict` key onto this module's parameter path: `features.i` ->
-/// `convs.j.conv` or `convs.j.bn` by the layout of `features` (see
-/// `VggConfig::torch_feature_indices`), `classifier.{0,3,6}` -> `classifier.{0,1,2}`; batch norms'
-/// `weight`/`bias` are burn's `gamma`/`beta`.
-pub fn torch_key(config: &VggConfig, key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    match parts.as_slice() {
-        ["classifier", index, leaf] => {
-            let fc = ["0", "3", "6"].iter().position(|i| i == index)?;
-            Some(format!("classifier.{fc}.{}", conv_leaf(leaf)?))
-        }
-        ["features", index, leaf] => {
-            let index: usize = index.parse().ok()?;
-            let indices = config.torch_feature_indices();
-            if let Some(j) = indices.iter().position(|&i| i == index) {
-                Some(format!("convs.{j}.conv.{}", conv_leaf(leaf)?))
-            } else {
-                let j = indices.iter().position(|&i| i + 1 == index)?;
-                config
-                    .batch_norm
-                    .then(|| torch_bn_leaf(leaf).map(|leaf| format!("convs.{j}.bn.{leaf}")))?
+impl VggConfig {
+    /// Maps a torchvision `state_dict` key onto this module's parameter path: `features.i` ->
+    /// `convs.j.conv` or `convs.j.bn` by the layout of `features` (see
+    /// `VggConfig::torch_feature_indices`), `classifier.{0,3,6}` -> `classifier.{0,1,2}`; batch norms'
+    /// `weight`/`bias` are burn's `gamma`/`beta`.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        let config = self;
+
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["classifier", index, leaf] => {
+                let fc = ["0", "3", "6"].iter().position(|i| i == index)?;
+                Some(format!("classifier.{fc}.{}", conv_leaf(leaf)?))
             }
+            ["features", index, leaf] => {
+                let index: usize = index.parse().ok()?;
+                let indices = config.torch_feature_indices();
+                if let Some(j) = indices.iter().position(|&i| i == index) {
+                    Some(format!("convs.{j}.conv.{}", conv_leaf(leaf)?))
+                } else {
+                    let j = indices.iter().position(|&i| i + 1 == index)?;
+                    config
+                        .batch_norm
+                        .then(|| torch_bn_leaf(leaf).map(|leaf| format!("convs.{j}.bn.{leaf}")))?
+                }
+            }
+            _ => None,
         }
-        _ => None,
     }
 }

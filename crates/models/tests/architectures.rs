@@ -5,7 +5,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use cnnzoo_models::{ActivationKind, Model, ModelConfig, lookup};
+use cnnzoo_models::{Act, Model, ModelConfig, lookup};
 
 fn cpu() -> Device {
     let device = Device::flex();
@@ -194,9 +194,9 @@ fn every_model_trains_on_the_cpu_backend() {
 
 #[test]
 fn every_activation_builds_and_trains() {
-    for act in ActivationKind::ALL {
+    for act in Act::REFERENCE {
         let config = ModelConfig::ResNet(
-            cnnzoo_models::resnet::ResNetConfig::new()
+            cnnzoo_models::resnet::ResNetCifarConfig::new()
                 .with_activation(act)
                 .with_num_blocks(vec![1, 1, 1]),
         );

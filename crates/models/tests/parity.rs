@@ -162,22 +162,45 @@ fn import_error(file: &str, config: &ModelConfig) -> ImportError {
     }
 }
 
+/// The parts of an import's mismatch error, and its message.
+struct Mismatch {
+    missing: Vec<(String, Vec<usize>)>,
+    unexpected: Vec<String>,
+    shapes: Vec<ShapeMismatch>,
+    message: String,
+}
+
+fn import_mismatch(file: &str, config: &ModelConfig) -> Mismatch {
+    let error = import_error(file, config);
+    let message = error.to_string();
+    match error {
+        ImportError::Mismatch {
+            missing,
+            unexpected,
+            shapes,
+            ..
+        } => Mismatch {
+            missing,
+            unexpected,
+            shapes,
+            message,
+        },
+        other => panic!("{other}"),
+    }
+}
+
 #[test]
 fn missing_keys_are_listed_ten_at_most() {
-    let error = import_error("tiny_resnet_missing.safetensors", &tiny());
-    let ImportError::Mismatch {
+    let Mismatch {
         missing,
         unexpected,
         shapes,
+        message,
         ..
-    } = &error
-    else {
-        panic!("{error}");
-    };
+    } = import_mismatch("tiny_resnet_missing.safetensors", &tiny());
     assert_eq!(missing.len(), 12);
     assert!(unexpected.is_empty() && shapes.is_empty());
     assert!(missing.contains(&("input_conv.weight".to_string(), vec![4, 3, 3, 3])));
-    let message = error.to_string();
     assert!(
         message.contains("12 parameter(s) of the model that no tensor in the file maps to"),
         "{message}"
@@ -199,16 +222,13 @@ fn missing_keys_are_listed_ten_at_most() {
 
 #[test]
 fn unexpected_keys_are_named_as_in_the_file() {
-    let error = import_error("tiny_resnet_unexpected.safetensors", &tiny());
-    let ImportError::Mismatch {
+    let Mismatch {
         missing,
         unexpected,
         shapes,
+        message,
         ..
-    } = &error
-    else {
-        panic!("{error}");
-    };
+    } = import_mismatch("tiny_resnet_unexpected.safetensors", &tiny());
     assert!(missing.is_empty() && shapes.is_empty());
     assert_eq!(
         unexpected,
@@ -218,7 +238,6 @@ fn unexpected_keys_are_named_as_in_the_file() {
             "output_net.3.bias"
         ]
     );
-    let message = error.to_string();
     assert!(
         message.contains("3 key(s) in the file that are not weights of this model: blocks.9.net.0.weight, head.fc.weight, output_net.3.bias"),
         "{message}"
@@ -227,19 +246,15 @@ fn unexpected_keys_are_named_as_in_the_file() {
 
 #[test]
 fn shape_mismatches_give_both_shapes_in_pytorch_layout() {
-    let error = import_error("tiny_resnet_shapes.safetensors", &tiny());
-    let ImportError::Mismatch {
+    let Mismatch {
         missing,
         unexpected,
         shapes,
+        message,
         ..
-    } = &error
-    else {
-        panic!("{error}");
-    };
+    } = import_mismatch("tiny_resnet_shapes.safetensors", &tiny());
     assert!(missing.is_empty() && unexpected.is_empty());
     assert_eq!(shapes.len(), 2);
-    let message = error.to_string();
     assert!(
         message.contains("blocks.1.net.0.weight is [8, 4, 5, 5], expected [8, 4, 3, 3]"),
         "{message}"
@@ -253,26 +268,18 @@ fn shape_mismatches_give_both_shapes_in_pytorch_layout() {
 #[test]
 fn weights_for_another_configuration_are_refused() {
     // The tiny network's file against the full ResNet-20: wrong widths and missing blocks.
-    let error = import_error("tiny_resnet.pt", &lookup("resnet").unwrap().config(10));
-    let ImportError::Mismatch {
+    let Mismatch {
         missing, shapes, ..
-    } = &error
-    else {
-        panic!("{error}");
-    };
+    } = import_mismatch("tiny_resnet.pt", &lookup("resnet").unwrap().config(10));
     assert!(!missing.is_empty() && !shapes.is_empty());
     // A ResNet file is not a DenseNet: only the stem's key means something to both (with
     // another width), and the Lightning keys are named as in the file.
-    let error = import_error("resnet.ckpt", &lookup("densenet").unwrap().config(10));
-    let ImportError::Mismatch {
+    let Mismatch {
         missing,
         unexpected,
         shapes,
         ..
-    } = &error
-    else {
-        panic!("{error}");
-    };
+    } = import_mismatch("resnet.ckpt", &lookup("densenet").unwrap().config(10));
     assert_eq!(unexpected.len(), 100);
     assert_eq!(
         shapes,

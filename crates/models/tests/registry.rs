@@ -54,7 +54,7 @@ fn overrides_replace_hyper_parameters() {
         panic!("densenet config")
     };
     assert_eq!(c.growth_rate, 12);
-    assert_eq!(c.activation, cnnzoo_models::ActivationKind::Gelu);
+    assert_eq!(c.activation, cnnzoo_models::Act::Gelu);
     assert_eq!(c.bn_size, 2);
 }
 

@@ -5,8 +5,8 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use cnnzoo_models::layers::Conv2d;
-use cnnzoo_models::ops::{Act, ConvSpec, Init, SqueezeExcitation, StochasticDepth};
+use cnnzoo_models::layers::Convolution;
+use cnnzoo_models::layers::{Act, ConvSpec, Init, SqueezeExcitation, StochasticDepth};
 use cnnzoo_models::{Model, lookup};
 use serde_json::Value;
 
@@ -52,7 +52,7 @@ fn assert_close(label: &str, found: &[f32], expected: &[f32]) {
     }
 }
 
-fn load_conv(conv: &mut Conv2d, weight: &Value, bias: Option<&Value>, device: &Device) {
+fn load_conv(conv: &mut Convolution, weight: &Value, bias: Option<&Value>, device: &Device) {
     let shape = conv.weight.dims();
     conv.weight = Param::from_tensor(tensor(floats(weight), shape, device));
     conv.bias = bias.map(|b| Param::from_tensor(tensor(floats(b), [shape[0]], device)));
@@ -222,7 +222,7 @@ fn kaiming_fan_out_counts_every_output_channel_of_a_grouped_convolution() {
         (ConvSpec::new(512, 512, 3).depthwise(), 512 * 9),
         (ConvSpec::new(256, 256, 3).groups(32), 256 * 9),
     ] {
-        let conv = spec.init(Init::KaimingFanOut, None, &device);
+        let conv = spec.init(Init::KAIMING_FAN_OUT, None, &device);
         let (mean, std) = mean_std(conv.weight.val());
         let expected = (2.0 / fan_out as f64).sqrt();
         assert!(

@@ -1,14 +1,17 @@
-//! `BatchNorm2d` computes burn's `BatchNorm` function: the same output, gradients and running
+//! The layers that run cnnzoo's CPU kernels keep burn's records and functions. `Convolution`
+//! pads as burn's `Conv2d` and saves a record burn's loads. `BatchNorm2d` computes burn's
+//! `BatchNorm` function: the same output, gradients and running
 //! statistics in training on the CPU backend (fused kernels) and on ndarray (burn's tensor ops),
 //! the same output in inference, and the same record; with a ReLU after it, the same as burn's
 //! batch norm and then its relu.
 use burn::module::Module;
-use burn::nn::activation::Activation;
-use burn::nn::{BatchNormConfig, Relu};
+use burn::nn::BatchNormConfig;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::{Distribution, Gradients};
-use cnnzoo_models::layers::BatchNorm2d;
+use cnnzoo_models::layers::{Act, BatchNorm2d, Convolution};
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
@@ -125,13 +128,12 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
     for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
         device.seed(4);
         let (reference, ours) = layers(BatchNormConfig::new(5), &device);
-        let relu = Activation::Relu(Relu);
         let x = Tensor::<4>::random([3, 5, 6, 4], Distribution::Normal(1.0, 2.0), &device)
             .require_grad();
         let upstream = Tensor::<4>::random([3, 5, 6, 4], Distribution::Normal(0.0, 1.0), &device);
 
         let y_ref = burn::tensor::activation::relu(reference.forward(x.clone()));
-        let y = ours.forward_activated(x.clone(), &relu);
+        let y = ours.forward_activated(x.clone(), Act::Relu);
         assert!(
             max_abs_diff(y_ref.clone(), y.clone()) < 1e-4,
             "{device:?}: output"
@@ -152,7 +154,49 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
         let (reference, ours) = (reference.valid(), ours.valid());
         let x = x.inner();
         let expected = burn::tensor::activation::relu(reference.forward(x.clone()));
-        let d = max_abs_diff(expected, ours.forward_activated(x, &relu));
+        let d = max_abs_diff(expected, ours.forward_activated(x, Act::Relu));
         assert!(d < 1e-5, "{device:?}: inference differs by {d}");
+    }
+}
+
+#[test]
+fn convolution_pads_and_records_as_burns_conv2d() {
+    let device = Device::flex();
+    device.seed(14);
+    let x = Tensor::<4>::random([2, 3, 9, 10], Distribution::Normal(0.0, 1.0), &device);
+    let paddings = [
+        PaddingConfig2d::Valid,
+        PaddingConfig2d::Same,
+        PaddingConfig2d::Explicit(1, 2, 0, 1),
+    ];
+    for padding in paddings {
+        let reference = Conv2dConfig::new([3, 4], [3, 2])
+            .with_stride([2, 2])
+            .with_padding(padding.clone())
+            .init(&device);
+        let ours = Convolution::from(reference.clone());
+        let y_ref = reference.forward(x.clone());
+        let y = ours.forward(x.clone());
+        assert_eq!(y.dims(), y_ref.dims(), "{padding:?}: output shape");
+        let diff = max_abs_diff(y, y_ref);
+        assert!(diff < 1e-5, "{padding:?}: output differs by {diff}");
+
+        // A checkpoint of the layer loads into burn's `Conv2d` (a fresh one, other weights).
+        let path = std::env::temp_dir().join(format!(
+            "cnnzoo-conv-record-{}-{padding:?}.bpk",
+            std::process::id()
+        ));
+        ours.clone().save_file(&path).unwrap();
+        let record = ModuleRecord::load(&path);
+        let loaded = Conv2dConfig::new([3, 4], [3, 2])
+            .with_stride([2, 2])
+            .with_padding(padding.clone())
+            .init(&device)
+            .try_load_record(record.unwrap())
+            .expect("burn's Conv2d loads a `Convolution` record");
+        let diff = max_abs_diff(loaded.forward(x.clone()), ours.forward(x.clone()));
+        // The record reads its tensors from the file lazily: remove it only after the forward.
+        std::fs::remove_file(&path).unwrap();
+        assert!(diff < 1e-6, "{padding:?}: loaded layer differs by {diff}");
     }
 }

@@ -1,17 +1,12 @@
-//! `flex_kernels::conv` computes burn's `conv2d`: the same output and the same input, weight and
-//! bias gradients, for every stride, padding, dilation and kernel shape the zoo uses and a few it
-//! does not; and `layers::Conv2d` keeps burn's `Conv2d` record. The 3x3 stride-1 pad-1 cases run
-//! the direct kernels (`same_conv3x3`) on processors with AVX2 and FMA, the others im2col + gemm.
-use burn::module::Module;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2dConfig;
+//! `conv::conv2d` computes burn's `conv2d`: the same output and the same input, weight and bias
+//! gradients, for every stride, padding, dilation and kernel shape the zoo uses and a few it does
+//! not. The 3x3 stride-1 pad-1 cases run the direct kernels (`same_conv3x3`) on processors with
+//! AVX2 and FMA, the others im2col + gemm.
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use burn::tensor::Distribution;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_models::flex_kernels::conv::conv2d;
-use cnnzoo_models::layers::Conv2d;
+use cnnzoo_flex_kernels::conv::conv2d;
 
 /// Largest difference relative to the largest magnitude of the reference.
 fn relative_diff<const D: usize>(ours: Tensor<D>, reference: Tensor<D>) -> f32 {
@@ -246,46 +241,4 @@ fn grouped_convolution_keeps_burns_kernels_and_result() {
     assert_eq!(y.dims(), [2, 6, 7, 7]);
     let diff = relative_diff(y, burn_conv2d(x, weight, None, options()));
     assert!(diff < 1e-5, "depthwise output differs by {diff}");
-}
-
-#[test]
-fn conv2d_layer_pads_and_records_as_burns_conv2d() {
-    let device = Device::flex();
-    device.seed(14);
-    let x = Tensor::<4>::random([2, 3, 9, 10], Distribution::Normal(0.0, 1.0), &device);
-    let paddings = [
-        PaddingConfig2d::Valid,
-        PaddingConfig2d::Same,
-        PaddingConfig2d::Explicit(1, 2, 0, 1),
-    ];
-    for padding in paddings {
-        let reference = Conv2dConfig::new([3, 4], [3, 2])
-            .with_stride([2, 2])
-            .with_padding(padding.clone())
-            .init(&device);
-        let ours = Conv2d::from(reference.clone());
-        let y_ref = reference.forward(x.clone());
-        let y = ours.forward(x.clone());
-        assert_eq!(y.dims(), y_ref.dims(), "{padding:?}: output shape");
-        let diff = relative_diff(y, y_ref);
-        assert!(diff < 1e-5, "{padding:?}: output differs by {diff}");
-
-        // A checkpoint of the layer loads into burn's `Conv2d` (a fresh one, other weights).
-        let path = std::env::temp_dir().join(format!(
-            "cnnzoo-conv-record-{}-{padding:?}.bpk",
-            std::process::id()
-        ));
-        ours.clone().save_file(&path).unwrap();
-        let record = ModuleRecord::load(&path);
-        let loaded = Conv2dConfig::new([3, 4], [3, 2])
-            .with_stride([2, 2])
-            .with_padding(padding.clone())
-            .init(&device)
-            .try_load_record(record.unwrap())
-            .expect("burn's Conv2d loads a layers::Conv2d record");
-        let diff = relative_diff(loaded.forward(x.clone()), ours.forward(x.clone()));
-        // The record reads its tensors from the file lazily: remove it only after the forward.
-        std::fs::remove_file(&path).unwrap();
-        assert!(diff < 1e-6, "{padding:?}: loaded layer differs by {diff}");
-    }
 }

@@ -1,4 +1,4 @@
-//! `flex_kernels::pool::max_pool2d` (what `layers::MaxPool2d` runs) against burn's
+//! `pool::max_pool2d` (what the models' max pooling layer runs) against burn's
 //! `module::max_pool2d` on the same device: the output and the input gradient, for the pools of
 //! the zoo's models, on inputs full of ties (which window position gets the gradient is then
 //! decided by the tie rule: the first maximum in row-major order).
@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::max_pool2d as burn_max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use cnnzoo_models::flex_kernels::pool::max_pool2d;
+use cnnzoo_flex_kernels::pool::max_pool2d;
 
 struct Case {
     name: &'static str,

@@ -1,15 +1,14 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
-//! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `MaxPool2d`
-//! (`flex_kernels::pool`), and batch norm's training pass as
-//! burn's `BatchNorm` and as `BatchNorm2d` (whose training pass on this backend is
-//! `flex_kernels::batch_norm`), and `BatchNorm2d` in evaluation; then `MaxPool2d` at the shapes
-//! of GoogleNet's pools. `scripts/layer_speed_pytorch.py`
-//! prints the same table for PyTorch. Each forward + backward figure includes the
-//! `sum().backward()` that starts the backward pass, which is also printed on its own.
+//! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
+//! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train`, and
+//! `batch_norm::evaluate`; then `pool::max_pool2d` at the shapes of GoogleNet's pools.
+//! `scripts/layer_speed_pytorch.py` prints the same table for PyTorch. Each forward + backward
+//! figure includes the `sum().backward()` that starts the backward pass, which is also printed on
+//! its own.
 //!
-//!     RAYON_NUM_THREADS=2 cargo run --release -p cnnzoo-models --example layer_speed
+//!     RAYON_NUM_THREADS=2 cargo bench -p cnnzoo-flex-kernels --bench layer_speed
 use std::time::Instant;
 
 use burn::backend::Flex;
@@ -20,9 +19,10 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_models::flex_kernels;
-use cnnzoo_models::flex_kernels::conv::GemmConvBackend;
-use cnnzoo_models::layers::{BatchNorm2d, MaxPool2d};
+use burn::tensor::ops::MaxPoolOptions;
+use cnnzoo_flex_kernels as flex_kernels;
+use cnnzoo_flex_kernels::conv::GemmConvBackend;
+use cnnzoo_flex_kernels::{batch_norm, pool};
 
 const REPEATS: usize = 10;
 
@@ -105,35 +105,66 @@ fn main() {
                 options(),
             );
         });
-        let pool = MaxPool2dConfig::new([3, 3])
+        let burn_pool = MaxPool2dConfig::new([3, 3])
             .with_strides([1, 1])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init();
         time("max pool 3x3 stride 1 forward + backward", &shape, &|| {
-            backward(pool.forward(x.clone()))
+            backward(burn_pool.forward(x.clone()))
         });
-        let pool = MaxPool2d::from(pool);
-        time("MaxPool2d 3x3 stride 1 forward + backward", &shape, &|| {
-            backward(pool.forward(x.clone()))
-        });
+        time(
+            "flex_kernels max pool 3x3 stride 1 forward + backward",
+            &shape,
+            &|| backward(pool::max_pool2d(x.clone(), pool_options(1))),
+        );
         let burn_bn = BatchNormConfig::new(c).init(&device);
-        let ours = BatchNorm2d::new(BatchNormConfig::new(c), &device);
+        let (gamma, beta) = (
+            Tensor::<1>::ones([c], &device),
+            Tensor::<1>::zeros([c], &device),
+        );
         time("burn BatchNorm train forward + backward", &shape, &|| {
             backward(burn_bn.forward(x.clone()))
         });
-        time("BatchNorm2d train forward + backward", &shape, &|| {
-            backward(ours.forward(x.clone()))
-        });
-        let eval_bn = BatchNorm2d::new(BatchNormConfig::new(c), &Device::flex());
-        let x_eval = Tensor::<4>::from_data(x.to_data(), &Device::flex());
-        time("BatchNorm2d eval forward", &shape, &|| {
-            eval_bn.forward(x_eval.clone()).into_data();
+        time(
+            "flex_kernels batch norm train forward + backward",
+            &shape,
+            &|| {
+                let (y, _, _) = batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON)
+                    .expect("the flex backend takes the fused kernel");
+                backward(y)
+            },
+        );
+        let flex = Device::flex();
+        let x_eval = Tensor::<4>::from_data(x.to_data(), &flex);
+        let (gamma, beta) = (
+            Tensor::<1>::ones([c], &flex),
+            Tensor::<1>::zeros([c], &flex),
+        );
+        let statistics = [
+            Tensor::<1>::zeros([c], &flex),
+            Tensor::<1>::ones([c], &flex),
+        ];
+        time("flex_kernels batch norm eval forward", &shape, &|| {
+            let (gamma, beta, statistics) = (gamma.clone(), beta.clone(), statistics.clone());
+            batch_norm::evaluate(x_eval.clone(), gamma, beta, statistics, EPSILON, false)
+                .expect("the flex backend takes the fused kernel")
+                .into_data();
         });
     }
     googlenet_pools(&device);
 }
 
-/// `MaxPool2d` at the shapes of GoogleNet's pools: its inception branches' 3x3 stride-1 pools
+/// PyTorch's `BatchNorm2d` default.
+const EPSILON: f64 = 1e-5;
+
+/// A 3x3 max pool padded by 1, as GoogleNet's.
+fn pool_options(stride: usize) -> MaxPoolOptions<2> {
+    MaxPoolOptions::new([3, 3])
+        .with_stride([stride, stride])
+        .with_padding_pairs([(1, 1), (1, 1)])
+}
+
+/// `pool::max_pool2d` at the shapes of GoogleNet's pools: its inception branches' 3x3 stride-1 pools
 /// at each stage's widest input, and its first stride-2 pool. Inputs are clamped at zero, as
 /// after a ReLU, so windows hold ties.
 fn googlenet_pools(device: &Device) {
@@ -148,25 +179,21 @@ fn googlenet_pools(device: &Device) {
             .clamp_min(0.0)
             .detach()
             .require_grad();
-        let pool = MaxPool2d::from(
-            MaxPool2dConfig::new([3, 3])
-                .with_strides([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
-        );
         let x_eval = x.clone().inner();
         time(
-            &format!("MaxPool2d 3x3 stride {stride} forward"),
+            &format!("flex_kernels max pool 3x3 stride {stride} forward"),
             &shape,
             &|| {
-                pool.forward(x_eval.clone()).into_data();
+                pool::max_pool2d(x_eval.clone(), pool_options(stride)).into_data();
             },
         );
         time(
-            &format!("MaxPool2d 3x3 stride {stride} forward + backward"),
+            &format!("flex_kernels max pool 3x3 stride {stride} forward + backward"),
             &shape,
             &|| {
-                let grads = pool.forward(x.clone()).sum().backward();
+                let grads = pool::max_pool2d(x.clone(), pool_options(stride))
+                    .sum()
+                    .backward();
                 x.grad(&grads).unwrap().into_data();
             },
         );

@@ -3,6 +3,14 @@
 //! batch norm, and max pooling. Each is a burn backend extension with a hand-written autodiff
 //! backward, reached through a function that takes burn's path on every other backend. The
 //! figures are in `docs/performance.md`.
+//!
+//! - [`conv`]: the convolution and its two gradients (im2col + gemm), with the direct AVX2 3x3
+//!   kernels of `same_conv3x3` where the processor has them;
+//! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
+//!   passes) and its inference pass with an optional ReLU;
+//! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects.
+//!
+//! Tests against burn's own kernels are in `tests/`; `benches/layer_speed.rs` times them.
 use std::mem::MaybeUninit;
 
 use burn::backend::DispatchDevice;
@@ -17,7 +25,7 @@ pub mod pool;
 mod same_conv3x3;
 
 /// Whether tensors on `device` are flex tensors, with or without autodiff.
-pub(crate) fn runs_on_flex(device: &Device) -> bool {
+fn runs_on_flex(device: &Device) -> bool {
     fn is_flex(device: &DispatchDevice) -> bool {
         match device {
             DispatchDevice::Flex(_) => true,

@@ -1,0 +1,158 @@
+//! Batch norm: burn's record, PyTorch's hyper-parameters, cnnzoo's CPU kernels.
+use burn::module::{Flag, Param, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::prelude::*;
+
+use super::Act;
+
+/// Batch-norm hyper-parameters in PyTorch's convention (`momentum` weighs the new batch).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Norm {
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl Norm {
+    /// `nn.BatchNorm2d`'s defaults.
+    pub const TORCH: Self = Self {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+
+    /// Weight 1, bias 0, as the reference and every torchvision model initialise batch norm.
+    pub fn init(self, channels: usize, device: &Device) -> BatchNorm2d {
+        BatchNorm2d::new(
+            BatchNormConfig::new(channels)
+                .with_epsilon(self.eps)
+                .with_momentum(self.momentum),
+            device,
+        )
+    }
+}
+
+/// burn's `BatchNorm` over `[N, C, H, W]`, field for field (so records, checkpoints and the
+/// PyTorch key mapping are unchanged), with a faster training pass.
+///
+/// burn 0.22's `batch_norm_train` (which no backend specialises) gathers each channel through
+/// `swap_dims(0, 1)` + `reshape`, a full copy of the activation in the forward pass and two more
+/// in its backward, plus separate passes for the centring, the squares and the means. Here the
+/// statistics come from sums over the contiguous `[N, C, H*W]` view (the variance as
+/// E[x²] - E[x]², the biased one burn also feeds its running statistics) and the output is one
+/// per-channel scale and shift; autodiff differentiates these ops. Same function, about 40% less
+/// time (`cargo bench -p cnnzoo-flex-kernels --bench layer_speed`). On the CPU backend the
+/// training pass is [`cnnzoo_flex_kernels::batch_norm`]'s fused kernels instead, and so is
+/// inference; elsewhere inference is burn's `batch_norm`.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub training: Param<Flag>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
+    pub momentum: f64,
+    pub epsilon: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(config: BatchNormConfig, device: &Device) -> Self {
+        let BatchNorm {
+            gamma,
+            beta,
+            training,
+            running_mean,
+            running_var,
+            momentum,
+            epsilon,
+        } = config.init(device);
+        Self {
+            gamma,
+            beta,
+            training,
+            running_mean,
+            running_var,
+            momentum,
+            epsilon,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.normalize(x, false)
+    }
+
+    /// `act(self.forward(x))`, with a ReLU fused into batch norm's own passes on the CPU backend.
+    pub fn forward_activated(&self, x: Tensor<4>, act: Act) -> Tensor<4> {
+        match act {
+            Act::Relu => self.normalize(x, true),
+            _ => act.forward(self.forward(x)),
+        }
+    }
+
+    /// Batch norm, then the ReLU if `relu`: fused into one pass for inference on the CPU
+    /// backend (15% more ResNet-20 inference throughput); in training the ReLU is burn's.
+    fn normalize(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
+        let then_relu = |y: Tensor<4>| {
+            if relu {
+                burn::tensor::activation::relu(y)
+            } else {
+                y
+            }
+        };
+        // As burn's BatchNorm: batch statistics only where a backward pass can follow and the
+        // layer is not frozen.
+        if !(x.device().is_autodiff() && self.training.is_enabled()) {
+            let device = x.device();
+            let statistics = [&self.running_mean, &self.running_var]
+                .map(|running| running.value().to_device(&device));
+            let (gamma, beta) = (self.gamma.val(), self.beta.val());
+            if let Some(y) = cnnzoo_flex_kernels::batch_norm::evaluate(
+                x.clone(),
+                gamma.clone(),
+                beta.clone(),
+                statistics.clone(),
+                self.epsilon,
+                relu,
+            ) {
+                return y;
+            }
+            let [mean, variance] = statistics;
+            let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, self.epsilon);
+            return then_relu(y);
+        }
+        if let Some((y, mean, variance)) = cnnzoo_flex_kernels::batch_norm::train(
+            x.clone(),
+            self.gamma.val(),
+            self.beta.val(),
+            self.epsilon,
+        ) {
+            self.update_running(mean, variance);
+            return then_relu(y);
+        }
+        let [n, c, h, w] = x.dims();
+        let count = (n * h * w) as f64;
+        let flat = x.reshape([n, c, h * w]);
+        let per_channel_mean = |t: Tensor<3>| t.sum_dim(2).sum_dim(0).div_scalar(count);
+        let mean = per_channel_mean(flat.clone());
+        let mean_of_squares = per_channel_mean(flat.clone().powi_scalar(2));
+        // Rounding can leave E[x²] - E[x]² a hair below zero for a constant channel.
+        let variance = (mean_of_squares - mean.clone().powi_scalar(2)).clamp_min(0.0);
+        let scale =
+            self.gamma.val().reshape([1, c, 1]) / variance.clone().add_scalar(self.epsilon).sqrt();
+        let shift = self.beta.val().reshape([1, c, 1]) - mean.clone() * scale.clone();
+        self.update_running(mean.reshape([c]), variance.reshape([c]));
+        then_relu((flat * scale + shift).reshape([n, c, h, w]))
+    }
+
+    fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>) {
+        let device = mean.device();
+        let blend = |running: &RunningState<Tensor<1>>, batch: Tensor<1>| {
+            let updated = running
+                .value_sync()
+                .to_device(&device)
+                .mul_scalar(1.0 - self.momentum)
+                .add(batch.detach().mul_scalar(self.momentum));
+            running.update(updated.detach());
+        };
+        blend(&self.running_mean, mean);
+        blend(&self.running_var, variance);
+    }
+}
