@@ -30,21 +30,7 @@ fn mini_archive_parses_to_the_documented_counts() {
     assert_eq!(data.test.len(), 1020);
     assert_eq!(data.train.images.len(), 4065 * IMAGE_BYTES);
     assert_eq!(data.test.images.len(), 1020 * IMAGE_BYTES);
-    assert_eq!(
-        data.train.classes,
-        [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck"
-        ]
-    );
+    assert_eq!(data.train.classes, CifarKind::Cifar10.default_classes());
     for set in [&data.train, &data.test] {
         assert!(set.labels.iter().all(|&label| label < 10));
         let counts = set.class_counts();
@@ -418,18 +404,7 @@ fn write_python_folder(dir: &Path, per_batch: usize) -> Vec<u8> {
     let mut meta = crate::common::Py2Pickle::default();
     meta.begin_dict();
     meta.string(b"label_names");
-    meta.string_list(&[
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]);
+    meta.string_list(CifarKind::Cifar10.default_classes());
     meta.string(b"num_vis");
     meta.int(3072);
     meta.end_dict();
