@@ -59,6 +59,16 @@ pub fn binary_batch(labels: &[u8], seed: usize) -> Vec<u8> {
     bytes
 }
 
+/// The batch files of CIFAR-10, the five training ones and then the test one, each name ending
+/// in `extension` (".bin" in the binary format, "" in the python one).
+pub fn cifar10_batch_files(extension: &str) -> Vec<String> {
+    (1..=5)
+        .map(|batch| format!("data_batch_{batch}"))
+        .chain(["test_batch".to_owned()])
+        .map(|name| name + extension)
+        .collect()
+}
+
 /// Writes a complete synthetic `cifar-10-batches-bin/` (3 records per batch) into `dir`.
 pub fn write_binary_folder(dir: &Path) -> PathBuf {
     let folder = dir.join("cifar-10-batches-bin");

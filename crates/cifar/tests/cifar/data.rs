@@ -8,8 +8,8 @@ use cnnzoo_cifar::{
 };
 
 use crate::common::{
-    MINI_ARCHIVE, binary_batch, gzip, mini, mini_data_dir, python_batch, quiet, synthetic_image,
-    tar_gz, tar_with_raw_path, write_binary_folder,
+    MINI_ARCHIVE, binary_batch, cifar10_batch_files, gzip, mini, mini_data_dir, python_batch,
+    quiet, synthetic_image, tar_gz, tar_with_raw_path, write_binary_folder,
 };
 
 fn cifar10(dir: &Path) -> Result<cnnzoo_cifar::CifarData, CifarError> {
@@ -352,15 +352,7 @@ fn a_synthetic_archive_round_trips() {
     let batches: Vec<Vec<u8>> = (1..=6)
         .map(|i| binary_batch(&[i as u8 % 10, 7], i))
         .collect();
-    let names = [
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-        "test_batch.bin",
-    ];
-    let paths: Vec<String> = names
+    let paths: Vec<String> = cifar10_batch_files(".bin")
         .iter()
         .map(|name| format!("cifar-10-batches-bin/{name}"))
         .collect();
@@ -381,17 +373,7 @@ fn write_python_folder(dir: &Path, per_batch: usize) -> Vec<u8> {
     let folder = dir.join("cifar-10-batches-py");
     std::fs::create_dir_all(&folder).expect("folder");
     let mut all_labels = Vec::new();
-    for (batch, name) in [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (batch, name) in cifar10_batch_files("").iter().enumerate() {
         let labels: Vec<u8> = (0..per_batch).map(|i| ((i + batch) % 10) as u8).collect();
         let images: Vec<u8> = (0..per_batch)
             .flat_map(|i| synthetic_image(batch * 100 + i))
@@ -433,15 +415,8 @@ fn torchvision_python_folder_is_read() {
 fn torchvision_python_archive_is_extracted() {
     let source = tempfile::tempdir().expect("temp dir");
     let labels = write_python_folder(source.path(), 2);
-    let names = [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-        "batches.meta",
-    ];
+    let mut names = cifar10_batch_files("");
+    names.push("batches.meta".to_owned());
     let contents: Vec<(String, Vec<u8>)> = names
         .iter()
         .map(|name| {
