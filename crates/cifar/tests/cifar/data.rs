@@ -59,18 +59,10 @@ fn archive_is_extracted_once_then_the_folder_is_reused() {
         assert!(folder.join(name).is_file(), "{name} extracted");
     }
     // Nothing but the archive and the folder is left: the staging folder is gone.
-    let mut entries: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    entries.sort();
-    assert_eq!(entries, ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]);
+    assert_eq!(
+        entry_names(dir.path()),
+        ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]
+    );
 
     // Replace the archive by garbage: a second call must not touch it.
     std::fs::remove_file(dir.path().join("cifar-10-binary.tar.gz")).expect("remove link");
@@ -244,9 +236,19 @@ fn load_archive(
     (dir, result)
 }
 
-/// The data folder holds only the archive: a failed extraction leaves nothing behind.
-fn assert_only_archive(dir: &Path) {
-    let entries: Vec<String> = std::fs::read_dir(dir)
+/// Asserts that loading `archive` fails with a message that names it and says `what`, and that
+/// the data folder holds only the archive: a failed extraction leaves nothing behind. Returns
+/// the data folder.
+fn assert_archive_refused(archive: &[u8], what: &str) -> tempfile::TempDir {
+    let (dir, result) = load_archive(archive);
+    assert_error(result, "cifar-10-binary.tar.gz", what);
+    assert_eq!(entry_names(dir.path()), ["cifar-10-binary.tar.gz"]);
+    dir
+}
+
+/// The names of the files and folders in `dir`, sorted.
+fn entry_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
         .map(|entry| {
             entry
@@ -256,50 +258,36 @@ fn assert_only_archive(dir: &Path) {
                 .into_owned()
         })
         .collect();
-    assert_eq!(entries, ["cifar-10-binary.tar.gz"]);
+    names.sort();
+    names
 }
 
 #[test]
 fn corrupt_archives_are_reported_by_name() {
-    let (dir, result) = load_archive(b"PK\x03\x04 this is a zip, not a gzip");
-    assert_error(result, "cifar-10-binary.tar.gz", "not a gzip archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(
+        b"PK\x03\x04 this is a zip, not a gzip",
+        "not a gzip archive",
+    );
 
-    let (dir, result) = load_archive(b"");
-    assert_error(result, "cifar-10-binary.tar.gz", "not a gzip archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(b"", "not a gzip archive");
 
     let text = "this is a gzip of plain text, not of a tar archive\n".repeat(40);
-    let (dir, result) = load_archive(&gzip(text.as_bytes()));
-    assert_error(result, "cifar-10-binary.tar.gz", "not a tar archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(&gzip(text.as_bytes()), "not a tar archive");
 
     let mut truncated = std::fs::read(MINI_ARCHIVE).expect("mini archive");
     truncated.truncate(truncated.len() / 2);
-    let (dir, result) = load_archive(&truncated);
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
-        "corrupt or truncated gzip data",
-    );
-    assert_only_archive(dir.path());
+    assert_archive_refused(&truncated, "corrupt or truncated gzip data");
 
-    let (dir, result) = load_archive(&gzip(&tar_with_raw_path("../evil", b"owned")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    let dir = assert_archive_refused(
+        &gzip(&tar_with_raw_path("../evil", b"owned")),
         "tar entry '../evil' would escape the data folder",
     );
-    assert_only_archive(dir.path());
     assert!(!dir.path().parent().expect("parent").join("evil").exists());
 
-    let (dir, result) = load_archive(&gzip(&tar_with_raw_path("/tmp/evil-absolute", b"owned")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &gzip(&tar_with_raw_path("/tmp/evil-absolute", b"owned")),
         "would escape the data folder",
     );
-    assert_only_archive(dir.path());
 
     let batch = binary_batch(&[1], 1);
     let incomplete = tar_gz(&[
@@ -309,21 +297,15 @@ fn corrupt_archives_are_reported_by_name() {
         ("cifar-10-batches-bin/data_batch_4.bin", &batch),
         ("cifar-10-batches-bin/test_batch.bin", &batch),
     ]);
-    let (dir, result) = load_archive(&incomplete);
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &incomplete,
         "the archive has no cifar-10-batches-bin/data_batch_5.bin",
     );
-    assert_only_archive(dir.path());
 
-    let (dir, result) = load_archive(&tar_gz(&[("something/else.txt", b"x")]));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &tar_gz(&[("something/else.txt", b"x")]),
         "has no cifar-10-batches-bin/",
     );
-    assert_only_archive(dir.path());
 }
 
 #[test]
@@ -338,13 +320,10 @@ fn links_in_archives_are_refused() {
         "/etc/passwd",
     )
     .expect("link entry");
-    let (dir, result) = load_archive(&gzip(&tar.into_inner().expect("tar")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &gzip(&tar.into_inner().expect("tar")),
         "tar entry 'cifar-10-batches-bin/data_batch_1.bin' is a symlink",
     );
-    assert_only_archive(dir.path());
 }
 
 #[test]
