@@ -6,7 +6,8 @@
 #   MODELS="resnet densenet" ROUNDS=3 STEPS=4 scripts/bench_ab.sh /tmp/cnnzoo-before target/release/cnnzoo
 #
 # Environment: MODELS (default: the four CIFAR models), ROUNDS (2), STEPS (4), WARMUP (1),
-# BATCH (128), DEVICE (cpu), THREADS (2, as RAYON_NUM_THREADS).
+# BATCH (128), DEVICE (cpu), THREADS (2, as RAYON_NUM_THREADS), PYTHON (python3 by default; it
+# formats the JSON with the standard library alone, so any Python 3 does and nothing is installed).
 set -euo pipefail
 if [[ $# -ne 2 ]]; then
   echo "usage: $0 BEFORE_BINARY AFTER_BINARY" >&2
@@ -21,7 +22,7 @@ for model in $MODELS; do
     for binary in "$1" "$2"; do
       RAYON_NUM_THREADS="${THREADS:-2}" "$binary" bench --model "$model" --device "${DEVICE:-cpu}" \
         --batch "${BATCH:-128}" --steps "${STEPS:-4}" --warmup "${WARMUP:-1}" --json \
-        | python3 -c 'import json, sys
+        | "${PYTHON:-python3}" -c 'import json, sys
 r = json.loads(sys.stdin.read())
 model, train, infer = r["model"], r["train_img_s"], r["infer_img_s"]
 print(f"| {model} | {sys.argv[1]} | {sys.argv[2]} | {train:.1f} | {infer:.1f} |")' \

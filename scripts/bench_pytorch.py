@@ -1,8 +1,11 @@
 """PyTorch's side of `cnnzoo bench`: the same protocol on the reference models of SPEC §1.
 
-    pip install torch                      # CPU wheels are enough
-    python scripts/bench_pytorch.py --model resnet --batch 128 --steps 10 --threads 2
-    python scripts/bench_pytorch.py --model all --json
+    scripts/python_env.sh torch -- scripts/bench_pytorch.py --model resnet --batch 128 --steps 10 --threads 2
+    scripts/python_env.sh torch -- scripts/bench_pytorch.py --model all --json
+
+CPU wheels of torch are enough. scripts/python_env.sh makes the git-ignored venv .venv-scripts/
+with the packages named on first use; set $PYTHON to run on another Python that has them instead
+(nothing is installed into it). scripts/bench_vs_pytorch.sh runs this script beside `cnnzoo bench`.
 
 Protocol, step for step as `cnnzoo bench`:
 - random standard-normal images [B, 3, 32, 32] and labels cycling through the 10 classes, made

@@ -8,8 +8,9 @@
 #
 # Environment: MODELS, DEVICE (cnnzoo's --device, default cpu), TORCH_DEVICE (default cpu),
 # BATCH (128), INFER_BATCH (256), STEPS (10), WARMUP (2), THREADS (2: torch.set_num_threads and
-# RAYON_NUM_THREADS for burn), PYTHON (default: python3, or /work/torchenv/bin/python when there),
-# CNNZOO (the binary; default: target/release/cnnzoo, built first with `cargo build --release`).
+# RAYON_NUM_THREADS for burn), CNNZOO (the binary; default: target/release/cnnzoo, built first with
+# `cargo build --release`), PYTHON (a Python with torch; default: the venv .venv-scripts/, made
+# and given torch on first use by scripts/python_env.sh, which says how).
 # The two frameworks alternate model by model so that a change in machine load hits both alike;
 # the load average is printed before and after. Raw JSON lines are kept in $OUT_JSON if set.
 set -euo pipefail
@@ -23,15 +24,14 @@ INFER_BATCH="${INFER_BATCH:-256}"
 STEPS="${STEPS:-10}"
 WARMUP="${WARMUP:-2}"
 THREADS="${THREADS:-2}"
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x /work/torchenv/bin/python ]]; then PYTHON=/work/torchenv/bin/python; else PYTHON=python3; fi
-fi
+source scripts/python_env.sh
+python_env torch
 if [[ -z "${CNNZOO:-}" ]]; then
   cargo build --release -p cnnzoo --quiet
   CNNZOO="${CARGO_TARGET_DIR:-target}/release/cnnzoo"
 fi
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  echo "error: $PYTHON cannot import torch; pip install torch, or set PYTHON" >&2
+  echo "error: $PYTHON cannot import torch; install torch into it, or unset PYTHON to use .venv-scripts/" >&2
   exit 1
 fi
 

@@ -2,7 +2,10 @@
 layers, shapes and protocol (one untimed call, then the mean of 10; every backward starts from
 `y.sum().backward()`), on the CPU with `--threads` threads (default 2).
 
-    python scripts/layer_speed_pytorch.py --threads 2
+    scripts/python_env.sh torch -- scripts/layer_speed_pytorch.py --threads 2
+
+scripts/python_env.sh makes the git-ignored venv .venv-scripts/ with the packages named on first
+use; set $PYTHON to run on another Python that has them instead (nothing is installed into it).
 """
 import argparse
 import time

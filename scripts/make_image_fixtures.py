@@ -2,8 +2,10 @@
 with the probabilities PyTorch gives for them (PIL decoding, torchvision's Resize + CenterCrop,
 the CIFAR-10 normalisation) under the weights of crates/models/tests/fixtures/parity/resnet.ckpt.
 
-    pip install torch torchvision pillow
-    python scripts/make_image_fixtures.py
+    scripts/python_env.sh torch torchvision pillow -- scripts/make_image_fixtures.py
+
+scripts/python_env.sh makes the git-ignored venv .venv-scripts/ with the packages named on first
+use; set $PYTHON to run on another Python that has them instead (nothing is installed into it).
 
 One file per format `predict` reads, of different sizes and shapes so that every path of the
 preprocessing runs: RGBA PNG shrunk, greyscale PNG at the input size, BMP enlarged, lossless

@@ -1,9 +1,12 @@
 """Writes the PyTorch-made files that cnnzoo's import parity tests load, with PyTorch's logits for
 them, to crates/models/tests/fixtures/parity/. CI reads the committed files and never needs PyTorch.
 
-    pip install torch safetensors        # any recent version; CPU is enough
-    python scripts/make_parity_fixtures.py
-    python scripts/make_parity_fixtures.py --tutorial DIR   # also DIR/{ResNet,...}.ckpt, see below
+    scripts/python_env.sh torch safetensors -- scripts/make_parity_fixtures.py
+    scripts/python_env.sh torch safetensors -- scripts/make_parity_fixtures.py --tutorial DIR   # see below
+
+Any recent torch does, CPU is enough. scripts/python_env.sh makes the git-ignored venv
+.venv-scripts/ with the packages named on first use; set $PYTHON to run on another Python that has
+them instead (nothing is installed into it).
 
 What it writes (seeded, so a rerun reproduces the same numbers on the same PyTorch build):
 - the four CIFAR models at their full size, one per container format: googlenet.safetensors,

@@ -6,8 +6,11 @@
 - <model>.parity.json: PyTorch's logits for the parity variants (crates/models/tests/zoo_parity.rs).
 - ops.json: inputs and outputs of the operations cnnzoo writes itself (crates/models/tests/zoo_ops.rs).
 
-    pip install torch torchvision safetensors numpy    # CPU is enough
-    python scripts/make_zoo_fixtures.py
+    scripts/python_env.sh torch torchvision safetensors numpy -- scripts/make_zoo_fixtures.py
+
+CPU is enough. scripts/python_env.sh makes the git-ignored venv .venv-scripts/ with the packages
+named on first use; set $PYTHON to run on another Python that has them instead (nothing is
+installed into it).
 
 Parity without megabytes of weights: the parity variants hold 3M to 129M parameters (15 MB to
 0.5 GB as float32), far too much to commit. Instead every weight, and the input images, come from

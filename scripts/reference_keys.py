@@ -1,7 +1,10 @@
 """Writes the state_dict keys and shapes of the reference models to
 crates/models/tests/fixtures/<model>.keys, for the test that checks cnnzoo's key mapping.
 
-    python scripts/reference_keys.py
+    scripts/python_env.sh torch -- scripts/reference_keys.py
+
+scripts/python_env.sh makes the git-ignored venv .venv-scripts/ with the packages named on first
+use; set $PYTHON to run on another Python that has them instead (nothing is installed into it).
 """
 import pathlib
 

@@ -3,7 +3,7 @@ names, so that their state_dicts have the keys cnnzoo's importer maps (input_net
 blocks.3.net.0.weight, inception_blocks.8.conv_5x5.3.weight, ...).
 
 Used by the scripts that make parity fixtures and benchmark PyTorch side by side; never by cnnzoo
-itself.
+itself. Needs torch, which those scripts get from scripts/python_env.sh.
 """
 import torch
 from torch import nn

@@ -13,6 +13,25 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Where each concern lives (the modules are private; what they make public is re-exported here):
+//! - `kind`: the two data sets, their file names, URLs, md5s and class names ([`CifarKind`]).
+//! - `source`: where the data comes from: an extracted folder, an archive or a download
+//!   ([`locate`]); the resumable, md5-verified download ([`download`], [`md5_of_file`]) and the
+//!   atomic extraction ([`extract_archive`]).
+//! - `parse`: reading and validating the batch files of the binary and the python formats
+//!   ([`read_binary_folder`], [`read_python_folder`]).
+//! - `pickle`: the minimal pickle reader under the python format, which runs no code.
+//! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
+//! - `split`: the seeded train/validation split ([`split_train_val`]).
+//! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
+//! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
+//!   ([`CifarDataset`], [`CifarBatcher`]).
+//! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
+//! - `seed`: the random streams per seed, purpose, epoch and index that make resumes exact.
+//! - `error`: the one error type, whose messages name the file or value at fault ([`CifarError`]).
+//! - here: [`load`], [`load_cifar10`] and [`load_cifar100`], which put `source` and `parse`
+//!   together.
 
 mod augment;
 mod batch;

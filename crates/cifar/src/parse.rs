@@ -9,32 +9,47 @@ use crate::set::{CifarData, CifarSet, IMAGE_BYTES};
 
 /// Reads an extracted binary folder (`cifar-10-batches-bin/` or `cifar-100-binary/`).
 pub fn read_binary_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
-    let (train_files, test_file) = kind.binary_batches();
     let classes = read_binary_class_names(kind, folder)?;
-    let train = read_batches(kind, folder, &train_files, &classes, parse_binary_batch)?;
-    let test = read_batches(kind, folder, &[test_file], &classes, parse_binary_batch)?;
-    Ok(CifarData {
-        train,
-        test,
-        folder: folder.to_path_buf(),
-    })
+    read_folder(
+        kind,
+        folder,
+        kind.binary_batches(),
+        &classes,
+        parse_binary_batch,
+    )
 }
 
 /// Reads an extracted python folder (`cifar-10-batches-py/` or `cifar-100-python/`).
 pub fn read_python_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
-    let (train_files, test_file) = kind.python_batches();
     let classes = read_python_class_names(kind, folder)?;
-    let train = read_batches(kind, folder, &train_files, &classes, parse_python_batch)?;
-    let test = read_batches(kind, folder, &[test_file], &classes, parse_python_batch)?;
+    read_folder(
+        kind,
+        folder,
+        kind.python_batches(),
+        &classes,
+        parse_python_batch,
+    )
+}
+
+/// Images and labels of one batch file.
+type Batch = (Vec<u8>, Vec<u8>);
+
+/// Reads the training batch files and the test batch file, in the format `parse` reads.
+fn read_folder(
+    kind: CifarKind,
+    folder: &Path,
+    (train_files, test_file): (Vec<&str>, &str),
+    classes: &[String],
+    parse: fn(CifarKind, &Path, &[u8]) -> Result<Batch>,
+) -> Result<CifarData> {
+    let train = read_batches(kind, folder, &train_files, classes, parse)?;
+    let test = read_batches(kind, folder, &[test_file], classes, parse)?;
     Ok(CifarData {
         train,
         test,
         folder: folder.to_path_buf(),
     })
 }
-
-/// Images and labels of one batch file.
-type Batch = (Vec<u8>, Vec<u8>);
 
 fn read_batches(
     kind: CifarKind,

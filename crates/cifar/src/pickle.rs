@@ -12,6 +12,12 @@ use std::rc::Rc;
 /// A key and its value in a dict.
 pub(crate) type Entry = (Rc<Value>, Rc<Value>);
 
+/// What APPEND, APPENDS and ADDITEMS add to a list, or SETITEM and SETITEMS to a dict.
+enum Additions {
+    Items(Vec<Rc<Value>>),
+    Entries(Vec<Entry>),
+}
+
 /// A value built by the pickle machine.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
@@ -268,21 +274,21 @@ impl<'a> Machine<'a> {
                 }
                 op::APPEND => {
                     let item = self.pop()?;
-                    self.extend_list(vec![item], at)?;
+                    self.extend_top(Additions::Items(vec![item]), at)?;
                 }
                 op::APPENDS | op::ADDITEMS => {
                     let items = self.pop_mark()?;
-                    self.extend_list(items, at)?;
+                    self.extend_top(Additions::Items(items), at)?;
                 }
                 op::SETITEM => {
                     let value = self.pop()?;
                     let key = self.pop()?;
-                    self.extend_dict(vec![(key, value)], at)?;
+                    self.extend_top(Additions::Entries(vec![(key, value)]), at)?;
                 }
                 op::SETITEMS => {
                     let items = self.pop_mark()?;
                     let entries = pairs(items, at)?;
-                    self.extend_dict(entries, at)?;
+                    self.extend_top(Additions::Entries(entries), at)?;
                 }
                 op::GLOBAL => {
                     let module = self.line()?;
@@ -451,32 +457,26 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(mark.min(self.stack.len())))
     }
 
-    fn extend_list(&mut self, items: Vec<Rc<Value>>, at: usize) -> Result<(), String> {
+    /// Adds to the list or dict on top of the stack, for the opcode at byte `at`.
+    fn extend_top(&mut self, additions: Additions, at: usize) -> Result<(), String> {
+        let (op, collection) = match additions {
+            Additions::Items(_) => ("APPEND", "list"),
+            Additions::Entries(_) => ("SETITEM", "dict"),
+        };
         let top = self
             .stack
             .last_mut()
-            .ok_or_else(|| format!("APPEND at byte {at} without a list"))?;
-        match Rc::make_mut(top) {
-            Value::List(list) => {
-                list.extend(items);
-                Ok(())
+            .ok_or_else(|| format!("{op} at byte {at} without a {collection}"))?;
+        match (Rc::make_mut(top), additions) {
+            (Value::List(list), Additions::Items(items)) => list.extend(items),
+            (Value::Dict(dict), Additions::Entries(entries)) => dict.extend(entries),
+            _ => {
+                return Err(format!(
+                    "{op} at byte {at} onto something not a {collection}"
+                ));
             }
-            _ => Err(format!("APPEND at byte {at} onto something not a list")),
         }
-    }
-
-    fn extend_dict(&mut self, entries: Vec<Entry>, at: usize) -> Result<(), String> {
-        let top = self
-            .stack
-            .last_mut()
-            .ok_or_else(|| format!("SETITEM at byte {at} without a dict"))?;
-        match Rc::make_mut(top) {
-            Value::Dict(dict) => {
-                dict.extend(entries);
-                Ok(())
-            }
-            _ => Err(format!("SETITEM at byte {at} onto something not a dict")),
-        }
+        Ok(())
     }
 
     fn memoize(&mut self, key: u32) -> Result<(), String> {

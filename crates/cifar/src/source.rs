@@ -142,18 +142,8 @@ fn note_unofficial(archive: &Path, official: &str, options: &FetchOptions) -> Re
 
 /// md5 of a file, as 32 lowercase hex digits.
 pub fn md5_of_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|err| CifarError::io(path, err))?;
     let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .map_err(|err| CifarError::io(path, err))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
+    hash_file(path, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
 }
 
@@ -385,7 +375,7 @@ pub fn download(url: &str, destination: &Path, expected_md5: &str, verbose: bool
         };
         let mut hasher = Md5::new();
         let mut file = if append {
-            hash_existing(&part, &mut hasher)?;
+            hash_file(&part, &mut hasher)?;
             OpenOptions::new()
                 .append(true)
                 .open(&part)
@@ -467,13 +457,14 @@ fn rename_into_place(part: &Path, destination: &Path) -> Result<()> {
     fs::rename(part, destination).map_err(|err| CifarError::io(destination, err))
 }
 
-fn hash_existing(part: &Path, hasher: &mut Md5) -> Result<()> {
-    let mut file = File::open(part).map_err(|err| CifarError::io(part, err))?;
+/// Feeds the whole file at `path` to `hasher`, a megabyte at a time.
+fn hash_file(path: &Path, hasher: &mut Md5) -> Result<()> {
+    let mut file = File::open(path).map_err(|err| CifarError::io(path, err))?;
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let read = file
             .read(&mut buffer)
-            .map_err(|err| CifarError::io(part, err))?;
+            .map_err(|err| CifarError::io(path, err))?;
         if read == 0 {
             return Ok(());
         }

@@ -59,6 +59,16 @@ pub fn binary_batch(labels: &[u8], seed: usize) -> Vec<u8> {
     bytes
 }
 
+/// The batch files of CIFAR-10, the five training ones and then the test one, each name ending
+/// in `extension` (".bin" in the binary format, "" in the python one).
+pub fn cifar10_batch_files(extension: &str) -> Vec<String> {
+    (1..=5)
+        .map(|batch| format!("data_batch_{batch}"))
+        .chain(["test_batch".to_owned()])
+        .map(|name| name + extension)
+        .collect()
+}
+
 /// Writes a complete synthetic `cifar-10-batches-bin/` (3 records per batch) into `dir`.
 pub fn write_binary_folder(dir: &Path) -> PathBuf {
     let folder = dir.join("cifar-10-batches-bin");
@@ -138,6 +148,13 @@ impl Default for Py2Pickle {
 }
 
 impl Py2Pickle {
+    /// Writes `opcode` and memoizes what it builds, as cPickle does for every list, dict, tuple
+    /// and object.
+    fn memoized(&mut self, opcode: u8) {
+        self.out.push(opcode);
+        self.put();
+    }
+
     fn put(&mut self) {
         self.memo = self.memo.wrapping_add(1);
         self.out.extend_from_slice(&[b'q', self.memo]);
@@ -181,27 +198,21 @@ impl Py2Pickle {
         self.global("numpy.core.multiarray", "_reconstruct");
         self.global("numpy", "ndarray");
         self.int(0);
-        self.out.push(0x85);
-        self.put();
+        self.memoized(0x85);
         self.string(b"b");
-        self.out.push(0x87);
-        self.put();
-        self.out.push(b'R');
-        self.put();
+        self.memoized(0x87);
+        self.memoized(b'R');
         self.out.push(b'(');
         self.int(1);
         self.int(rows as i64);
         self.int(columns as i64);
-        self.out.push(0x86);
-        self.put();
+        self.memoized(0x86);
         self.global("numpy", "dtype");
         self.string(b"u1");
         self.int(0);
         self.int(1);
-        self.out.push(0x87);
-        self.put();
-        self.out.push(b'R');
-        self.put();
+        self.memoized(0x87);
+        self.memoized(b'R');
         self.out.push(b'(');
         self.int(3);
         self.string(b"|");
@@ -209,19 +220,16 @@ impl Py2Pickle {
         self.int(-1);
         self.int(-1);
         self.int(0);
-        self.out.push(b't');
-        self.put();
+        self.memoized(b't');
         self.out.push(b'b');
         self.out.push(0x89);
         self.string(data);
-        self.out.push(b't');
-        self.put();
+        self.memoized(b't');
         self.out.push(b'b');
     }
 
     pub fn int_list(&mut self, values: &[u8]) {
-        self.out.push(b']');
-        self.put();
+        self.memoized(b']');
         for chunk in values.chunks(1000) {
             self.out.push(b'(');
             for &value in chunk {
@@ -232,8 +240,7 @@ impl Py2Pickle {
     }
 
     pub fn string_list(&mut self, values: &[&str]) {
-        self.out.push(b']');
-        self.put();
+        self.memoized(b']');
         self.out.push(b'(');
         for value in values {
             self.string(value.as_bytes());
@@ -242,8 +249,7 @@ impl Py2Pickle {
     }
 
     pub fn begin_dict(&mut self) {
-        self.out.push(b'}');
-        self.put();
+        self.memoized(b'}');
         self.out.push(b'(');
     }
 

@@ -8,8 +8,8 @@ use cnnzoo_cifar::{
 };
 
 use crate::common::{
-    MINI_ARCHIVE, binary_batch, gzip, mini, mini_data_dir, python_batch, quiet, synthetic_image,
-    tar_gz, tar_with_raw_path, write_binary_folder,
+    MINI_ARCHIVE, binary_batch, cifar10_batch_files, gzip, mini, mini_data_dir, python_batch,
+    quiet, synthetic_image, tar_gz, tar_with_raw_path, write_binary_folder,
 };
 
 fn cifar10(dir: &Path) -> Result<cnnzoo_cifar::CifarData, CifarError> {
@@ -30,21 +30,7 @@ fn mini_archive_parses_to_the_documented_counts() {
     assert_eq!(data.test.len(), 1020);
     assert_eq!(data.train.images.len(), 4065 * IMAGE_BYTES);
     assert_eq!(data.test.images.len(), 1020 * IMAGE_BYTES);
-    assert_eq!(
-        data.train.classes,
-        [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck"
-        ]
-    );
+    assert_eq!(data.train.classes, CifarKind::Cifar10.default_classes());
     for set in [&data.train, &data.test] {
         assert!(set.labels.iter().all(|&label| label < 10));
         let counts = set.class_counts();
@@ -73,18 +59,10 @@ fn archive_is_extracted_once_then_the_folder_is_reused() {
         assert!(folder.join(name).is_file(), "{name} extracted");
     }
     // Nothing but the archive and the folder is left: the staging folder is gone.
-    let mut entries: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    entries.sort();
-    assert_eq!(entries, ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]);
+    assert_eq!(
+        entry_names(dir.path()),
+        ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]
+    );
 
     // Replace the archive by garbage: a second call must not touch it.
     std::fs::remove_file(dir.path().join("cifar-10-binary.tar.gz")).expect("remove link");
@@ -258,9 +236,19 @@ fn load_archive(
     (dir, result)
 }
 
-/// The data folder holds only the archive: a failed extraction leaves nothing behind.
-fn assert_only_archive(dir: &Path) {
-    let entries: Vec<String> = std::fs::read_dir(dir)
+/// Asserts that loading `archive` fails with a message that names it and says `what`, and that
+/// the data folder holds only the archive: a failed extraction leaves nothing behind. Returns
+/// the data folder.
+fn assert_archive_refused(archive: &[u8], what: &str) -> tempfile::TempDir {
+    let (dir, result) = load_archive(archive);
+    assert_error(result, "cifar-10-binary.tar.gz", what);
+    assert_eq!(entry_names(dir.path()), ["cifar-10-binary.tar.gz"]);
+    dir
+}
+
+/// The names of the files and folders in `dir`, sorted.
+fn entry_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
         .map(|entry| {
             entry
@@ -270,50 +258,36 @@ fn assert_only_archive(dir: &Path) {
                 .into_owned()
         })
         .collect();
-    assert_eq!(entries, ["cifar-10-binary.tar.gz"]);
+    names.sort();
+    names
 }
 
 #[test]
 fn corrupt_archives_are_reported_by_name() {
-    let (dir, result) = load_archive(b"PK\x03\x04 this is a zip, not a gzip");
-    assert_error(result, "cifar-10-binary.tar.gz", "not a gzip archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(
+        b"PK\x03\x04 this is a zip, not a gzip",
+        "not a gzip archive",
+    );
 
-    let (dir, result) = load_archive(b"");
-    assert_error(result, "cifar-10-binary.tar.gz", "not a gzip archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(b"", "not a gzip archive");
 
     let text = "this is a gzip of plain text, not of a tar archive\n".repeat(40);
-    let (dir, result) = load_archive(&gzip(text.as_bytes()));
-    assert_error(result, "cifar-10-binary.tar.gz", "not a tar archive");
-    assert_only_archive(dir.path());
+    assert_archive_refused(&gzip(text.as_bytes()), "not a tar archive");
 
     let mut truncated = std::fs::read(MINI_ARCHIVE).expect("mini archive");
     truncated.truncate(truncated.len() / 2);
-    let (dir, result) = load_archive(&truncated);
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
-        "corrupt or truncated gzip data",
-    );
-    assert_only_archive(dir.path());
+    assert_archive_refused(&truncated, "corrupt or truncated gzip data");
 
-    let (dir, result) = load_archive(&gzip(&tar_with_raw_path("../evil", b"owned")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    let dir = assert_archive_refused(
+        &gzip(&tar_with_raw_path("../evil", b"owned")),
         "tar entry '../evil' would escape the data folder",
     );
-    assert_only_archive(dir.path());
     assert!(!dir.path().parent().expect("parent").join("evil").exists());
 
-    let (dir, result) = load_archive(&gzip(&tar_with_raw_path("/tmp/evil-absolute", b"owned")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &gzip(&tar_with_raw_path("/tmp/evil-absolute", b"owned")),
         "would escape the data folder",
     );
-    assert_only_archive(dir.path());
 
     let batch = binary_batch(&[1], 1);
     let incomplete = tar_gz(&[
@@ -323,21 +297,15 @@ fn corrupt_archives_are_reported_by_name() {
         ("cifar-10-batches-bin/data_batch_4.bin", &batch),
         ("cifar-10-batches-bin/test_batch.bin", &batch),
     ]);
-    let (dir, result) = load_archive(&incomplete);
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &incomplete,
         "the archive has no cifar-10-batches-bin/data_batch_5.bin",
     );
-    assert_only_archive(dir.path());
 
-    let (dir, result) = load_archive(&tar_gz(&[("something/else.txt", b"x")]));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &tar_gz(&[("something/else.txt", b"x")]),
         "has no cifar-10-batches-bin/",
     );
-    assert_only_archive(dir.path());
 }
 
 #[test]
@@ -352,13 +320,10 @@ fn links_in_archives_are_refused() {
         "/etc/passwd",
     )
     .expect("link entry");
-    let (dir, result) = load_archive(&gzip(&tar.into_inner().expect("tar")));
-    assert_error(
-        result,
-        "cifar-10-binary.tar.gz",
+    assert_archive_refused(
+        &gzip(&tar.into_inner().expect("tar")),
         "tar entry 'cifar-10-batches-bin/data_batch_1.bin' is a symlink",
     );
-    assert_only_archive(dir.path());
 }
 
 #[test]
@@ -366,15 +331,7 @@ fn a_synthetic_archive_round_trips() {
     let batches: Vec<Vec<u8>> = (1..=6)
         .map(|i| binary_batch(&[i as u8 % 10, 7], i))
         .collect();
-    let names = [
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-        "test_batch.bin",
-    ];
-    let paths: Vec<String> = names
+    let paths: Vec<String> = cifar10_batch_files(".bin")
         .iter()
         .map(|name| format!("cifar-10-batches-bin/{name}"))
         .collect();
@@ -395,17 +352,7 @@ fn write_python_folder(dir: &Path, per_batch: usize) -> Vec<u8> {
     let folder = dir.join("cifar-10-batches-py");
     std::fs::create_dir_all(&folder).expect("folder");
     let mut all_labels = Vec::new();
-    for (batch, name) in [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (batch, name) in cifar10_batch_files("").iter().enumerate() {
         let labels: Vec<u8> = (0..per_batch).map(|i| ((i + batch) % 10) as u8).collect();
         let images: Vec<u8> = (0..per_batch)
             .flat_map(|i| synthetic_image(batch * 100 + i))
@@ -418,18 +365,7 @@ fn write_python_folder(dir: &Path, per_batch: usize) -> Vec<u8> {
     let mut meta = crate::common::Py2Pickle::default();
     meta.begin_dict();
     meta.string(b"label_names");
-    meta.string_list(&[
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]);
+    meta.string_list(CifarKind::Cifar10.default_classes());
     meta.string(b"num_vis");
     meta.int(3072);
     meta.end_dict();
@@ -458,15 +394,8 @@ fn torchvision_python_folder_is_read() {
 fn torchvision_python_archive_is_extracted() {
     let source = tempfile::tempdir().expect("temp dir");
     let labels = write_python_folder(source.path(), 2);
-    let names = [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-        "batches.meta",
-    ];
+    let mut names = cifar10_batch_files("");
+    names.push("batches.meta".to_owned());
     let contents: Vec<(String, Vec<u8>)> = names
         .iter()
         .map(|name| {

@@ -1,20 +1,26 @@
 //! Downloads from a local server on 127.0.0.1: success, resume, restart, bad checksum, no
 //! network.
 
+use std::path::PathBuf;
+
 use cnnzoo_cifar::{CifarError, CifarKind, FetchOptions, download, load, part_path};
+use tempfile::TempDir;
 
 use crate::common::{LocalServer, MINI_ARCHIVE, Reply, md5_hex, refused_url};
 
-fn payload() -> Vec<u8> {
-    (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect()
+/// Starts a local server of a 200 kB payload that answers with `replies`. Returns the payload, the
+/// server, the path to download the archive to and its temporary folder (deleted when dropped).
+fn serve_payload(replies: Vec<Reply>) -> (Vec<u8>, LocalServer, PathBuf, TempDir) {
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let server = LocalServer::start(body.clone(), replies);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    (body, server, archive, dir)
 }
 
 #[test]
 fn downloads_verifies_and_renames() {
-    let body = payload();
-    let server = LocalServer::start(body.clone(), vec![Reply::Serve { honour_range: true }]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let (body, server, archive, _dir) = serve_payload(vec![Reply::Serve { honour_range: true }]);
     download(&server.url, &archive, &md5_hex(&body), false).expect("download");
     assert_eq!(std::fs::read(&archive).expect("archive"), body);
     assert!(!part_path(&archive).exists());
@@ -23,16 +29,10 @@ fn downloads_verifies_and_renames() {
 
 #[test]
 fn interrupted_download_resumes_with_a_range_request() {
-    let body = payload();
-    let server = LocalServer::start(
-        body.clone(),
-        vec![
-            Reply::CutAfter { bytes: 70_000 },
-            Reply::Serve { honour_range: true },
-        ],
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let (body, server, archive, _dir) = serve_payload(vec![
+        Reply::CutAfter { bytes: 70_000 },
+        Reply::Serve { honour_range: true },
+    ]);
     let md5 = md5_hex(&body);
 
     let message = download(&server.url, &archive, &md5, false)
@@ -60,15 +60,9 @@ fn interrupted_download_resumes_with_a_range_request() {
 
 #[test]
 fn a_server_that_ignores_ranges_restarts_cleanly() {
-    let body = payload();
-    let server = LocalServer::start(
-        body.clone(),
-        vec![Reply::Serve {
-            honour_range: false,
-        }],
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let (body, server, archive, _dir) = serve_payload(vec![Reply::Serve {
+        honour_range: false,
+    }]);
     // A stale partial file that does not even match the body.
     std::fs::write(part_path(&archive), vec![0xAA; 5_000]).expect("stale part");
     download(&server.url, &archive, &md5_hex(&body), false).expect("restarted download");
@@ -78,10 +72,7 @@ fn a_server_that_ignores_ranges_restarts_cleanly() {
 
 #[test]
 fn a_complete_partial_file_is_verified_and_kept() {
-    let body = payload();
-    let server = LocalServer::start(body.clone(), vec![Reply::Serve { honour_range: true }]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let (body, server, archive, _dir) = serve_payload(vec![Reply::Serve { honour_range: true }]);
     std::fs::write(part_path(&archive), &body).expect("complete part");
     download(&server.url, &archive, &md5_hex(&body), false).expect("verified");
     assert_eq!(std::fs::read(&archive).expect("archive"), body);
@@ -90,10 +81,7 @@ fn a_complete_partial_file_is_verified_and_kept() {
 
 #[test]
 fn a_bad_checksum_deletes_the_partial_file() {
-    let body = payload();
-    let server = LocalServer::start(body.clone(), vec![Reply::Serve { honour_range: true }]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let (body, server, archive, _dir) = serve_payload(vec![Reply::Serve { honour_range: true }]);
     let error = download(
         &server.url,
         &archive,
