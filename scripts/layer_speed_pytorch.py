@@ -1,4 +1,4 @@
-"""PyTorch's side of `cargo run --release -p cnnzoo-models --example layer_speed`: the same
+"""PyTorch's side of `cargo bench -p cnnzoo-flex-kernels --bench layer_speed`: the same
 layers, shapes and protocol (one untimed call, then the mean of 10; every backward starts from
 `y.sum().backward()`), on the CPU with `--threads` threads (default 2).
 
