@@ -14,15 +14,11 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use crate::layers::torch_names::conv_leaf;
 use crate::layers::{ConvSpec, Convolution, Init, MaxPooling, linear};
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "alexnet",
-    "alexnet",
-    "AlexNet, torchvision",
-    224,
-    || ModelConfig::AlexNet(AlexNetConfig::new()),
-)];
+pub const VARIANTS: &[ModelEntry] = variants![
+    "alexnet", "alexnet", 224, "AlexNet, torchvision" => ModelConfig::AlexNet(AlexNetConfig::new());
+];
 
 const POOLED: usize = 6;
 const HIDDEN: usize = 4096;

@@ -22,47 +22,18 @@ use crate::layers::{
     linear,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "densenet",
-    "densenet",
-    "DenseNet, CIFAR variant (4x6 layers, growth 16)",
-    32,
-    || ModelConfig::DenseNet(DenseNetCifarConfig::new()),
-)
-.with_reference(90.72, 90.23)
-.with_recipe(include_str!("../../../configs/densenet.toml"))];
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+    "densenet", "densenet", 32, "DenseNet, CIFAR variant (4x6 layers, growth 16)"
+        => ModelConfig::DenseNet(DenseNetCifarConfig::new()), reference(90.72, 90.23), recipe("densenet.toml");
+];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = &[
-    ModelEntry::new(
-        "densenet121",
-        "densenet",
-        "DenseNet-121, torchvision",
-        224,
-        || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet121()),
-    ),
-    ModelEntry::new(
-        "densenet161",
-        "densenet",
-        "DenseNet-161, torchvision",
-        224,
-        || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet161()),
-    ),
-    ModelEntry::new(
-        "densenet169",
-        "densenet",
-        "DenseNet-169, torchvision",
-        224,
-        || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet169()),
-    ),
-    ModelEntry::new(
-        "densenet201",
-        "densenet",
-        "DenseNet-201, torchvision",
-        224,
-        || ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet201()),
-    ),
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+    "densenet121", "densenet", 224, "DenseNet-121, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet121());
+    "densenet161", "densenet", 224, "DenseNet-161, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet161());
+    "densenet169", "densenet", 224, "DenseNet-169, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet169());
+    "densenet201", "densenet", 224, "DenseNet-201, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet201());
 ];
 
 #[derive(Config, Debug)]

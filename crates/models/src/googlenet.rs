@@ -19,25 +19,17 @@ use crate::layers::{
     imagenet_to_unit_range, linear,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "googlenet",
-    "googlenet",
-    "GoogleNet, CIFAR variant (9 inception blocks)",
-    32,
-    || ModelConfig::GoogleNet(GoogleNetCifarConfig::new()),
-)
-.with_reference(90.40, 89.70)
-.with_recipe(include_str!("../../../configs/googlenet.toml"))];
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+    "googlenet", "googlenet", 32, "GoogleNet, CIFAR variant (9 inception blocks)"
+        => ModelConfig::GoogleNet(GoogleNetCifarConfig::new()), reference(90.40, 89.70), recipe("googlenet.toml");
+];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "inception_v1",
-    "inception",
-    "Inception v1 (GoogLeNet), torchvision, without auxiliary heads",
-    224,
-    || ModelConfig::InceptionV1(InceptionV1Config::new()),
-)];
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+    "inception_v1", "inception", 224, "Inception v1 (GoogLeNet), torchvision, without auxiliary heads"
+        => ModelConfig::InceptionV1(InceptionV1Config::new());
+];
 
 /// Channels of one inception block: reductions before the 3x3 and 5x5 convolutions, and the
 /// outputs of the four branches (1x1, 3x3, 5x5, pool), concatenated in that order.

@@ -18,15 +18,12 @@ use crate::layers::{
     linear,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "inception_v3",
-    "inception",
-    "Inception v3, torchvision, with its auxiliary head",
-    299,
-    || ModelConfig::InceptionV3(InceptionV3Config::new()),
-)];
+pub const VARIANTS: &[ModelEntry] = variants![
+    "inception_v3", "inception", 299, "Inception v3, torchvision, with its auxiliary head"
+        => ModelConfig::InceptionV3(InceptionV3Config::new());
+];
 
 #[derive(Config, Debug)]
 pub struct InceptionV3Config {

@@ -15,15 +15,11 @@ use crate::layers::{
     global_avg_pool, linear, make_divisible,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = &[ModelEntry::new(
-    "mnasnet1_0",
-    "mnasnet",
-    "MnasNet-B1 1.0, torchvision",
-    224,
-    || ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0()),
-)];
+pub const VARIANTS: &[ModelEntry] = variants![
+    "mnasnet1_0", "mnasnet", 224, "MnasNet-B1 1.0, torchvision" => ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0());
+];
 
 const NORM: Norm = Norm {
     eps: 1e-5,

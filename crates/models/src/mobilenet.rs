@@ -15,23 +15,12 @@ use crate::layers::{
     SqueezeExcitation, global_avg_pool, linear, make_divisible,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = &[
-    ModelEntry::new(
-        "mobilenet_v2",
-        "mobilenet",
-        "MobileNet v2, torchvision",
-        224,
-        || ModelConfig::MobileNetV2(MobileNetV2Config::new()),
-    ),
-    ModelEntry::new(
-        "mobilenet_v3_large",
-        "mobilenet",
-        "MobileNet v3 large, torchvision",
-        224,
-        || ModelConfig::MobileNetV3(MobileNetV3Config::new()),
-    ),
+pub const VARIANTS: &[ModelEntry] = variants![
+    "mobilenet_v2", "mobilenet", 224, "MobileNet v2, torchvision" => ModelConfig::MobileNetV2(MobileNetV2Config::new());
+    "mobilenet_v3_large", "mobilenet", 224, "MobileNet v3 large, torchvision"
+        => ModelConfig::MobileNetV3(MobileNetV3Config::new());
 ];
 
 /// Inverted residual stages of MobileNet v2: expansion t, output channels c, blocks n, stride of

@@ -28,6 +28,20 @@ const VARIANT_LISTS: &[&[ModelEntry]] = &[
     efficientnet::VARIANTS,
 ];
 
+/// A family's list of variants, one line each:
+/// `"name", "family", input side, "description" => config`, where `config` builds the variant's
+/// [`ModelConfig`], then optionally `, reference(val, test)` (the reference's top-1) and
+/// `, recipe("file.toml")` (its shipped recipe in `configs/`), and a `;`.
+macro_rules! variants {
+    ($($name:literal, $family:literal, $side:expr, $description:literal => $config:expr
+        $(, reference($val:expr, $test:expr))? $(, recipe($recipe:literal))?;)*) => {
+        &[$(crate::registry::ModelEntry::new($name, $family, $description, $side, || $config)
+            $(.with_reference($val, $test))?
+            $(.with_recipe(include_str!(concat!("../../../configs/", $recipe))))?),*]
+    };
+}
+pub(crate) use variants;
+
 /// All variants of the zoo.
 pub static MODELS: LazyLock<Vec<ModelEntry>> = LazyLock::new(|| {
     VARIANT_LISTS

@@ -22,69 +22,25 @@ use crate::layers::{
     linear,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = &[
-    ModelEntry::new("resnet", "resnet", "ResNet-20, CIFAR variant", 32, || {
-        ModelConfig::ResNet(ResNetCifarConfig::new())
-    })
-    .with_reference(91.84, 91.06)
-    .with_recipe(include_str!("../../../configs/resnet.toml")),
-    ModelEntry::new(
-        "resnet_preact",
-        "resnet",
-        "Pre-activation ResNet-20, CIFAR variant",
-        32,
-        || ModelConfig::ResNet(ResNetCifarConfig::new().with_block(BlockKind::PreAct)),
-    )
-    .with_reference(91.80, 91.07)
-    .with_recipe(include_str!("../../../configs/resnet_preact.toml")),
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+    "resnet", "resnet", 32, "ResNet-20, CIFAR variant"
+        => ModelConfig::ResNet(ResNetCifarConfig::new()), reference(91.84, 91.06), recipe("resnet.toml");
+    "resnet_preact", "resnet", 32, "Pre-activation ResNet-20, CIFAR variant"
+        => ModelConfig::ResNet(ResNetCifarConfig::new().with_block(BlockKind::PreAct)),
+        reference(91.80, 91.07), recipe("resnet_preact.toml");
 ];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = &[
-    ModelEntry::new(
-        "resnet18",
-        "resnet",
-        "ResNet-18, torchvision (basic blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet18()),
-    )
-    .with_recipe(include_str!("../../../configs/resnet18.toml")),
-    ModelEntry::new(
-        "resnet34",
-        "resnet",
-        "ResNet-34, torchvision (basic blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet34()),
-    ),
-    ModelEntry::new(
-        "resnet50",
-        "resnet",
-        "ResNet-50, torchvision (bottleneck blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet50()),
-    ),
-    ModelEntry::new(
-        "resnet101",
-        "resnet",
-        "ResNet-101, torchvision (bottleneck blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet101()),
-    ),
-    ModelEntry::new(
-        "resnet152",
-        "resnet",
-        "ResNet-152, torchvision (bottleneck blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet152()),
-    ),
-    ModelEntry::new(
-        "resnext50_32x4d",
-        "resnext",
-        "ResNeXt-50 32x4d, torchvision (grouped bottleneck blocks)",
-        224,
-        || ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnext50_32x4d()),
-    ),
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+    "resnet18", "resnet", 224, "ResNet-18, torchvision (basic blocks)"
+        => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet18()), recipe("resnet18.toml");
+    "resnet34", "resnet", 224, "ResNet-34, torchvision (basic blocks)" => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet34());
+    "resnet50", "resnet", 224, "ResNet-50, torchvision (bottleneck blocks)" => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet50());
+    "resnet101", "resnet", 224, "ResNet-101, torchvision (bottleneck blocks)" => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet101());
+    "resnet152", "resnet", 224, "ResNet-152, torchvision (bottleneck blocks)" => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet152());
+    "resnext50_32x4d", "resnext", 224, "ResNeXt-50 32x4d, torchvision (grouped bottleneck blocks)"
+        => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnext50_32x4d());
 ];
 
 /// Which residual block the network is made of.

@@ -13,30 +13,12 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use crate::layers::torch_names::{conv_leaf, torch_bn_leaf};
 use crate::layers::{Act, BatchNorm2d, ConvSpec, Convolution, Init, MaxPooling, Norm, linear};
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = &[
-    ModelEntry::new(
-        "vgg11",
-        "vgg",
-        "VGG-11 (configuration A), torchvision",
-        224,
-        || ModelConfig::Vgg(VggConfig::vgg11()),
-    ),
-    ModelEntry::new(
-        "vgg16",
-        "vgg",
-        "VGG-16 (configuration D), torchvision",
-        224,
-        || ModelConfig::Vgg(VggConfig::vgg16()),
-    ),
-    ModelEntry::new(
-        "vgg16_bn",
-        "vgg",
-        "VGG-16 with batch norm, torchvision",
-        224,
-        || ModelConfig::Vgg(VggConfig::vgg16_bn()),
-    ),
+pub const VARIANTS: &[ModelEntry] = variants![
+    "vgg11", "vgg", 224, "VGG-11 (configuration A), torchvision" => ModelConfig::Vgg(VggConfig::vgg11());
+    "vgg16", "vgg", 224, "VGG-16 (configuration D), torchvision" => ModelConfig::Vgg(VggConfig::vgg16());
+    "vgg16_bn", "vgg", 224, "VGG-16 with batch norm, torchvision" => ModelConfig::Vgg(VggConfig::vgg16_bn());
 ];
 
 /// Channels of the five stages.
