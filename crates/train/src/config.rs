@@ -157,13 +157,10 @@ impl Default for ScheduleConfig {
     }
 }
 
-/// Values given on the command line; each replaces the file's.
+/// Values given on the command line; each replaces the file's (`--model`, which also picks the
+/// recipe, is `TrainRequest`'s).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Overrides {
-    /// Model name (see `cnnzoo models`); overrides the config's `model`.
-    // First in `cnnzoo train --help`, before `TrainRequest`'s --config (see there).
-    #[arg(long, display_order = 0)]
-    pub model: Option<String>,
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]
@@ -249,9 +246,6 @@ impl TrainConfig {
     }
 
     pub fn apply(&mut self, o: &Overrides) {
-        if let Some(model) = &o.model {
-            self.model = model.clone();
-        }
         if let Some(v) = o.epochs {
             self.epochs = v;
         }

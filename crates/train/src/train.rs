@@ -19,7 +19,7 @@ use crate::checkpoint::{self, CheckpointMeta, FORMAT};
 use crate::classifier::Classifier;
 use crate::config::{Overrides, TrainConfig};
 use crate::data::{self, Data, Loaders};
-use crate::device::{self, SelectedDevice};
+use crate::device;
 use crate::evaluation::{self, Evaluation};
 use crate::import;
 use crate::learner_hooks::{AtomicCheckpointer, KeepBestAndLast, RunLogger, SharedRun};
@@ -34,12 +34,13 @@ use crate::schedule::EpochSchedule;
 /// What `cnnzoo train` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrainRequest {
+    /// Model name (see `cnnzoo models`); overrides the config's `model`.
+    #[arg(long)]
+    pub model: Option<String>,
     /// TOML config (see configs/); without it, the model's shipped recipe.
-    // `cnnzoo train --help` lists --model (of `Overrides`, display order 0), then this, then the
-    // other overrides (numbered from 2 on).
-    #[arg(long = "config", value_name = "CONFIG", display_order = 1)]
+    #[arg(long = "config", value_name = "CONFIG")]
     pub config_file: Option<PathBuf>,
-    #[command(flatten, next_display_order = 2)]
+    #[command(flatten)]
     pub overrides: Overrides,
     /// Continue the run in the output folder from its last checkpoint.
     #[arg(long)]
@@ -67,7 +68,7 @@ pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
     let mut config = match &request.config_file {
         Some(path) => TrainConfig::from_file(path)?,
         None => {
-            let Some(model) = &request.overrides.model else {
+            let Some(model) = &request.model else {
                 bail!(
                     "name a model with --model, or a config file with --config (`cnnzoo models` lists the models)"
                 );
@@ -75,6 +76,9 @@ pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
             recipes::recipe_for(model)
         }
     };
+    if let Some(model) = &request.model {
+        config.model = model.clone();
+    }
     config.apply(&request.overrides);
     let source = request
         .config_file
