@@ -173,8 +173,8 @@ pub struct Overrides {
     /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Run folder (default runs/<model>).
-    #[arg(long)]
+    // The help as an attribute: as a doc comment, rustdoc would read `<model>` as an HTML tag.
+    #[arg(long, help = "Run folder (default runs/<model>)")]
     pub output: Option<PathBuf>,
     /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
     #[arg(long)]

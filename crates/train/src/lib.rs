@@ -23,7 +23,7 @@
 //! - [`eval`]: `cnnzoo eval`, a checkpoint on one split, with the confusion heat map.
 //! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
 //! - [`import`]: `cnnzoo import`, PyTorch weights into a cnnzoo checkpoint.
-//! - [`bench`]: `cnnzoo bench`, training and inference throughput.
+//! - [`bench`](mod@bench): `cnnzoo bench`, training and inference throughput.
 //! - [`models`]: `cnnzoo models`, the registry's models with their sizes.
 //! - [`report`]: the pictures (`curves.png`, the confusion heat map) and the reference accuracy.
 //! - [`fault`]: reproducible pause points for the crash-safety tests.

@@ -291,7 +291,7 @@ fn fit(
         .with_application_logger(None)
         .num_epochs(config.epochs);
     if !std::io::stdout().is_terminal() {
-        training = training.renderer(Box::new(LineRenderer::new()));
+        training = training.renderer(Box::new(LineRenderer::default()));
     }
     if let Some(epoch) = resume_from {
         println!(
