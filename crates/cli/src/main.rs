@@ -1,31 +1,18 @@
-//! cnnzoo: train the classic CNNs on CIFAR-10 with burn, on any GPU (wgpu) or the CPU.
-mod atomic;
-mod bench;
-mod checkpoint;
-mod classifier;
-mod config;
-mod data;
-mod device;
-mod eval;
-mod fault;
-mod import_cmd;
-mod models_cmd;
-mod optim;
-mod predict;
-mod progress;
-mod recipes;
-mod report;
-mod run;
-mod runs_cmd;
-mod schedule;
-mod train;
+//! cnnzoo: train the classic CNNs on CIFAR-10 with burn, on any GPU (wgpu) or the CPU. The work is
+//! done by the `cnnzoo-train` library; this binary parses the arguments into its request types and
+//! prints what it returns (see `print`).
+mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::Overrides;
+use cnnzoo_train::bench::BenchRequest;
+use cnnzoo_train::eval::EvalRequest;
+use cnnzoo_train::import::ImportRequest;
+use cnnzoo_train::predict::PredictRequest;
+use cnnzoo_train::train::TrainRequest;
 
 /// A training step allocates and frees every activation and gradient, megabytes each. glibc
 /// hands such buffers back to the kernel on free, so each new one is page-faulted in 4 KiB at a
@@ -74,13 +61,19 @@ Examples:
   cnnzoo train --config runs/resnet/config.toml --resume
   cnnzoo train --model resnet --lr 0.05 --epochs 30 --print-config > resnet-30.toml"
     )]
-    Train(TrainArgs),
+    Train {
+        #[command(flatten)]
+        request: TrainRequest,
+        /// Print the resolved configuration (defaults, then --config, then the flags) as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Evaluate a checkpoint: top-1, top-5 and per-class accuracy.
     #[command(after_help = "Examples:
   cnnzoo eval --checkpoint runs/densenet/best.bpk
   cnnzoo eval --checkpoint runs/resnet/best.bpk --split val --json
   cnnzoo eval --checkpoint runs/resnet/best.bpk --confusion runs/resnet/confusion.png")]
-    Eval(EvalArgs),
+    Eval(EvalRequest),
     /// List the models of the zoo with their parameter counts.
     #[command(after_help = "Examples:
   cnnzoo models
@@ -99,7 +92,7 @@ Examples:
   cnnzoo bench --model resnet --device cpu --batch 128
   cnnzoo bench --model all --device cpu --steps 20 --json
   cnnzoo bench --model densenet --device wgpu --batch 256 --infer-batch 512")]
-    Bench(BenchArgs),
+    Bench(BenchRequest),
     /// Import PyTorch weights (.pt/.pth, Lightning .ckpt, .safetensors) as a cnnzoo checkpoint.
     #[command(
         after_help = "Every tensor of the model must be in the file with its shape, and nothing else: missing or
@@ -112,7 +105,7 @@ Examples:
   cnnzoo import --from densenet.safetensors --model densenet --output densenet.bpk
   cnnzoo import --from resnet100.pt --model resnet --num-classes 100 --output resnet100.bpk"
     )]
-    Import(ImportArgs),
+    Import(ImportRequest),
     /// Classify image files (PNG, JPEG, BMP, WebP) with a checkpoint: the top classes and their probabilities.
     #[command(
         after_help = "Each image is converted to RGB, its shorter side resized to the model's input size (bilinear,
@@ -125,7 +118,7 @@ Examples:
   cnnzoo predict --checkpoint runs/densenet/best.bpk --top-k 5 photos/*.jpg
   cnnzoo predict --checkpoint resnet-pretrained.bpk --json frog.webp"
     )]
-    Predict(PredictArgs),
+    Predict(PredictRequest),
     /// List the runs in a folder: model, epochs, best validation and test top-1, size, time, state.
     #[command(
         after_help = "A run is finished when results.json is written, running while a live `cnnzoo train` holds its
@@ -154,200 +147,21 @@ Examples:
     },
 }
 
-#[derive(clap::Args)]
-struct ImportArgs {
-    /// The PyTorch file: torch.save (.pt/.pth, zip or legacy format), Lightning .ckpt or .safetensors.
-    #[arg(long)]
-    from: PathBuf,
-    /// Model name (see `cnnzoo models`) the weights belong to.
-    #[arg(long)]
-    model: String,
-    /// The cnnzoo checkpoint to write (NAME.bpk, with NAME.bpk.json beside it).
-    #[arg(long)]
-    output: PathBuf,
-    /// Classes of the model's last layer.
-    #[arg(long, default_value_t = 10)]
-    num_classes: usize,
-}
-
-#[derive(clap::Args)]
-struct PredictArgs {
-    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Image files.
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-    /// How many classes to show per image.
-    #[arg(long, default_value_t = 3)]
-    top_k: usize,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
-    #[arg(long, default_value = "auto")]
-    device: String,
-}
-
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// Model name (see `cnnzoo models`), or `all`.
-    #[arg(long)]
-    model: String,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Training batch size.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    batch: u64,
-    /// Inference batch size.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    infer_batch: u64,
-    /// Timed steps (training and inference each), after the warm-up.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    steps: u64,
-    /// Untimed steps first (kernel selection, autotuning, allocator warm-up).
-    #[arg(long, default_value_t = 2)]
-    warmup: usize,
-    /// With `--model all`, also run the ImageNet-sized models on a CPU device.
-    #[arg(long)]
-    large: bool,
-    /// Print one JSON object per model.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Model name (see `cnnzoo models`); overrides the config's `model`.
-    #[arg(long)]
-    model: Option<String>,
-    /// TOML config (see configs/); without it, the model's shipped recipe.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Base learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Run folder (default runs/<model>).
-    #[arg(long)]
-    output: Option<PathBuf>,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
-    #[arg(long)]
-    device: Option<String>,
-    /// Fraction of the training images held out for validation, in [0, 1).
-    #[arg(long)]
-    val_fraction: Option<f64>,
-    /// Threads preparing batches.
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Continue the run in the output folder from its last checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Replace a run already in the output folder.
-    #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
-    /// Start from the weights of this cnnzoo checkpoint (from `cnnzoo import` or a run's best.bpk).
-    #[arg(long, conflicts_with = "resume")]
-    init: Option<PathBuf>,
-    /// Print the resolved configuration (defaults, then --config, then the flags) as TOML and exit.
-    #[arg(long)]
-    print_config: bool,
-}
-
-#[derive(clap::Args)]
-struct EvalArgs {
-    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
-    #[arg(long)]
-    checkpoint: PathBuf,
-    #[arg(long, value_enum, default_value = "test")]
-    split: data::Split,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
-    /// Also draw the confusion matrix as a heat map into this PNG file.
-    #[arg(long, value_name = "PNG")]
-    confusion: Option<PathBuf>,
-}
-
 fn main() -> ExitCode {
     keep_freed_pages();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Models { json, family } => models_cmd::run(json, family.as_deref()),
-        Command::Train(a) => {
-            let print_config = a.print_config;
-            let request = train::TrainRequest {
-                config_file: a.config,
-                overrides: Overrides {
-                    model: a.model,
-                    epochs: a.epochs,
-                    batch_size: a.batch_size,
-                    lr: a.lr,
-                    seed: a.seed,
-                    data_dir: a.data_dir,
-                    output: a.output,
-                    device: a.device,
-                    val_fraction: a.val_fraction,
-                    workers: a.workers,
-                },
-                resume: a.resume,
-                overwrite: a.overwrite,
-                init: a.init,
-            };
-            if print_config {
-                train::print_config(&request)
-            } else {
-                train::run(request)
-            }
-        }
-        Command::Bench(a) => bench::run(bench::BenchRequest {
-            model: a.model,
-            device: a.device,
-            batch: a.batch as usize,
-            infer_batch: a.infer_batch as usize,
-            steps: a.steps as usize,
-            warmup: a.warmup,
-            large: a.large,
-            json: a.json,
-        }),
-        Command::Import(a) => import_cmd::run(import_cmd::ImportRequest {
-            from: a.from,
-            model: a.model,
-            output: a.output,
-            num_classes: a.num_classes,
-        }),
-        Command::Predict(a) => predict::run(predict::PredictRequest {
-            checkpoint: a.checkpoint,
-            files: a.files,
-            top_k: a.top_k,
-            json: a.json,
-            device: a.device,
-        }),
-        Command::Eval(a) => eval::run(eval::EvalRequest {
-            checkpoint: a.checkpoint,
-            split: a.split,
-            data_dir: a.data_dir,
-            device: a.device,
-            batch_size: a.batch_size,
-            json: a.json,
-            confusion: a.confusion,
-        }),
-        Command::Runs { dir, json } => runs_cmd::run(&dir, json),
+        Command::Models { json, family } => print::models(json, family.as_deref()),
+        Command::Train {
+            request,
+            print_config: true,
+        } => print::config(&request),
+        Command::Train { request, .. } => print::train(&request),
+        Command::Bench(request) => print::bench(&request),
+        Command::Import(request) => print::import(&request),
+        Command::Predict(request) => print::predict(&request),
+        Command::Eval(request) => print::eval(&request),
+        Command::Runs { dir, json } => print::runs(&dir, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cnnzoo", &mut std::io::stdout());
             Ok(())

@@ -66,31 +66,12 @@ fn nothing(_: &Path) {}
 /// A real checkpoint pair: `name` holds the weights of `weights_of`, its sidecar describes
 /// `described_as`.
 fn checkpoint(dir: &Path, name: &str, weights_of: &str, described_as: &str) {
-    use burn::module::Module;
-    let device = burn::tensor::Device::flex();
     let model = cnnzoo_models::lookup(weights_of)
         .unwrap()
         .config(10)
-        .init(&device);
-    common::Classifier { model }
-        .save_file(dir.join(name))
-        .unwrap();
-    let meta = serde_json::json!({
-        "format": "cnnzoo-checkpoint/1",
-        "model": described_as,
-        "config": cnnzoo_models::lookup(described_as).unwrap().config(10),
-        "dataset": {
-            "name": "cifar10",
-            "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-            "mean": [0.4914, 0.4822, 0.4465],
-            "std": [0.247, 0.2435, 0.2616],
-            "input_size": 32
-        }
-    });
-    write(
-        &dir.join(format!("{name}.json")),
-        meta.to_string().as_bytes(),
-    );
+        .init(&burn::tensor::Device::flex());
+    let config = cnnzoo_models::lookup(described_as).unwrap().config(10);
+    common::write_checkpoint(&dir.join(name), model, described_as, config);
 }
 
 /// A safetensors file named `weights.safetensors` holding zeros under the reference ResNet-20's

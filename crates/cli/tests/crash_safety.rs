@@ -4,9 +4,8 @@
 //! bit for bit.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{cnnzoo, mini_data, text};
 
@@ -65,29 +64,13 @@ enum Stop {
 /// Starts a run that pauses at `point`, waits until it is there, and stops it; returns what it
 /// printed on stderr.
 fn stop_at(dir: &Path, output: &str, point: &str, how: Stop) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(train_args(output))
-        .current_dir(dir)
-        .env("CNNZOO_PAUSE_AT", point)
-        .env("CNNZOO_CIFAR_URL", "http://127.0.0.1:9/unreachable")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in stderr.by_ref() {
-        let line = line.unwrap();
-        let reached = line.contains("paused at");
-        seen.push(line);
-        if reached {
-            break;
-        }
-    }
-    assert!(
-        seen.iter().any(|l| l.contains(point)),
-        "never reached {point}: {seen:?}"
-    );
+    let args = train_args(output);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let common::Paused {
+        mut child,
+        stderr,
+        mut seen,
+    } = common::run_until_paused(&args, dir, point);
     match how {
         Stop::Kill => child.kill().unwrap(),
         Stop::CtrlC => {

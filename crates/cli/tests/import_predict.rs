@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::{assert_clean_failure, cnnzoo, mini_data, text};
 use serde_json::Value;
@@ -31,40 +32,27 @@ fn image(name: &str) -> String {
         .to_string()
 }
 
-/// Imports the random-weight ResNet-20 Lightning checkpoint into `dir/resnet.bpk`.
-fn import_resnet(dir: &Path) -> PathBuf {
-    let out = cnnzoo(
+/// `cnnzoo import --from FROM --model MODEL --output OUTPUT` in `dir`.
+fn import(dir: &Path, from: &str, model: &str, output: &str) -> Output {
+    cnnzoo(
         &[
-            "import",
-            "--from",
-            &parity_fixture("resnet.ckpt"),
-            "--model",
-            "resnet",
-            "--output",
-            "resnet.bpk",
+            "import", "--from", from, "--model", model, "--output", output,
         ],
         dir,
-    );
+    )
+}
+
+/// Imports the random-weight ResNet-20 Lightning checkpoint into `dir/resnet.bpk`.
+fn import_resnet(dir: &Path) -> Output {
+    let out = import(dir, &parity_fixture("resnet.ckpt"), "resnet", "resnet.bpk");
     assert!(out.status.success(), "{}", text(&out));
-    dir.join("resnet.bpk")
+    out
 }
 
 #[test]
 fn import_writes_a_self_describing_checkpoint_that_eval_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo(
-        &[
-            "import",
-            "--from",
-            &parity_fixture("resnet.ckpt"),
-            "--model",
-            "resnet",
-            "--output",
-            "resnet.bpk",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let out = import_resnet(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "PyTorch zip",
@@ -150,6 +138,7 @@ fn predict_reads_every_format_matches_pytorch_and_names_bad_files() {
     assert_eq!(errors[0]["file"], "notes.txt");
     assert_eq!(errors[1]["file"], "missing.png");
 
+    let classes = common::cifar10_classes();
     let expected: Value = serde_json::from_str(
         &std::fs::read_to_string(image("expected_probabilities.json")).unwrap(),
     )
@@ -166,21 +155,9 @@ fn predict_reads_every_format_matches_pytorch_and_names_bad_files() {
             probabilities.windows(2).all(|w| w[0] >= w[1]),
             "{probabilities:?}"
         );
-        let classes = [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        ];
         for r in top {
             let index = r["index"].as_u64().unwrap() as usize;
-            assert_eq!(r["class"], classes[index]);
+            assert_eq!(r["class"], classes[index].as_str());
         }
         // PIL + torchvision's Resize/CenterCrop/Normalize on the same file, same weights.
         let name = Path::new(file).file_name().unwrap().to_str().unwrap();
@@ -245,17 +222,11 @@ fn predict_prints_the_top_k_and_succeeds_when_every_file_is_an_image() {
 #[test]
 fn import_refuses_weights_that_do_not_fit_and_names_them() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo(
-        &[
-            "import",
-            "--from",
-            &parity_fixture("resnet.ckpt"),
-            "--model",
-            "resnet_preact",
-            "--output",
-            "x.bpk",
-        ],
+    let out = import(
         dir.path(),
+        &parity_fixture("resnet.ckpt"),
+        "resnet_preact",
+        "x.bpk",
     );
     assert_clean_failure(
         &out,
@@ -268,17 +239,11 @@ fn import_refuses_weights_that_do_not_fit_and_names_them() {
     );
     assert!(!dir.path().join("x.bpk").exists());
 
-    let out = cnnzoo(
-        &[
-            "import",
-            "--from",
-            &parity_fixture("tiny_resnet_shapes.safetensors"),
-            "--model",
-            "resnet",
-            "--output",
-            "x.bpk",
-        ],
+    let out = import(
         dir.path(),
+        &parity_fixture("tiny_resnet_shapes.safetensors"),
+        "resnet",
+        "x.bpk",
     );
     assert_clean_failure(&out, &["shape mismatch"]);
 
@@ -287,25 +252,14 @@ fn import_refuses_weights_that_do_not_fit_and_names_them() {
         ("notes.pt", "notes.pt: not a readable PyTorch"),
         ("nowhere.ckpt", "nowhere.ckpt"),
     ] {
-        let out = cnnzoo(
-            &[
-                "import", "--from", from, "--model", "resnet", "--output", "x.bpk",
-            ],
-            dir.path(),
-        );
+        let out = import(dir.path(), from, "resnet", "x.bpk");
         assert_clean_failure(&out, &[expect]);
     }
-    let out = cnnzoo(
-        &[
-            "import",
-            "--from",
-            &parity_fixture("resnet.ckpt"),
-            "--model",
-            "resnet50x",
-            "--output",
-            "x.bpk",
-        ],
+    let out = import(
         dir.path(),
+        &parity_fixture("resnet.ckpt"),
+        "resnet50x",
+        "x.bpk",
     );
     assert_clean_failure(&out, &["unknown model 'resnet50x'"]);
     assert!(!dir.path().join("x.bpk").exists());

@@ -3,9 +3,8 @@
 //! by hand, `train --print-config`, shell completions, and the examples in every help page.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{assert_clean_failure, cnnzoo, mini_data, text};
 use serde_json::Value;
@@ -79,28 +78,7 @@ fn a_run_draws_its_curves_and_runs_follows_it_from_running_to_stopped_to_finishe
     let run = dir.path().join("runs/tiny");
 
     // Held in epoch 2: epoch 1's curves are drawn and the run is running.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("CNNZOO_PAUSE_AT", "step:2:3")
-        .env("CNNZOO_CIFAR_URL", "http://127.0.0.1:9/unreachable")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let paused = line.contains("paused at");
-        seen.push(line);
-        if paused {
-            break;
-        }
-    }
-    assert!(
-        seen.iter().any(|l| l.contains("paused at")),
-        "never paused: {seen:?}"
-    );
+    let mut child = common::run_until_paused(&args, dir.path(), "step:2:3").child;
     assert_eq!(png_size(&run.join("curves.png")), (1200, 900));
     let after_one_epoch = std::fs::read(run.join("curves.png")).unwrap();
     let runs = runs_json(dir.path(), "runs");

@@ -26,24 +26,24 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The learning run: ResNet-20, 3 epochs, into `full`.
+const RESNET_3_EPOCHS: &[&str] = &[
+    "--model",
+    "resnet",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "64",
+    "--output",
+    "full",
+];
+
 /// Also the learning test: 3 epochs of ResNet-20 on the 3,658 mini training images reached a
 /// test top-1 of NN% when this was written (chance: 10%).
 #[test]
 fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = train(
-        dir.path(),
-        &[
-            "--model",
-            "resnet",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "64",
-            "--output",
-            "full",
-        ],
-    );
+    let out = train(dir.path(), RESNET_3_EPOCHS);
     assert!(out.status.success(), "{}", text(&out));
     let run = dir.path().join("full");
     for file in [
@@ -135,19 +135,7 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
     assert_eq!(eval["per_class"].as_object().unwrap().len(), 10);
 
     // A finished run is not overwritten without --overwrite.
-    let again = train(
-        dir.path(),
-        &[
-            "--model",
-            "resnet",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "64",
-            "--output",
-            "full",
-        ],
-    );
+    let again = train(dir.path(), RESNET_3_EPOCHS);
     common::assert_clean_failure(&again, &["already holds a finished run", "--overwrite"]);
 }
 

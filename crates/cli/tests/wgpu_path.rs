@@ -6,7 +6,6 @@ mod common;
 
 use std::path::Path;
 
-use burn::module::Module;
 use common::{cnnzoo, text};
 
 /// A one-block-per-group ResNet checkpoint with its metadata.
@@ -18,24 +17,8 @@ fn tiny_checkpoint(dir: &Path) {
         .unwrap();
     let device = burn::tensor::Device::flex();
     device.seed(3);
-    common::Classifier {
-        model: config.init(&device),
-    }
-    .save_file(dir.join("tiny.bpk"))
-    .unwrap();
-    let meta = serde_json::json!({
-        "format": "cnnzoo-checkpoint/1",
-        "model": "resnet",
-        "config": config,
-        "dataset": {
-            "name": "cifar10",
-            "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-            "mean": [0.4914, 0.4822, 0.4465],
-            "std": [0.247, 0.2435, 0.2616],
-            "input_size": 32
-        }
-    });
-    std::fs::write(dir.join("tiny.bpk.json"), meta.to_string()).unwrap();
+    let model = config.init(&device);
+    common::write_checkpoint(&dir.join("tiny.bpk"), model, "resnet", config);
     std::fs::write(dir.join("pattern.bmp"), pattern_bmp()).unwrap();
 }
 

@@ -1,8 +1,11 @@
 //! Helpers shared by the end-to-end tests: running the binary and finding the mini archive.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+
+use cnnzoo_train::classifier::Classifier;
 
 /// The real-image CIFAR-10 subset beside the checkout (never copied into the repository), as a
 /// data folder of the tests' own: `../shared` is only read, so the archive is linked into
@@ -36,9 +39,54 @@ pub fn mini_data_copy(dir: &Path) -> PathBuf {
     data
 }
 
-/// Runs the binary with downloads pointed at a closed port, so no test reaches the internet.
+/// Where downloads are pointed: a closed port, so no test reaches the internet.
+const UNREACHABLE: &str = "http://127.0.0.1:9/unreachable";
+
+/// Runs the binary with downloads pointed at a closed port.
 pub fn cnnzoo(args: &[&str], cwd: &Path) -> Output {
-    cnnzoo_downloading_from("http://127.0.0.1:9/unreachable", args, cwd)
+    cnnzoo_downloading_from(UNREACHABLE, args, cwd)
+}
+
+/// A run held at a pause point (`CNNZOO_PAUSE_AT`) until the test stops it.
+pub struct Paused {
+    pub child: Child,
+    /// The rest of its stderr.
+    pub stderr: Lines<BufReader<ChildStderr>>,
+    /// What it printed on stderr up to the pause.
+    pub seen: Vec<String>,
+}
+
+/// Starts the binary with `CNNZOO_PAUSE_AT=point` and waits until it is there.
+pub fn run_until_paused(args: &[&str], cwd: &Path, point: &str) -> Paused {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CNNZOO_PAUSE_AT", point)
+        .env("CNNZOO_CIFAR_URL", UNREACHABLE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in stderr.by_ref() {
+        let line = line.unwrap();
+        let reached = line.contains("paused at");
+        seen.push(line);
+        if reached {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("paused at") && l.contains(point)),
+        "never reached {point}: {seen:?}"
+    );
+    Paused {
+        child,
+        stderr,
+        seen,
+    }
 }
 
 pub fn cnnzoo_downloading_from(url: &str, args: &[&str], cwd: &Path) -> Output {
@@ -70,10 +118,44 @@ pub fn assert_clean_failure(output: &Output, expected: &[&str]) {
     assert!(!all.contains("RUST_BACKTRACE"), "backtrace hint:\n{all}");
 }
 
-/// The training checkpoints are records of the CLI's `Classifier { model }`.
-#[derive(burn::module::Module, Debug)]
-pub struct Classifier {
-    pub model: cnnzoo_models::Model,
+/// Writes the checkpoint `path`: the weights of `model`, and metadata beside it describing
+/// them as `described_as` with `config` (CIFAR-10's classes and statistics), as cnnzoo writes its
+/// checkpoints.
+pub fn write_checkpoint(
+    path: &Path,
+    model: cnnzoo_models::Model,
+    described_as: &str,
+    config: cnnzoo_models::ModelConfig,
+) {
+    use burn::module::Module;
+    use cnnzoo_train::checkpoint::{CheckpointMeta, DatasetInfo, FORMAT, write_meta};
+    Classifier { model }.save_file(path).unwrap();
+    let meta = CheckpointMeta {
+        format: FORMAT.into(),
+        model: described_as.into(),
+        config,
+        dataset: DatasetInfo {
+            name: "cifar10".into(),
+            classes: cifar10_classes(),
+            mean: cnnzoo_cifar::CIFAR10_MEAN,
+            std: cnnzoo_cifar::CIFAR10_STD,
+            input_size: 32,
+        },
+        epoch: None,
+        val_top1: None,
+        split_seed: 42,
+        val_fraction: cnnzoo_cifar::DEFAULT_VAL_FRACTION,
+    };
+    write_meta(path, &meta).unwrap();
+}
+
+/// CIFAR-10's class names, in label order.
+pub fn cifar10_classes() -> Vec<String> {
+    cnnzoo_cifar::CifarKind::Cifar10
+        .default_classes()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 #[derive(Default)]

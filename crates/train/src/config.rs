@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::run_dir::RunDir;
+
 /// Everything a training run needs besides the data itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,18 +157,33 @@ impl Default for ScheduleConfig {
     }
 }
 
-/// Values given on the command line; each replaces the file's.
-#[derive(Clone, Debug, Default)]
+/// Values given on the command line; each replaces the file's (`--model`, which also picks the
+/// recipe, is `TrainRequest`'s).
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct Overrides {
-    pub model: Option<String>,
+    #[arg(long)]
     pub epochs: Option<usize>,
+    #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
     pub lr: Option<f64>,
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    // The help as an attribute: as a doc comment, rustdoc would read `<model>` as an HTML tag.
+    #[arg(long, help = "Run folder (default runs/<model>)")]
     pub output: Option<PathBuf>,
+    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    #[arg(long)]
     pub device: Option<String>,
+    /// Fraction of the training images held out for validation, in [0, 1).
+    #[arg(long)]
     pub val_fraction: Option<f64>,
+    /// Threads preparing batches.
+    #[arg(long)]
     pub workers: Option<usize>,
 }
 
@@ -198,10 +215,10 @@ impl TrainConfig {
         })
     }
 
-    /// The recipe used when no `--config` is given: the shipped config for this model if there is
-    /// one, else SGD with the reference's multi-step schedule.
-    pub fn recipe_for(model: &str) -> Self {
-        crate::recipes::shipped(model).unwrap_or_else(|| Self {
+    /// SGD with the reference's multi-step schedule, for a model without a shipped recipe
+    /// (see [`crate::recipes::recipe_for`]).
+    pub fn reference_sgd(model: &str) -> Self {
+        Self {
             model: model.to_string(),
             epochs: defaults::epochs(),
             batch_size: defaults::batch_size(),
@@ -225,13 +242,10 @@ impl TrainConfig {
                 min_lr: 0.0,
             },
             model_params: toml::Table::new(),
-        })
+        }
     }
 
     pub fn apply(&mut self, o: &Overrides) {
-        if let Some(model) = &o.model {
-            self.model = model.clone();
-        }
         if let Some(v) = o.epochs {
             self.epochs = v;
         }
@@ -352,10 +366,12 @@ impl TrainConfig {
         Ok(())
     }
 
-    pub fn output_dir(&self) -> PathBuf {
-        self.output
-            .clone()
-            .unwrap_or_else(|| Path::new("runs").join(&self.model))
+    pub fn run_dir(&self) -> RunDir {
+        RunDir::new(
+            self.output
+                .clone()
+                .unwrap_or_else(|| Path::new("runs").join(&self.model)),
+        )
     }
 
     pub fn data_dir(&self) -> PathBuf {

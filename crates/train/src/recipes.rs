@@ -13,6 +13,12 @@ const SHIPPED: &[(&str, &str)] = &[
     ("resnet18", include_str!("../../../configs/resnet18.toml")),
 ];
 
+/// The recipe used when no `--config` is given: the shipped config for this model if there is
+/// one, else SGD with the reference's multi-step schedule.
+pub fn recipe_for(model: &str) -> TrainConfig {
+    shipped(model).unwrap_or_else(|| TrainConfig::reference_sgd(model))
+}
+
 /// The shipped config whose `model` is `model`.
 pub fn shipped(model: &str) -> Option<TrainConfig> {
     SHIPPED

@@ -23,34 +23,80 @@ use crate::device;
 /// Images per forward pass: bounds memory for long file lists.
 const BATCH: usize = 64;
 
+/// What `cnnzoo predict` is asked to do.
+#[derive(clap::Args, Clone, Debug)]
 pub struct PredictRequest {
+    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
+    #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Image files.
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
     pub top_k: usize,
+    /// Print one JSON object.
+    // How the binary prints the report; the predictions do not depend on it.
+    #[arg(long)]
     pub json: bool,
+    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    #[arg(long, default_value = "auto")]
     pub device: String,
 }
 
-#[derive(Serialize)]
-struct Ranked {
-    class: String,
-    index: usize,
-    probability: f64,
+#[derive(Clone, Debug, Serialize)]
+pub struct Ranked {
+    pub class: String,
+    pub index: usize,
+    pub probability: f64,
 }
 
-#[derive(Serialize)]
-struct Prediction {
-    file: PathBuf,
-    top: Vec<Ranked>,
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub file: PathBuf,
+    /// The most probable classes, most probable first.
+    pub top: Vec<Ranked>,
 }
 
-#[derive(Serialize)]
-struct Failure {
-    file: PathBuf,
-    error: String,
+/// A file that could not be predicted.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub file: PathBuf,
+    /// Names the file.
+    pub error: String,
 }
 
-pub fn run(request: PredictRequest) -> Result<()> {
+/// The predictions of every image file; serialises to `cnnzoo predict --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PredictReport {
+    pub checkpoint: PathBuf,
+    pub model: String,
+    pub predictions: Vec<Prediction>,
+    pub errors: Vec<Failure>,
+}
+
+impl PredictReport {
+    /// Fails, naming them, when some files could not be predicted.
+    pub fn ensure_every_file_predicted(&self) -> Result<()> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = self
+            .errors
+            .iter()
+            .map(|f| f.file.display().to_string())
+            .collect();
+        bail!(
+            "{} of {} files could not be predicted: {}",
+            self.errors.len(),
+            self.errors.len() + self.predictions.len(),
+            names.join(", ")
+        );
+    }
+}
+
+/// Predicts every file that is an image; the others are reported in the result, not as an error.
+pub fn run(request: &PredictRequest) -> Result<PredictReport> {
     if request.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
@@ -59,18 +105,14 @@ pub fn run(request: PredictRequest) -> Result<()> {
     let dataset = &meta.dataset;
 
     let mut inputs = Vec::new();
-    let mut failures = Vec::new();
+    let mut errors = Vec::new();
     for file in &request.files {
         match read_image(file).map(|image| prepare(&image, dataset)) {
             Ok(pixels) => inputs.push((file.clone(), pixels)),
-            Err(error) => {
-                let error = format!("{}: {error}", file.display());
-                eprintln!("error: {error}");
-                failures.push(Failure {
-                    file: file.clone(),
-                    error,
-                });
-            }
+            Err(error) => errors.push(Failure {
+                file: file.clone(),
+                error: format!("{}: {error}", file.display()),
+            }),
         }
     }
 
@@ -96,41 +138,12 @@ pub fn run(request: PredictRequest) -> Result<()> {
             });
         }
     }
-
-    if request.json {
-        let out = serde_json::json!({
-            "checkpoint": request.checkpoint,
-            "model": meta.model,
-            "predictions": predictions,
-            "errors": failures,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for prediction in &predictions {
-            println!("{}", prediction.file.display());
-            for (rank, r) in prediction.top.iter().enumerate() {
-                println!(
-                    "  {}. {:<12} {:>6.2}%",
-                    rank + 1,
-                    r.class,
-                    100.0 * r.probability
-                );
-            }
-        }
-    }
-    if !failures.is_empty() {
-        let names: Vec<String> = failures
-            .iter()
-            .map(|f| f.file.display().to_string())
-            .collect();
-        bail!(
-            "{} of {} files could not be predicted: {}",
-            failures.len(),
-            request.files.len(),
-            names.join(", ")
-        );
-    }
-    Ok(())
+    Ok(PredictReport {
+        checkpoint: request.checkpoint.clone(),
+        model: meta.model,
+        predictions,
+        errors,
+    })
 }
 
 /// The `k` most probable classes, most probable first (all of them if there are fewer).

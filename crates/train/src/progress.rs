@@ -26,8 +26,8 @@ pub struct LineRenderer {
     last_print: Instant,
 }
 
-impl LineRenderer {
-    pub fn new() -> Self {
+impl Default for LineRenderer {
+    fn default() -> Self {
         Self {
             names: HashMap::new(),
             values: HashMap::new(),
@@ -40,7 +40,9 @@ impl LineRenderer {
             last_print: Instant::now(),
         }
     }
+}
 
+impl LineRenderer {
     fn record(&mut self, state: MetricState) {
         if let MetricState::Numeric(entry, Some(value)) = state {
             self.store(&entry, &value);

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use cnnzoo_cifar::{CIFAR10_MEAN, CIFAR10_STD, CifarKind};
 use cnnzoo_models::import::TorchWeights;
-use cnnzoo_models::{ModelConfig, lookup};
+use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
 
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, DatasetInfo, FORMAT};
@@ -19,14 +19,70 @@ use crate::classifier::Classifier;
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// What `cnnzoo import` is asked to do.
+#[derive(clap::Args, Clone, Debug)]
 pub struct ImportRequest {
+    /// The PyTorch file: torch.save (.pt/.pth, zip or legacy format), Lightning .ckpt or .safetensors.
+    #[arg(long)]
     pub from: PathBuf,
+    /// Model name (see `cnnzoo models`) the weights belong to.
+    #[arg(long)]
     pub model: String,
+    /// The cnnzoo checkpoint to write (NAME.bpk, with NAME.bpk.json beside it).
+    #[arg(long)]
     pub output: PathBuf,
+    /// Classes of the model's last layer.
+    #[arg(long, default_value_t = 10)]
     pub num_classes: usize,
 }
 
-pub fn run(request: ImportRequest) -> Result<()> {
+/// The tensors of the PyTorch file, read and mapped onto the model's keys, not yet checked
+/// against the model.
+pub struct ReadWeights {
+    entry: &'static ModelEntry,
+    config: ModelConfig,
+    weights: TorchWeights,
+}
+
+impl ReadWeights {
+    /// What was found in the file: its format, the tensors, and what was set aside.
+    pub fn description(&self, from: &Path) -> String {
+        let weights = &self.weights;
+        let mut found = format!(
+            "{}: {} file, {} tensors",
+            from.display(),
+            weights.container,
+            weights.len()
+        );
+        if let Some(nest) = &weights.nested_under {
+            found.push_str(&format!(" under '{nest}'"));
+        }
+        if let Some(prefix) = &weights.stripped_prefix {
+            found.push_str(&format!(", key prefix '{prefix}' dropped"));
+        }
+        if !weights.ignored.is_empty() {
+            found.push_str(&format!(
+                ", {} num_batches_tracked ignored",
+                weights.ignored.len()
+            ));
+        }
+        found
+    }
+}
+
+/// The model with the imported weights and the metadata of the checkpoint to write.
+pub struct Imported {
+    classifier: Classifier,
+    meta: CheckpointMeta,
+    pub model: &'static str,
+    pub parameters: usize,
+    pub num_classes: usize,
+    /// For a model that is not a CIFAR-10 one: whose normalisation statistics it was given.
+    pub guessed_statistics: Option<&'static str>,
+}
+
+/// Checks the request and reads the PyTorch file.
+pub fn read(request: &ImportRequest) -> Result<ReadWeights> {
     let entry = lookup(&request.model)?;
     if request.num_classes == 0 {
         bail!("--num-classes must be at least 1");
@@ -39,26 +95,20 @@ pub fn run(request: ImportRequest) -> Result<()> {
     }
     let config = entry.config(request.num_classes);
     let weights = TorchWeights::read(&request.from, &config)?;
-    let mut found = format!(
-        "{}: {} file, {} tensors",
-        request.from.display(),
-        weights.container,
-        weights.len()
-    );
-    if let Some(nest) = &weights.nested_under {
-        found.push_str(&format!(" under '{nest}'"));
-    }
-    if let Some(prefix) = &weights.stripped_prefix {
-        found.push_str(&format!(", key prefix '{prefix}' dropped"));
-    }
-    if !weights.ignored.is_empty() {
-        found.push_str(&format!(
-            ", {} num_batches_tracked ignored",
-            weights.ignored.len()
-        ));
-    }
-    println!("{found}");
+    Ok(ReadWeights {
+        entry,
+        config,
+        weights,
+    })
+}
 
+/// Loads the weights into the model; fails naming every missing, unexpected or misshapen tensor.
+pub fn convert(request: &ImportRequest, read: ReadWeights) -> Result<Imported> {
+    let ReadWeights {
+        entry,
+        config,
+        weights,
+    } = read;
     // The weights only pass through: the CPU backend is always there and needs no probing.
     let model = weights
         .into_model(&config, &Device::flex())
@@ -68,15 +118,8 @@ pub fn run(request: ImportRequest) -> Result<()> {
                 entry.name, request.num_classes
             )
         })?;
-    let num_params = model.num_trainable_params();
-    let (dataset, statistics) = dataset_for(request.num_classes, entry.input_size);
-    if let Some(statistics) = statistics {
-        println!(
-            "note: {} classes is not CIFAR-10: predictions name the classes 0..{} and normalise with {statistics}'s statistics",
-            request.num_classes,
-            request.num_classes - 1,
-        );
-    }
+    let parameters = model.num_trainable_params();
+    let (dataset, guessed_statistics) = dataset_for(request.num_classes, entry.input_size);
     let meta = CheckpointMeta {
         format: FORMAT.into(),
         model: entry.name.into(),
@@ -87,22 +130,27 @@ pub fn run(request: ImportRequest) -> Result<()> {
         split_seed: 42,
         val_fraction: cnnzoo_cifar::DEFAULT_VAL_FRACTION,
     };
-    let classifier = Classifier { model };
+    Ok(Imported {
+        classifier: Classifier { model },
+        meta,
+        model: entry.name,
+        parameters,
+        num_classes: request.num_classes,
+        guessed_statistics,
+    })
+}
+
+/// Writes the checkpoint and its metadata; returns the metadata file's path.
+pub fn write(request: &ImportRequest, imported: Imported) -> Result<PathBuf> {
     atomic::write_with(&request.output, |temp| {
-        classifier
+        imported
+            .classifier
             .into_record()
             .save(temp)
             .map_err(|e| anyhow!("cannot write {}: {e}", temp.display()))
     })?;
-    checkpoint::write_meta(&request.output, &meta)?;
-    println!(
-        "wrote {} and {}: {} ({num_params} parameters, {} classes)",
-        request.output.display(),
-        checkpoint::meta_path(&request.output).display(),
-        entry.name,
-        request.num_classes
-    );
-    Ok(())
+    checkpoint::write_meta(&request.output, &imported.meta)?;
+    Ok(checkpoint::meta_path(&request.output))
 }
 
 /// What `predict` needs to know about the data the weights were trained on. The tutorial's

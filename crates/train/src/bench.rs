@@ -16,12 +16,13 @@ use burn::tensor::Distribution;
 use burn::train::{InferenceStep, Learner};
 use cnnzoo_cifar::{CifarBatch, CifarDataset, CifarSet, EpochLoader, IMAGE_BYTES};
 use cnnzoo_models::{MODELS, ModelEntry, lookup};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::classifier::Classifier;
-use crate::config::TrainConfig;
+use crate::config::{OptimizerConfig, TrainConfig};
 use crate::device::{self, SelectedDevice};
 use crate::optim;
+use crate::recipes::recipe_for;
 use crate::schedule::EpochSchedule;
 
 const NUM_CLASSES: usize = 10;
@@ -33,108 +34,105 @@ const LOADER_BATCHES: usize = 16;
 /// Models with a larger input are ImageNet-sized: minutes per step on a CPU.
 const CIFAR_SIDE: usize = 32;
 
+/// What `cnnzoo bench` is asked to do.
+#[derive(clap::Args, Clone, Debug)]
 pub struct BenchRequest {
-    /// A registry name, or `all`.
+    /// Model name (see `cnnzoo models`), or `all`.
+    #[arg(long)]
     pub model: String,
+    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128, value_parser = at_least_one())]
+    pub batch: usize,
+    /// Inference batch size.
+    #[arg(long, default_value_t = 256, value_parser = at_least_one())]
+    pub infer_batch: usize,
+    /// Timed steps (training and inference each), after the warm-up.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one())]
+    pub steps: usize,
+    /// Untimed steps first (kernel selection, autotuning, allocator warm-up).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// With `--model all`, also run the ImageNet-sized models on a CPU device.
+    #[arg(long)]
+    pub large: bool,
+    /// Print one JSON object per model.
+    // How the binary prints the figures; the measurement does not depend on it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// The device and the models a bench request measures.
+pub struct BenchPlan {
+    pub device: SelectedDevice,
+    pub models: Vec<&'static ModelEntry>,
+    /// ImageNet-sized models left out of `--model all` on a CPU (without `--large`).
+    pub skipped: Vec<&'static ModelEntry>,
+}
+
+/// One model's figures; serialises to a line of `cnnzoo bench --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchFigures {
+    pub model: &'static str,
+    /// The device name asked for.
+    pub device: String,
+    pub device_description: String,
     pub batch: usize,
     pub infer_batch: usize,
     pub steps: usize,
     pub warmup: usize,
-    /// Also run ImageNet-sized models on a CPU device with `--model all`.
-    pub large: bool,
-    pub json: bool,
-}
-
-/// One model's figures.
-struct Figures {
-    train_img_s: f64,
-    train_step_ms: f64,
-    infer_img_s: f64,
+    pub threads: usize,
+    pub optimizer: &'static str,
+    pub train_img_s: f64,
+    pub train_step_ms: f64,
+    pub infer_img_s: f64,
     /// `None` for input sizes the CIFAR loader does not produce.
-    loader_img_s: Option<f64>,
-    peak_rss_mb: Option<f64>,
-    final_loss: f32,
+    pub loader_img_s: Option<f64>,
+    pub peak_rss_mb: Option<f64>,
+    pub final_loss: f32,
 }
 
-pub fn run(request: BenchRequest) -> Result<()> {
-    let selected = device::select(&request.device)?;
+/// Selects the device and the models to measure.
+pub fn plan(request: &BenchRequest) -> Result<BenchPlan> {
+    let device = device::select(&request.device)?;
     #[allow(deprecated)]
-    let on_cpu = selected.device == Device::flex() || selected.device == Device::ndarray();
-    let (entries, skipped): (Vec<&ModelEntry>, Vec<&ModelEntry>) = if request.model == "all" {
+    let on_cpu = device.device == Device::flex() || device.device == Device::ndarray();
+    let (models, skipped) = if request.model == "all" {
         MODELS
             .iter()
             .partition(|m| request.large || !on_cpu || m.input_size <= CIFAR_SIDE)
     } else {
         (vec![lookup(&request.model)?], Vec::new())
     };
-    if !request.json {
-        println!(
-            "cnnzoo bench on {}: batch {}, inference batch {}, {} warm-up + {} timed steps, {} threads",
-            selected.description,
-            request.batch,
-            request.infer_batch,
-            request.warmup,
-            request.steps,
-            threads()
-        );
-    }
-    if !skipped.is_empty() {
-        let names: Vec<&str> = skipped.iter().map(|m| m.name).collect();
-        eprintln!(
-            "note: skipped the ImageNet-sized models on the CPU ({}); add --large to run them",
-            names.join(", ")
-        );
-    }
-    for entry in entries {
-        let figures = bench_model(entry, &selected, &request)
-            .with_context(|| format!("bench of {}", entry.name))?;
-        if request.json {
-            let line = json!({
-                "model": entry.name,
-                "device": request.device,
-                "device_description": selected.description,
-                "batch": request.batch,
-                "infer_batch": request.infer_batch,
-                "steps": request.steps,
-                "warmup": request.warmup,
-                "threads": threads(),
-                "optimizer": optimizer_name(entry),
-                "train_img_s": figures.train_img_s,
-                "train_step_ms": figures.train_step_ms,
-                "infer_img_s": figures.infer_img_s,
-                "loader_img_s": figures.loader_img_s,
-                "peak_rss_mb": figures.peak_rss_mb,
-                "final_loss": figures.final_loss,
-            });
-            println!("{line}");
-        } else {
-            let loader = figures.loader_img_s.map_or_else(
-                || "n/a".into(),
-                |r| format!("{r:.0} img/s ({:.0}x train)", r / figures.train_img_s),
-            );
-            println!(
-                "{:<14} train {:>8.1} img/s ({:.0} ms/step)  infer {:>8.1} img/s  loader {loader}  peak RSS {}",
-                entry.name,
-                figures.train_img_s,
-                figures.train_step_ms,
-                figures.infer_img_s,
-                figures
-                    .peak_rss_mb
-                    .map_or_else(|| "unknown".into(), |mb| format!("{mb:.0} MB"))
-            );
-        }
-    }
-    Ok(())
+    Ok(BenchPlan {
+        device,
+        models,
+        skipped,
+    })
+}
+
+/// Measures one model of the plan.
+pub fn measure(
+    entry: &'static ModelEntry,
+    selected: &SelectedDevice,
+    request: &BenchRequest,
+) -> Result<BenchFigures> {
+    bench_model(entry, selected, request).with_context(|| format!("bench of {}", entry.name))
 }
 
 fn bench_model(
-    entry: &ModelEntry,
+    entry: &'static ModelEntry,
     selected: &SelectedDevice,
     request: &BenchRequest,
-) -> Result<Figures> {
+) -> Result<BenchFigures> {
     reset_peak_rss();
-    let config = TrainConfig::recipe_for(entry.name);
+    let config = recipe_for(entry.name);
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
     device.seed(config.seed);
@@ -192,7 +190,19 @@ fn bench_model(
     let infer_time = started.elapsed();
 
     let loader_img_s = loader_rate(request.batch, entry.input_size, &config, &autodiff)?;
-    Ok(Figures {
+    Ok(BenchFigures {
+        model: entry.name,
+        device: request.device.clone(),
+        device_description: selected.description.clone(),
+        batch: request.batch,
+        infer_batch: request.infer_batch,
+        steps: request.steps,
+        warmup: request.warmup,
+        threads: threads(),
+        optimizer: match config.optimizer {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adamw { .. } => "adamw",
+        },
         train_img_s: rate(request.batch * request.steps, train_time),
         train_step_ms: train_time.as_secs_f64() * 1e3 / request.steps as f64,
         infer_img_s: rate(request.infer_batch * request.steps, infer_time),
@@ -279,14 +289,8 @@ fn rate(images: usize, time: Duration) -> f64 {
     images as f64 / time.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
-fn optimizer_name(entry: &ModelEntry) -> &'static str {
-    match TrainConfig::recipe_for(entry.name).optimizer {
-        crate::config::OptimizerConfig::Sgd { .. } => "sgd",
-        crate::config::OptimizerConfig::Adamw { .. } => "adamw",
-    }
-}
-
-fn threads() -> usize {
+/// The threads the CPU backend and the loaders may use.
+pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

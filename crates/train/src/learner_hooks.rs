@@ -1,13 +1,12 @@
-//! The run folder while training: per-epoch metrics gathered from burn-train's event store into
-//! `summary.csv`, the choice of the best epoch (validation top-1, ties to the earlier), and
-//! checkpoints written atomically, with the best one exported as `best.bpk`.
+//! What burn-train calls while it fits: per-epoch metrics gathered from its event store into
+//! `summary.csv`, the checkpoints to keep, and checkpoints written atomically, with the best one
+//! exported as `best.bpk`.
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::train::Interrupter;
 use burn::train::checkpoint::{
     Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
@@ -19,98 +18,15 @@ use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::fault;
-
-pub const SUMMARY_HEADER: &str = "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds,images_per_second,peak_rss_mb";
-
-/// One row of `summary.csv`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1: f64,
-    pub val_loss: Option<f64>,
-    pub val_top1: Option<f64>,
-    pub val_top5: Option<f64>,
-    pub seconds: f64,
-    pub images_per_second: f64,
-    /// Peak resident memory during the epoch (Linux), to check that memory stays flat.
-    pub peak_rss_mb: Option<f64>,
-}
-
-impl EpochRow {
-    /// The figure the best epoch is chosen by: validation top-1, or training top-1 without a
-    /// validation split.
-    pub fn score(&self) -> f64 {
-        self.val_top1.unwrap_or(self.train_top1)
-    }
-
-    fn to_csv(&self) -> String {
-        let opt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
-        format!(
-            "{},{:.6e},{:.5},{:.3},{},{},{},{:.2},{:.1},{}",
-            self.epoch,
-            self.lr,
-            self.train_loss,
-            self.train_top1,
-            opt(self.val_loss),
-            opt(self.val_top1),
-            opt(self.val_top5),
-            self.seconds,
-            self.images_per_second,
-            self.peak_rss_mb
-                .map(|v| format!("{v:.1}"))
-                .unwrap_or_default()
-        )
-    }
-
-    fn from_csv(line: &str) -> Option<Self> {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 10 {
-            return None;
-        }
-        let opt = |s: &str| {
-            if s.is_empty() {
-                Some(None)
-            } else {
-                s.parse().ok().map(Some)
-            }
-        };
-        Some(Self {
-            epoch: f[0].parse().ok()?,
-            lr: f[1].parse().ok()?,
-            train_loss: f[2].parse().ok()?,
-            train_top1: f[3].parse().ok()?,
-            val_loss: opt(f[4])?,
-            val_top1: opt(f[5])?,
-            val_top5: opt(f[6])?,
-            seconds: f[7].parse().ok()?,
-            images_per_second: f[8].parse().ok()?,
-            peak_rss_mb: opt(f[9])?,
-        })
-    }
-}
-
-/// Reads the rows of a `summary.csv`.
-pub fn read_summary(path: &Path) -> Result<Vec<EpochRow>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            EpochRow::from_csv(l)
-                .with_context(|| format!("{}: malformed row '{l}'", path.display()))
-        })
-        .collect()
-}
+use crate::run_dir::RunDir;
+use crate::summary::{EpochRow, best_row};
 
 /// Called with every epoch's rows once an epoch ends (the curves are redrawn from them).
 type EpochHook = Box<dyn Fn(&[EpochRow]) + Send>;
 
 /// Shared by the metric logger, the checkpointing strategy and the checkpointer.
 pub struct RunState {
-    dir: PathBuf,
+    dir: RunDir,
     rows: Vec<EpochRow>,
     /// Metric name by id, from the definitions the event store announces.
     names: HashMap<MetricId, String>,
@@ -133,9 +49,9 @@ pub struct SharedRun(Arc<Mutex<RunState>>);
 
 impl SharedRun {
     /// `rows` are the epochs already done (when resuming).
-    pub fn new(dir: &Path, rows: Vec<EpochRow>, meta: CheckpointMeta) -> Self {
+    pub fn new(dir: RunDir, rows: Vec<EpochRow>, meta: CheckpointMeta) -> Self {
         Self(Arc::new(Mutex::new(RunState {
-            dir: dir.to_path_buf(),
+            dir,
             rows,
             names: HashMap::new(),
             current: HashMap::new(),
@@ -174,14 +90,6 @@ impl SharedRun {
     pub fn best(&self) -> Option<EpochRow> {
         best_row(&self.lock().rows).cloned()
     }
-}
-
-pub fn best_row(rows: &[EpochRow]) -> Option<&EpochRow> {
-    rows.iter()
-        .fold(None, |best: Option<&EpochRow>, row| match best {
-            Some(b) if b.score() >= row.score() => Some(b),
-            _ => Some(row),
-        })
 }
 
 /// The process's peak resident memory since the last call, in MiB: reads `VmHWM`, then resets
@@ -251,12 +159,7 @@ impl RunState {
         self.train_items = 0;
         self.train_seconds = 0.0;
         self.steps = 0;
-        let mut csv = String::from(SUMMARY_HEADER);
-        csv.push('\n');
-        for r in &self.rows {
-            let _ = writeln!(csv, "{}", r.to_csv());
-        }
-        atomic::write_bytes(&self.dir.join("summary.csv"), csv.as_bytes())?;
+        self.dir.write_summary(&self.rows)?;
         if let Some(hook) = &self.on_epoch_end {
             hook(&self.rows);
         }
@@ -394,46 +297,44 @@ impl CheckpointingStrategy for KeepBestAndLast {
 /// burn-train's file checkpointer, made atomic; the model's also exports the best epoch as
 /// `best.bpk` with its metadata.
 pub struct AtomicCheckpointer {
-    directory: PathBuf,
-    name: &'static str,
+    run_dir: RunDir,
+    /// One of [`crate::run_dir::CHECKPOINT_PARTS`].
+    part: &'static str,
     export_best: Option<SharedRun>,
 }
 
 impl AtomicCheckpointer {
-    pub fn new(run_dir: &Path, name: &'static str, export_best: Option<SharedRun>) -> Self {
+    pub fn new(run_dir: RunDir, part: &'static str, export_best: Option<SharedRun>) -> Self {
         Self {
-            directory: checkpoint_dir(run_dir),
-            name,
+            run_dir,
+            part,
             export_best,
         }
     }
 
     fn path(&self, epoch: usize) -> PathBuf {
-        self.directory.join(format!("{}-{epoch}.bpk", self.name))
+        self.run_dir.checkpoint(self.part, epoch)
     }
-}
-
-pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("checkpoint")
 }
 
 impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
-        std::fs::create_dir_all(&self.directory).map_err(CheckpointerError::IOError)?;
+        std::fs::create_dir_all(self.run_dir.checkpoint_dir())
+            .map_err(CheckpointerError::IOError)?;
         let path = self.path(epoch);
         let unknown = |e: anyhow::Error| CheckpointerError::Unknown(format!("{e:#}"));
         atomic::write_with(&path, |temp| {
             record
                 .save(temp.to_path_buf())
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
-            fault::pause_if_asked(&format!("checkpoint:{}:{epoch}", self.name), || false);
+            fault::pause_if_asked(&format!("checkpoint:{}:{epoch}", self.part), || false);
             Ok(())
         })
         .map_err(unknown)?;
         if let Some(run) = &self.export_best {
             let state = run.lock();
             if let Some(best) = best_row(&state.rows).filter(|b| b.epoch == epoch) {
-                let best_path = state.dir.join("best.bpk");
+                let best_path = state.dir.best();
                 let mut meta = state.meta.clone();
                 meta.epoch = Some(epoch);
                 meta.val_top1 = best.val_top1;
@@ -455,74 +356,5 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
 
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
         R::load(self.path(epoch))
-    }
-}
-
-/// The last epoch whose model, optimizer and scheduler checkpoints are all on disk.
-pub fn last_complete_checkpoint(run_dir: &Path) -> Option<usize> {
-    complete_checkpoints(run_dir).into_iter().next_back()
-}
-
-pub fn complete_checkpoints(run_dir: &Path) -> BTreeSet<usize> {
-    let dir = checkpoint_dir(run_dir);
-    let epochs_of = |name: &str| -> BTreeSet<usize> {
-        std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let file = e.file_name().to_string_lossy().to_string();
-                file.strip_prefix(&format!("{name}-"))?
-                    .strip_suffix(".bpk")?
-                    .parse()
-                    .ok()
-            })
-            .collect()
-    };
-    let model = epochs_of("model");
-    let optim = epochs_of("optim");
-    let scheduler = epochs_of("scheduler");
-    model
-        .into_iter()
-        .filter(|e| optim.contains(e) && scheduler.contains(e))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(epoch: usize, val: f64) -> EpochRow {
-        EpochRow {
-            epoch,
-            val_top1: Some(val),
-            val_loss: Some(1.0),
-            ..EpochRow::default()
-        }
-    }
-
-    #[test]
-    fn best_is_highest_validation_top1_and_earlier_on_ties() {
-        let rows = vec![row(1, 50.0), row(2, 61.0), row(3, 61.0), row(4, 40.0)];
-        assert_eq!(best_row(&rows).unwrap().epoch, 2);
-        assert!(best_row(&[]).is_none());
-    }
-
-    #[test]
-    fn summary_rows_round_trip_through_csv() {
-        let r = EpochRow {
-            epoch: 3,
-            lr: 0.01,
-            train_loss: 1.25,
-            train_top1: 55.5,
-            val_loss: None,
-            val_top1: Some(60.25),
-            val_top5: Some(95.0),
-            seconds: 12.5,
-            images_per_second: 400.0,
-            peak_rss_mb: Some(812.5),
-        };
-        assert_eq!(EpochRow::from_csv(&r.to_csv()), Some(r));
-        assert_eq!(SUMMARY_HEADER.split(',').count(), 10);
     }
 }

@@ -1,0 +1,153 @@
+//! `cnnzoo eval`: top-1, top-5 and per-class accuracy of a checkpoint on one split, and the
+//! confusion heat map.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::atomic;
+use crate::checkpoint;
+use crate::config::resolve_data_dir;
+use crate::data;
+use crate::device;
+use crate::evaluation::{Evaluation, evaluate};
+use crate::report::{self, confusion, group_thousands};
+
+/// What `cnnzoo eval` is asked to do.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EvalRequest {
+    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: data::Split,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print one JSON object.
+    // How the binary prints the report; the evaluation does not depend on it.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the confusion matrix as a heat map into this PNG file.
+    #[arg(long, value_name = "PNG")]
+    pub confusion: Option<PathBuf>,
+}
+
+/// The evaluation of a checkpoint on one split; serialises to `cnnzoo eval --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub checkpoint: PathBuf,
+    pub model: String,
+    pub split: &'static str,
+    pub top1: f64,
+    pub top5: f64,
+    pub n: usize,
+    /// Accuracy (%) by class name.
+    pub per_class: BTreeMap<String, f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// One row per class, in the data set's order.
+    #[serde(skip)]
+    pub classes: Vec<ClassAccuracy>,
+    /// Where the heat map was drawn.
+    #[serde(skip)]
+    pub confusion_png: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassAccuracy {
+    pub class: String,
+    /// Percent of the class's images predicted as the class.
+    pub accuracy: f64,
+    pub correct: usize,
+    pub total: usize,
+}
+
+pub fn run(request: &EvalRequest) -> Result<EvalReport> {
+    if let Some(path) = &request.confusion {
+        check_writable(path)?;
+    }
+    let selected = device::select(&request.device)?;
+    let (classifier, meta) = checkpoint::load(&request.checkpoint, &selected.device)?;
+    let data_dir = resolve_data_dir(request.data_dir.as_deref());
+    let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
+    let set = data.split(request.split)?;
+    let loader = data::eval_loader(set, request.batch_size, &selected.device)?;
+    let result = evaluate(&classifier.model, &loader, &selected.device)?;
+    let classes = &meta.dataset.classes;
+    if let Some(path) = &request.confusion {
+        let mut title = format!(
+            "{} on the {} split: top-1 {:.2}% of {} images",
+            meta.model,
+            request.split.name(),
+            result.top1,
+            group_thousands(result.n)
+        );
+        if matches!(request.split, data::Split::Test)
+            && let Some(reference) = report::reference_test_top1(&meta.model, classes.len())
+        {
+            title.push_str(&format!(" (SPEC §4 reference {reference:.2}%)"));
+        }
+        let png = confusion::draw(&result, classes, &title)?;
+        atomic::write_bytes(path, &png)
+            .with_context(|| format!("cannot write the confusion heat map {}", path.display()))?;
+    }
+    Ok(report_of(request, meta.model, classes, result))
+}
+
+fn report_of(
+    request: &EvalRequest,
+    model: String,
+    classes: &[String],
+    result: Evaluation,
+) -> EvalReport {
+    let rows: Vec<ClassAccuracy> = classes
+        .iter()
+        .zip(result.per_class())
+        .zip(&result.confusion)
+        .enumerate()
+        .map(|(c, ((class, accuracy), row))| ClassAccuracy {
+            class: class.clone(),
+            accuracy,
+            correct: row[c],
+            total: row.iter().sum(),
+        })
+        .collect();
+    EvalReport {
+        checkpoint: request.checkpoint.clone(),
+        model,
+        split: request.split.name(),
+        top1: result.top1,
+        top5: result.top5,
+        n: result.n,
+        per_class: rows.iter().map(|r| (r.class.clone(), r.accuracy)).collect(),
+        confusion: result.confusion,
+        classes: rows,
+        confusion_png: request.confusion.clone(),
+    }
+}
+
+/// Fails before the evaluation, not after it, when the picture could not be written.
+fn check_writable(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "--confusion {}: is a folder; name a .png file",
+            path.display()
+        );
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent
+        && !parent.is_dir()
+    {
+        bail!(
+            "--confusion {}: the folder {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! cnnzoo's training library: everything the `cnnzoo` binary does, callable from Rust with typed
+//! requests and typed results. The binary only parses arguments (the request types derive
+//! `clap::Args`) and prints what these functions return.
+//!
+//! Where each concern lives:
+//! - [`config`]: the training configuration (TOML), command-line overrides, validation.
+//! - [`recipes`]: the shipped reference recipe of each model (`configs/`).
+//! - [`data`]: CIFAR-10's train/validation/test splits and the loaders over them.
+//! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
+//! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
+//! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
+//! - [`train`]: `cnnzoo train`, from the request to the run folder and its results.
+//! - [`learner_hooks`]: the metric logger, checkpointers and checkpoint strategy `train` gives
+//!   burn-train.
+//! - [`progress`]: the one-line-every-few-seconds progress display for logs.
+//! - [`run_dir`]: the layout of a run folder, and `results.json` ([`run_dir::RunResults`]).
+//! - [`summary`]: `summary.csv`, one row per epoch, and the best epoch.
+//! - [`run_lock`]: `run.lock`, which tells a running run from a stopped one.
+//! - [`runs`]: `cnnzoo runs`, the run folders under a folder and their state.
+//! - [`checkpoint`]: self-describing checkpoints (`NAME.bpk` and `NAME.bpk.json`).
+//! - [`atomic`]: files written to a temporary name and renamed into place.
+//! - [`evaluation`]: top-1, top-5 and the confusion matrix over a loader.
+//! - [`eval`]: `cnnzoo eval`, a checkpoint on one split, with the confusion heat map.
+//! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
+//! - [`import`]: `cnnzoo import`, PyTorch weights into a cnnzoo checkpoint.
+//! - [`bench`](mod@bench): `cnnzoo bench`, training and inference throughput.
+//! - [`models`]: `cnnzoo models`, the registry's models with their sizes.
+//! - [`report`]: the pictures (`curves.png`, the confusion heat map) and the reference accuracy.
+//! - [`fault`]: reproducible pause points for the crash-safety tests.
+pub mod atomic;
+pub mod bench;
+pub mod checkpoint;
+pub mod classifier;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod evaluation;
+pub mod fault;
+pub mod import;
+pub mod learner_hooks;
+pub mod models;
+pub mod optim;
+pub mod predict;
+pub mod progress;
+pub mod recipes;
+pub mod report;
+pub mod run_dir;
+pub mod run_lock;
+pub mod runs;
+pub mod schedule;
+pub mod summary;
+pub mod train;

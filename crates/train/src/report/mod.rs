@@ -1,0 +1,67 @@
+//! The pictures of a run, for people rather than programs: `curves.png` in every run folder,
+//! redrawn after each epoch ([`curves`]), and the confusion heat map of `cnnzoo eval --confusion`
+//! ([`confusion`]), drawn on a `canvas`. Not plotters: it turns on num-traits' default
+//! features, which burn also uses, and that would rebuild the whole burn stack.
+pub(crate) mod canvas;
+pub mod confusion;
+pub mod curves;
+
+/// Validation and test top-1 (%) of a reference implementation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReferenceTop1 {
+    pub val: f64,
+    pub test: f64,
+}
+
+/// The reference accuracy of SPEC §4 (full CIFAR-10, 180 epochs) for the models it lists.
+pub fn reference_top1(model: &str) -> Option<ReferenceTop1> {
+    let (val, test) = match model {
+        "googlenet" => (90.40, 89.70),
+        "resnet" => (91.84, 91.06),
+        "resnet_preact" => (91.80, 91.07),
+        "densenet" => (90.72, 90.23),
+        _ => return None,
+    };
+    Some(ReferenceTop1 { val, test })
+}
+
+/// The reference test top-1 of SPEC §4, for a model trained on CIFAR-10's ten classes.
+pub fn reference_test_top1(model: &str, classes: usize) -> Option<f64> {
+    reference_top1(model)
+        .filter(|_| classes == 10)
+        .map(|reference| reference.test)
+}
+
+/// `272,378`: a count as a person reads it.
+pub fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use zune_core::bytestream::ZCursor;
+    use zune_png::PngDecoder;
+
+    /// Width, height and RGB pixels of a PNG, which must decode.
+    pub(crate) fn decode(png: &[u8]) -> (usize, usize, Vec<u8>) {
+        let mut decoder = PngDecoder::new(ZCursor::new(png));
+        let pixels = decoder.decode_raw().expect("a valid PNG");
+        let (w, h) = decoder.dimensions().unwrap();
+        (w, h, pixels)
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(super::group_thousands(272_378), "272,378");
+        assert_eq!(super::group_thousands(61_100_840), "61,100,840");
+        assert_eq!(super::group_thousands(999), "999");
+    }
+}

@@ -1,0 +1,286 @@
+//! The layout of a run folder, in one place: every file `train` writes there and `runs`,
+//! `--resume` and `--overwrite` look for is named by a method of [`RunDir`].
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::checkpoint::meta_path;
+use crate::summary::{self, EpochRow};
+
+/// Written by `train` when it starts and removed when it ends (see [`crate::run_lock`]).
+pub const LOCK_FILE: &str = "run.lock";
+
+/// The checkpointers' names: a complete epoch checkpoint has one file of each.
+pub const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// A run folder (`--output`, default `runs/<model>`); the folder need not exist yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The resolved configuration, written before the first epoch.
+    pub fn config(&self) -> PathBuf {
+        self.path.join("config.toml")
+    }
+
+    /// One row per finished epoch (see [`crate::summary`]).
+    pub fn summary(&self) -> PathBuf {
+        self.path.join("summary.csv")
+    }
+
+    /// The weights of the best epoch, with their metadata beside them.
+    pub fn best(&self) -> PathBuf {
+        self.path.join("best.bpk")
+    }
+
+    /// The weights at the step Ctrl-C stopped the run.
+    pub fn interrupted(&self) -> PathBuf {
+        self.path.join("interrupted.bpk")
+    }
+
+    /// [`RunResults`]: written once the run is finished.
+    pub fn results(&self) -> PathBuf {
+        self.path.join("results.json")
+    }
+
+    pub fn curves(&self) -> PathBuf {
+        self.path.join("curves.png")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.path.join(LOCK_FILE)
+    }
+
+    /// burn-train's model, optimizer and scheduler checkpoints of the kept epochs.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.path.join("checkpoint")
+    }
+
+    /// The checkpoint file of one part (one of [`CHECKPOINT_PARTS`]) of one epoch.
+    pub fn checkpoint(&self, part: &str, epoch: usize) -> PathBuf {
+        self.checkpoint_dir().join(format!("{part}-{epoch}.bpk"))
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.results().is_file()
+    }
+
+    /// Whether the folder holds a run: `config.toml` is written before the first epoch.
+    pub fn is_run(&self) -> bool {
+        [self.config(), self.summary(), self.results(), self.lock()]
+            .iter()
+            .any(|f| f.is_file())
+    }
+
+    /// The epochs whose model, optimizer and scheduler checkpoints are all on disk.
+    pub fn complete_checkpoints(&self) -> BTreeSet<usize> {
+        let files: Vec<String> = std::fs::read_dir(self.checkpoint_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        let epochs_of = |part: &str| -> BTreeSet<usize> {
+            files
+                .iter()
+                .filter_map(|file| {
+                    file.strip_prefix(&format!("{part}-"))?
+                        .strip_suffix(".bpk")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        };
+        let [first, rest @ ..] = CHECKPOINT_PARTS.map(epochs_of);
+        first
+            .into_iter()
+            .filter(|e| rest.iter().all(|part| part.contains(e)))
+            .collect()
+    }
+
+    /// The last epoch `--resume` can continue from.
+    pub fn last_complete_checkpoint(&self) -> Option<usize> {
+        self.complete_checkpoints().into_iter().next_back()
+    }
+
+    /// Temporary files a killed run left behind (see [`crate::atomic`]): never read, so only
+    /// removed.
+    pub fn remove_partial_writes(&self) -> Result<()> {
+        for dir in [self.path.clone(), self.checkpoint_dir()] {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().contains(".tmp-") {
+                    std::fs::remove_file(entry.path()).with_context(|| {
+                        format!("cannot remove the partial file {}", entry.path().display())
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes everything a run writes (`--overwrite`); other files in the folder stay.
+    pub fn clear(&self) -> Result<()> {
+        let best = self.best();
+        let interrupted = self.interrupted();
+        for path in [
+            self.checkpoint_dir(),
+            meta_path(&best),
+            best,
+            meta_path(&interrupted),
+            interrupted,
+            self.summary(),
+            self.results(),
+            self.config(),
+            self.curves(),
+        ] {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(e).with_context(|| format!("cannot clear {}", path.display()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn read_summary(&self) -> Result<Vec<EpochRow>> {
+        summary::read(&self.summary())
+    }
+
+    pub fn write_summary(&self, rows: &[EpochRow]) -> Result<()> {
+        atomic::write_bytes(&self.summary(), summary::to_csv(rows).as_bytes())
+    }
+
+    pub fn read_results(&self) -> Result<RunResults> {
+        let path = self.results();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+    }
+
+    pub fn write_results(&self, results: &RunResults) -> Result<()> {
+        // Through a `Value`, whose keys are sorted: results.json has always listed them so.
+        let value = serde_json::to_value(results).context("cannot serialise the results")?;
+        atomic::write_bytes(
+            &self.results(),
+            serde_json::to_string_pretty(&value)?.as_bytes(),
+        )
+    }
+}
+
+/// `results.json`: what a finished run achieved, read by `cnnzoo runs`. Runs written by hand or
+/// by an older cnnzoo may lack any field but the model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunResults {
+    pub model: Option<String>,
+    /// The epoch `best.bpk` comes from.
+    pub best_epoch: Option<usize>,
+    pub epochs_done: Option<usize>,
+    pub epochs_planned: Option<usize>,
+    /// Validation top-1 and top-5 of `best.bpk` (%), when the run held images out.
+    pub val_top1: Option<f64>,
+    pub val_top5: Option<f64>,
+    pub test_top1: Option<f64>,
+    pub test_top5: Option<f64>,
+    pub test_images: Option<usize>,
+    pub parameters: Option<usize>,
+    pub wall_seconds: Option<f64>,
+    /// The device's description, as `train` printed it.
+    pub device: Option<String>,
+    /// `best.bpk`.
+    pub checkpoint: Option<PathBuf>,
+    pub classes: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_of_the_layout_is_inside_the_folder() {
+        let run = RunDir::new("runs/resnet");
+        for path in [
+            run.config(),
+            run.summary(),
+            run.best(),
+            run.interrupted(),
+            run.results(),
+            run.curves(),
+            run.lock(),
+            run.checkpoint("model", 3),
+        ] {
+            assert!(path.starts_with("runs/resnet"), "{}", path.display());
+        }
+        assert_eq!(
+            run.checkpoint("optim", 12),
+            Path::new("runs/resnet/checkpoint/optim-12.bpk")
+        );
+    }
+
+    #[test]
+    fn only_epochs_with_all_three_parts_are_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::create_dir_all(run.checkpoint_dir()).unwrap();
+        for (part, epoch) in [
+            ("model", 1),
+            ("optim", 1),
+            ("scheduler", 1),
+            ("model", 2),
+            ("optim", 2),
+        ] {
+            std::fs::write(run.checkpoint(part, epoch), b"x").unwrap();
+        }
+        assert_eq!(run.complete_checkpoints(), BTreeSet::from([1]));
+        assert_eq!(run.last_complete_checkpoint(), Some(1));
+        assert!(!run.is_run());
+    }
+
+    #[test]
+    fn results_round_trip_with_sorted_keys_and_read_partial_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let results = RunResults {
+            model: Some("resnet".into()),
+            best_epoch: Some(2),
+            test_top1: Some(60.25),
+            val_top1: None,
+            ..RunResults::default()
+        };
+        run.write_results(&results).unwrap();
+        assert!(run.is_finished() && run.is_run());
+        assert_eq!(run.read_results().unwrap(), results);
+        let text = std::fs::read_to_string(run.results()).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert!(text.contains("\"val_top1\": null"), "{text}");
+
+        std::fs::write(run.results(), r#"{"model": "resnet", "test_top1": 91.5}"#).unwrap();
+        let partial = run.read_results().unwrap();
+        assert_eq!(partial.test_top1, Some(91.5));
+        assert_eq!(partial.parameters, None);
+    }
+}

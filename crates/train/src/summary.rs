@@ -1,0 +1,154 @@
+//! `summary.csv`: one row per finished epoch, and the choice of the best epoch (validation
+//! top-1, ties to the earlier).
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+pub const SUMMARY_HEADER: &str = "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds,images_per_second,peak_rss_mb";
+
+/// One row of `summary.csv`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_top1: f64,
+    pub val_loss: Option<f64>,
+    pub val_top1: Option<f64>,
+    pub val_top5: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    /// Peak resident memory during the epoch (Linux), to check that memory stays flat.
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl EpochRow {
+    /// The figure the best epoch is chosen by: validation top-1, or training top-1 without a
+    /// validation split.
+    pub fn score(&self) -> f64 {
+        self.val_top1.unwrap_or(self.train_top1)
+    }
+
+    fn to_csv(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+        format!(
+            "{},{:.6e},{:.5},{:.3},{},{},{},{:.2},{:.1},{}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_top1,
+            opt(self.val_loss),
+            opt(self.val_top1),
+            opt(self.val_top5),
+            self.seconds,
+            self.images_per_second,
+            self.peak_rss_mb
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default()
+        )
+    }
+
+    fn from_csv(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 10 {
+            return None;
+        }
+        let opt = |s: &str| {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        };
+        Some(Self {
+            epoch: f[0].parse().ok()?,
+            lr: f[1].parse().ok()?,
+            train_loss: f[2].parse().ok()?,
+            train_top1: f[3].parse().ok()?,
+            val_loss: opt(f[4])?,
+            val_top1: opt(f[5])?,
+            val_top5: opt(f[6])?,
+            seconds: f[7].parse().ok()?,
+            images_per_second: f[8].parse().ok()?,
+            peak_rss_mb: opt(f[9])?,
+        })
+    }
+}
+
+/// The whole file: the header, then the rows.
+pub fn to_csv(rows: &[EpochRow]) -> String {
+    let mut csv = String::from(SUMMARY_HEADER);
+    csv.push('\n');
+    for r in rows {
+        let _ = writeln!(csv, "{}", r.to_csv());
+    }
+    csv
+}
+
+/// Reads the rows of a `summary.csv`.
+pub fn read(path: &Path) -> Result<Vec<EpochRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            EpochRow::from_csv(l)
+                .with_context(|| format!("{}: malformed row '{l}'", path.display()))
+        })
+        .collect()
+}
+
+/// The best epoch: highest score, the earlier on ties.
+pub fn best_row(rows: &[EpochRow]) -> Option<&EpochRow> {
+    rows.iter()
+        .fold(None, |best: Option<&EpochRow>, row| match best {
+            Some(b) if b.score() >= row.score() => Some(b),
+            _ => Some(row),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: usize, val: f64) -> EpochRow {
+        EpochRow {
+            epoch,
+            val_top1: Some(val),
+            val_loss: Some(1.0),
+            ..EpochRow::default()
+        }
+    }
+
+    #[test]
+    fn best_is_highest_validation_top1_and_earlier_on_ties() {
+        let rows = vec![row(1, 50.0), row(2, 61.0), row(3, 61.0), row(4, 40.0)];
+        assert_eq!(best_row(&rows).unwrap().epoch, 2);
+        assert!(best_row(&[]).is_none());
+    }
+
+    #[test]
+    fn summary_rows_round_trip_through_csv() {
+        let r = EpochRow {
+            epoch: 3,
+            lr: 0.01,
+            train_loss: 1.25,
+            train_top1: 55.5,
+            val_loss: None,
+            val_top1: Some(60.25),
+            val_top5: Some(95.0),
+            seconds: 12.5,
+            images_per_second: 400.0,
+            peak_rss_mb: Some(812.5),
+        };
+        assert_eq!(EpochRow::from_csv(&r.to_csv()), Some(r.clone()));
+        assert_eq!(SUMMARY_HEADER.split(',').count(), 10);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        std::fs::write(&path, to_csv(&[row(1, 50.0), r.clone()])).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![row(1, 50.0), r]);
+    }
+}

@@ -1,0 +1,428 @@
+//! `cnnzoo train`: the reference recipe on burn-train's learner, into a run folder that survives
+//! being killed at any point and can be resumed.
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::{Learner, LearningResult, SupervisedTraining};
+use cnnzoo_cifar::IMAGE_SIDE;
+use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
+use serde::Serialize;
+
+use crate::atomic;
+use crate::checkpoint::{self, CheckpointMeta, FORMAT};
+use crate::classifier::Classifier;
+use crate::config::{Overrides, TrainConfig};
+use crate::data::{self, Data, Loaders};
+use crate::device;
+use crate::evaluation::{self, Evaluation};
+use crate::import;
+use crate::learner_hooks::{AtomicCheckpointer, KeepBestAndLast, RunLogger, SharedRun};
+use crate::optim;
+use crate::progress::LineRenderer;
+use crate::recipes;
+use crate::report::curves::Curves;
+use crate::run_dir::{RunDir, RunResults};
+use crate::run_lock::{self, RunLock};
+use crate::schedule::EpochSchedule;
+
+/// What `cnnzoo train` is asked to do.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainRequest {
+    /// Model name (see `cnnzoo models`); overrides the config's `model`.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// TOML config (see configs/); without it, the model's shipped recipe.
+    #[arg(long = "config", value_name = "CONFIG")]
+    pub config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace a run already in the output folder.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Start from the weights of this cnnzoo checkpoint (from `cnnzoo import` or a run's best.bpk).
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
+}
+
+/// A finished run: its folder, and the evaluation of `best.bpk` that `results.json` records.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub best_epoch: usize,
+    /// `None` when no images were held out for validation.
+    pub val: Option<Evaluation>,
+    pub test: Evaluation,
+}
+
+/// Reads the config file (or the model's shipped recipe) and applies the flags.
+pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
+    let mut config = match &request.config_file {
+        Some(path) => TrainConfig::from_file(path)?,
+        None => {
+            let Some(model) = &request.model else {
+                bail!(
+                    "name a model with --model, or a config file with --config (`cnnzoo models` lists the models)"
+                );
+            };
+            recipes::recipe_for(model)
+        }
+    };
+    if let Some(model) = &request.model {
+        config.model = model.clone();
+    }
+    config.apply(&request.overrides);
+    let source = request
+        .config_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the command line".into());
+    config
+        .validate()
+        .with_context(|| format!("invalid configuration from {source}"))?;
+    lookup(&config.model)?;
+    Ok(config)
+}
+
+/// Trains, keeps the best epoch as `best.bpk`, evaluates it and writes `results.json`.
+pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
+    let config = resolve_config(request)?;
+    let entry = lookup(&config.model)?;
+    let run_dir = config.run_dir();
+    run_lock::ensure_not_running(&run_dir)?;
+    let resume_from = prepare_output(&run_dir, request)?;
+
+    let data = data::load_cifar10(&config.data_dir(), config.val_fraction, config.seed)?;
+    let model_config = model_config(&config, entry, data.classes.len())?;
+    let selected = device::select(&config.device)?;
+    println!(
+        "cnnzoo: training {} on {}",
+        config.model, selected.description
+    );
+
+    std::fs::create_dir_all(run_dir.path())
+        .with_context(|| format!("cannot create the run folder {}", run_dir.path().display()))?;
+    // Marks the run as running for `cnnzoo runs` until this function returns.
+    let mut lock = RunLock::create(&run_dir)?;
+    atomic::write_bytes(&run_dir.config(), config.to_toml()?.as_bytes())?;
+
+    let steps_per_epoch = steps_per_epoch(&config, &data)?;
+    let start_epoch = resume_from.map_or(1, |e| e + 1);
+    let loaders = data::training_loaders(&data, &config, start_epoch, &selected.device)?;
+    let meta = CheckpointMeta {
+        format: FORMAT.into(),
+        model: config.model.clone(),
+        config: model_config.clone(),
+        dataset: data.info(entry.input_size),
+        epoch: None,
+        val_top1: None,
+        split_seed: config.seed,
+        val_fraction: config.val_fraction,
+    };
+    let run = track_epochs(&run_dir, &config, resume_from, meta.clone())?;
+
+    let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
+    let num_params = classifier.model.num_trainable_params();
+    lock.set_parameters(num_params)?;
+
+    let started = Instant::now();
+    let result = fit(
+        &run_dir,
+        &config,
+        &run,
+        loaders,
+        classifier,
+        steps_per_epoch,
+        resume_from,
+    )?;
+    check_completed(&run_dir, &config, &run, result, meta)?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+
+    let best_epoch = run
+        .best()
+        .context("training finished without a single completed epoch")?
+        .epoch;
+    let (val, test, classes) = evaluate_best(&run_dir, &config, &data, &selected.device)?;
+    run_dir.write_results(&RunResults {
+        model: Some(config.model.clone()),
+        best_epoch: Some(best_epoch),
+        epochs_done: Some(run.rows().len()),
+        epochs_planned: Some(config.epochs),
+        val_top1: val.as_ref().map(|v| v.top1),
+        val_top5: val.as_ref().map(|v| v.top5),
+        test_top1: Some(test.top1),
+        test_top5: Some(test.top5),
+        test_images: Some(test.n),
+        parameters: Some(num_params),
+        wall_seconds: Some(wall_seconds),
+        device: Some(selected.description.clone()),
+        checkpoint: Some(run_dir.best()),
+        classes: Some(classes),
+    })?;
+    Ok(TrainOutcome {
+        run_dir: run_dir.path().to_path_buf(),
+        best_epoch,
+        val,
+        test,
+    })
+}
+
+/// The model's hyper-parameters: the registry variant's, with the config's `model_params`.
+fn model_config(config: &TrainConfig, entry: &ModelEntry, classes: usize) -> Result<ModelConfig> {
+    let model_params = serde_json::to_value(&config.model_params)
+        .context("model_params")?
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let model_config = entry
+        .config_with(classes, &model_params)
+        .map_err(|e| anyhow::anyhow!("model_params: {e}"))?;
+    if let Some(side) = model_config.min_input_side()
+        && side > IMAGE_SIDE
+    {
+        bail!(
+            "model '{}' needs images of at least {side}x{side} pixels and CIFAR-10's are {IMAGE_SIDE}x{IMAGE_SIDE}: set cifar_stem = true under [model_params] in the config",
+            config.model
+        );
+    }
+    Ok(model_config)
+}
+
+fn steps_per_epoch(config: &TrainConfig, data: &Data) -> Result<usize> {
+    let steps = data.train.len() / config.batch_size;
+    if steps == 0 {
+        bail!(
+            "batch_size {} is larger than the {} training images: no full batch to train on",
+            config.batch_size,
+            data.train.len()
+        );
+    }
+    Ok(steps)
+}
+
+/// The run's bookkeeping, with the epochs a resumed run already did, redrawing the curves after
+/// every epoch.
+fn track_epochs(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    resume_from: Option<usize>,
+    meta: CheckpointMeta,
+) -> Result<SharedRun> {
+    let done_rows = match resume_from {
+        Some(epoch) if run_dir.summary().exists() => run_dir
+            .read_summary()?
+            .into_iter()
+            .filter(|r| r.epoch <= epoch)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let run = SharedRun::new(run_dir.clone(), done_rows, meta);
+    let curves = Curves::for_run(run_dir, config);
+    run.on_epoch_end(move |rows| curves.redraw(rows));
+    Ok(run)
+}
+
+/// A fresh initialisation from the seed, or the weights of `--init`.
+fn initial_classifier(
+    request: &TrainRequest,
+    config: &TrainConfig,
+    model_config: &ModelConfig,
+    device: &Device,
+) -> Result<Classifier> {
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+    match &request.init {
+        Some(path) => import::init_from(path, &config.model, model_config, &autodiff),
+        None => Ok(Classifier {
+            model: model_config.init(&autodiff),
+        }),
+    }
+}
+
+/// burn-train's supervised training with cnnzoo's metrics, logger, checkpointing and Ctrl-C
+/// handling, from the start or from the checkpoint of `resume_from`.
+fn fit(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    run: &SharedRun,
+    loaders: Loaders,
+    classifier: Classifier,
+    steps_per_epoch: usize,
+    resume_from: Option<usize>,
+) -> Result<LearningResult<Classifier>> {
+    let optimizer = optim::build_optimizer(&config.optimizer);
+    let schedule = EpochSchedule::new(
+        &config.schedule,
+        config.optimizer.lr(),
+        steps_per_epoch,
+        config.epochs,
+    );
+    let training = SupervisedTraining::new(run_dir.path(), loaders.train, loaders.valid);
+    let interrupter = training.interrupter();
+    stop_on_ctrl_c(interrupter.clone())?;
+    let mut training = training
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(TopKAccuracyMetric::new(5))
+        .metric_train_numeric(LearningRateMetric::new())
+        .with_metric_logger(RunLogger::new(run.clone(), config.batch_size, interrupter))
+        .with_custom_checkpointers(
+            AtomicCheckpointer::new(run_dir.clone(), "model", Some(run.clone())),
+            AtomicCheckpointer::new(run_dir.clone(), "optim", None),
+            AtomicCheckpointer::new(run_dir.clone(), "scheduler", None),
+        )
+        .with_checkpointing_strategy(KeepBestAndLast::new(
+            run.clone(),
+            run_dir
+                .complete_checkpoints()
+                .into_iter()
+                .collect::<BTreeSet<_>>(),
+        ))
+        .with_application_logger(None)
+        .num_epochs(config.epochs);
+    if !std::io::stdout().is_terminal() {
+        training = training.renderer(Box::new(LineRenderer::default()));
+    }
+    if let Some(epoch) = resume_from {
+        println!(
+            "cnnzoo: resuming {} after epoch {epoch}",
+            run_dir.path().display()
+        );
+        training = training.checkpoint(epoch);
+    }
+    Ok(training.launch(Learner::new(classifier, optimizer, schedule)))
+}
+
+/// Fails when training did not run to its last epoch (an error, a diverged loss, Ctrl-C), saying
+/// how to go on; after Ctrl-C the weights of the last step are kept as `interrupted.bpk`.
+fn check_completed(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    run: &SharedRun,
+    result: LearningResult<Classifier>,
+    meta: CheckpointMeta,
+) -> Result<()> {
+    let resume_hint = || match run_dir.last_complete_checkpoint() {
+        Some(epoch) => format!(
+            "the checkpoint of epoch {epoch} is kept; continue with: cnnzoo train --config {} --resume",
+            run_dir.config().display()
+        ),
+        None => "no epoch was completed, so there is no checkpoint to resume from".into(),
+    };
+    if let Some(error) = result.error {
+        bail!("training stopped with an error: {error}; {}", resume_hint());
+    }
+    if let Some((epoch, step)) = run.diverged() {
+        bail!(
+            "the training loss became NaN or infinite at epoch {epoch}, step {step}; the learning rate ({}) is the likely cause: lower it with --lr (or add warm-up epochs); {}",
+            config.optimizer.lr(),
+            resume_hint()
+        );
+    }
+    if result.interrupted.is_some() {
+        let stopped = run_dir.interrupted();
+        atomic::write_with(&stopped, |temp| {
+            result
+                .model
+                .save_file(temp)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))
+        })?;
+        checkpoint::write_meta(&stopped, &meta)?;
+        eprintln!(
+            "stopped by Ctrl-C; the weights at the last step are in {} (eval, predict and train --init read it)",
+            stopped.display()
+        );
+        bail!("training was interrupted; {}", resume_hint());
+    }
+    Ok(())
+}
+
+/// Validation (when images were held out) and test accuracy of `best.bpk`, with its classes.
+fn evaluate_best(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    data: &Data,
+    device: &Device,
+) -> Result<(Option<Evaluation>, Evaluation, Vec<String>)> {
+    let (model, meta) = checkpoint::load(&run_dir.best(), device)?;
+    let evaluate = |set| {
+        evaluation::evaluate(
+            &model.model,
+            &data::eval_loader(set, config.batch_size, device)?,
+            device,
+        )
+    };
+    let val = if data.val.is_empty() {
+        None
+    } else {
+        Some(evaluate(&data.val)?)
+    };
+    let test = evaluate(&data.test)?;
+    Ok((val, test, meta.dataset.classes))
+}
+
+/// The first Ctrl-C stops training at the end of the current step (the learner checks the
+/// interrupter after each step); a second one exits at once.
+fn stop_on_ctrl_c(interrupter: burn::train::Interrupter) -> Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])
+        .context("cannot install the Ctrl-C handler")?;
+    std::thread::spawn(move || {
+        for (count, _) in signals.forever().enumerate() {
+            if count == 0 {
+                eprintln!(
+                    "\nCtrl-C: stopping after the current step (press again to quit at once)"
+                );
+                interrupter.stop(Some("Ctrl-C"));
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A finished run is kept unless `--overwrite`; `--resume` needs a checkpoint to resume from.
+/// Returns the epoch to resume after.
+fn prepare_output(run_dir: &RunDir, request: &TrainRequest) -> Result<Option<usize>> {
+    let out = run_dir.path();
+    if request.resume {
+        return match run_dir.last_complete_checkpoint() {
+            Some(epoch) => {
+                run_dir.remove_partial_writes()?;
+                Ok(Some(epoch))
+            }
+            None => bail!(
+                "--resume: {} holds no complete checkpoint to resume from",
+                out.display()
+            ),
+        };
+    }
+    let finished = run_dir.is_finished();
+    let started = run_dir.last_complete_checkpoint().is_some();
+    if (finished || started) && !request.overwrite {
+        bail!(
+            "{} already holds a {} run; pass --overwrite to replace it{}",
+            out.display(),
+            if finished { "finished" } else { "stopped" },
+            if finished {
+                ""
+            } else {
+                ", or --resume to continue it"
+            }
+        );
+    }
+    if request.overwrite && out.exists() {
+        run_dir.clear()?;
+    }
+    Ok(None)
+}
