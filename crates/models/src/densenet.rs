@@ -128,10 +128,7 @@ pub struct DenseNetCifar {
 
 impl DenseNetCifarConfig {
     pub fn init(&self, device: &Device) -> DenseNetCifar {
-        let init = Init::Kaiming {
-            gain: self.activation.kaiming_gain(),
-            mode: FanMode::FanIn,
-        };
+        let init = Init::kaiming(self.activation, FanMode::FanIn);
         let mut channels = self.growth_rate * self.bn_size;
         let input_conv = ConvSpec::new(3, channels, 3).init(init, Some(Init::TorchDefault), device);
         let mut blocks = Vec::new();

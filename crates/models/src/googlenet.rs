@@ -111,10 +111,7 @@ pub struct InceptionBlock {
 
 impl InceptionBlock {
     pub fn new(c: InceptionChannels, act: Act, device: &Device) -> Self {
-        let init = Init::Kaiming {
-            gain: act.kaiming_gain(),
-            mode: FanMode::FanIn,
-        };
+        let init = Init::kaiming(act, FanMode::FanIn);
         let unit = |spec: ConvSpec| unit(spec, init, act, device);
         Self {
             conv_1x1: unit(ConvSpec::new(c.c_in, c.out_1x1, 1)),
@@ -154,10 +151,7 @@ pub struct GoogleNetCifar {
 
 impl GoogleNetCifarConfig {
     pub fn init(&self, device: &Device) -> GoogleNetCifar {
-        let init = Init::Kaiming {
-            gain: self.activation.kaiming_gain(),
-            mode: FanMode::FanIn,
-        };
+        let init = Init::kaiming(self.activation, FanMode::FanIn);
         let c_last = GOOGLENET_BLOCKS[GOOGLENET_BLOCKS.len() - 1].c_out();
         GoogleNetCifar {
             input_net: unit(

@@ -1,5 +1,5 @@
 //! One type for "any model of the zoo", so that training, evaluation and checkpoints are written
-//! once for every architecture. The families are listed once, in [`families!`]'s invocation
+//! once for every architecture. The families are listed once, in the `families!` invocation
 //! below: a family's config provides `init`, `torch_key` and a `num_classes` field, its network a
 //! `forward` from images to logits.
 use burn::prelude::*;
@@ -17,8 +17,17 @@ use crate::mobilenet::{MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3C
 use crate::resnet::{ResNetCifar, ResNetCifarConfig, ResNetImageNet, ResNetImageNetConfig};
 use crate::vgg::{Vgg, VggConfig};
 
-/// Declares [`ModelConfig`] and [`Model`] with one variant per family, and the methods that
-/// dispatch to the family. The variant names are part of every checkpoint's tensor paths
+/// What every family's config answers; `families!` implements it for each from the config's own
+/// `init`, `torch_key` and `num_classes`.
+trait Family {
+    fn build(&self, device: &Device) -> Model;
+    fn torch_key(&self, key: &str) -> Option<String>;
+    fn num_classes(&self) -> usize;
+    fn set_num_classes(&mut self, num_classes: usize);
+}
+
+/// Declares [`ModelConfig`] and [`Model`] with one variant per family, and [`Family`] for each
+/// family's config. The variant names are part of every checkpoint's tensor paths
 /// (`model.ResNet.…`) and the tags of every checkpoint's JSON (`"family": "resnet"`): they never
 /// change.
 macro_rules! families {
@@ -40,32 +49,32 @@ macro_rules! families {
             $($variant($network),)*
         }
 
+        $(impl Family for $config {
+            fn build(&self, device: &Device) -> Model {
+                Model::$variant(self.init(device))
+            }
+            fn torch_key(&self, key: &str) -> Option<String> {
+                <$config>::torch_key(self, key)
+            }
+            fn num_classes(&self) -> usize {
+                self.num_classes
+            }
+            fn set_num_classes(&mut self, num_classes: usize) {
+                self.num_classes = num_classes;
+            }
+        })*
+
         impl ModelConfig {
-            pub fn init(&self, device: &Device) -> Model {
+            /// The family's config, to ask what every family answers.
+            fn family(&self) -> &dyn Family {
                 match self {
-                    $(Self::$variant(config) => Model::$variant(config.init(device)),)*
+                    $(Self::$variant(config) => config,)*
                 }
             }
 
-            /// The parameter path, relative to the family's network, of a tensor of the
-            /// reference PyTorch `state_dict`; `None` for keys with no counterpart
-            /// (`num_batches_tracked`) or not of this model. Each family file documents its
-            /// mapping.
-            pub fn torch_key(&self, key: &str) -> Option<String> {
+            fn family_mut(&mut self) -> &mut dyn Family {
                 match self {
-                    $(Self::$variant(config) => config.torch_key(key),)*
-                }
-            }
-
-            pub fn num_classes(&self) -> usize {
-                match self {
-                    $(Self::$variant(config) => config.num_classes,)*
-                }
-            }
-
-            pub fn set_num_classes(&mut self, num_classes: usize) {
-                match self {
-                    $(Self::$variant(config) => config.num_classes = num_classes,)*
+                    $(Self::$variant(config) => config,)*
                 }
             }
         }
@@ -98,6 +107,25 @@ families! {
 }
 
 impl ModelConfig {
+    pub fn init(&self, device: &Device) -> Model {
+        self.family().build(device)
+    }
+
+    /// The parameter path, relative to the family's network, of a tensor of the reference
+    /// PyTorch `state_dict`; `None` for keys with no counterpart (`num_batches_tracked`) or not
+    /// of this model. Each family file documents its mapping.
+    pub fn torch_key(&self, key: &str) -> Option<String> {
+        self.family().torch_key(key)
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.family().num_classes()
+    }
+
+    pub fn set_num_classes(&mut self, num_classes: usize) {
+        self.family_mut().set_num_classes(num_classes);
+    }
+
     /// The smallest square input side the network takes where that is more than CIFAR's 32
     /// pixels: Inception v3's ImageNet stem (a stride-2 convolution and two stride-2 pools
     /// before its 8x8 grid blocks) needs 75, as torchvision documents. Every other network here

@@ -105,18 +105,14 @@ pub struct ResNetBlock {
 
 impl ResNetBlock {
     fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
-        let BlockShape {
-            c_in,
-            c_out,
-            subsample,
-        } = shape;
+        let BlockShape { c_in, c_out, .. } = shape;
         let [conv1, conv2] = shape.convs(init, device);
         Self {
             conv1,
             bn1: Norm::TORCH.init(c_out, device),
             conv2,
             bn2: Norm::TORCH.init(c_out, device),
-            downsample: subsample.then(|| {
+            downsample: shape.subsample.then(|| {
                 ConvSpec::new(c_in, c_out, 1)
                     .stride(2)
                     .init(init, Some(Init::TorchDefault), device)
@@ -159,18 +155,14 @@ pub struct PreActResNetBlock {
 
 impl PreActResNetBlock {
     fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
-        let BlockShape {
-            c_in,
-            c_out,
-            subsample,
-        } = shape;
+        let BlockShape { c_in, c_out, .. } = shape;
         let [conv1, conv2] = shape.convs(init, device);
         Self {
             bn1: Norm::TORCH.init(c_in, device),
             conv1,
             bn2: Norm::TORCH.init(c_out, device),
             conv2,
-            downsample: subsample.then(|| PreActDownsample {
+            downsample: shape.subsample.then(|| PreActDownsample {
                 bn: Norm::TORCH.init(c_in, device),
                 conv: ConvSpec::new(c_in, c_out, 1)
                     .stride(2)
@@ -224,10 +216,7 @@ pub struct ResNetCifar {
 
 impl ResNetCifarConfig {
     pub fn init(&self, device: &Device) -> ResNetCifar {
-        let init = Init::Kaiming {
-            gain: self.activation.kaiming_gain(),
-            mode: FanMode::FanOut,
-        };
+        let init = Init::kaiming(self.activation, FanMode::FanOut);
         let c_stem = self.channels[0];
         let mut blocks = Vec::new();
         let mut c_in = c_stem;

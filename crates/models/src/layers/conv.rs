@@ -6,6 +6,8 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 
+use super::Act;
+
 /// Which fan a Kaiming initialisation scales by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FanMode {
@@ -46,6 +48,14 @@ impl Init {
         gain: std::f64::consts::SQRT_2,
         mode: FanMode::FanIn,
     };
+
+    /// `kaiming_normal_(mode, nonlinearity)` with the gain of `act`, as the reference passes it.
+    pub fn kaiming(act: Act, mode: FanMode) -> Self {
+        Self::Kaiming {
+            gain: act.kaiming_gain(),
+            mode,
+        }
+    }
 
     /// A lazily initialised parameter of `shape`, where `fan_in` and `fan_out` are PyTorch's.
     pub fn param<const D: usize>(
@@ -189,23 +199,14 @@ pub struct Convolution {
 
 impl From<burn::nn::conv::Conv2d> for Convolution {
     fn from(conv: burn::nn::conv::Conv2d) -> Self {
-        let burn::nn::conv::Conv2d {
-            weight,
-            bias,
-            stride,
-            kernel_size,
-            dilation,
-            groups,
-            padding,
-        } = conv;
         Self {
-            weight,
-            bias,
-            stride,
-            kernel_size,
-            dilation,
-            groups,
-            padding,
+            weight: conv.weight,
+            bias: conv.bias,
+            stride: conv.stride,
+            kernel_size: conv.kernel_size,
+            dilation: conv.dilation,
+            groups: conv.groups,
+            padding: conv.padding,
         }
     }
 }

@@ -55,23 +55,15 @@ pub struct BatchNorm2d {
 
 impl BatchNorm2d {
     pub fn new(config: BatchNormConfig, device: &Device) -> Self {
-        let BatchNorm {
-            gamma,
-            beta,
-            training,
-            running_mean,
-            running_var,
-            momentum,
-            epsilon,
-        } = config.init(device);
+        let norm: BatchNorm = config.init(device);
         Self {
-            gamma,
-            beta,
-            training,
-            running_mean,
-            running_var,
-            momentum,
-            epsilon,
+            gamma: norm.gamma,
+            beta: norm.beta,
+            training: norm.training,
+            running_mean: norm.running_mean,
+            running_var: norm.running_var,
+            momentum: norm.momentum,
+            epsilon: norm.epsilon,
         }
     }
 

@@ -20,19 +20,12 @@ pub struct MaxPooling {
 
 impl From<burn::nn::pool::MaxPool2d> for MaxPooling {
     fn from(pool: burn::nn::pool::MaxPool2d) -> Self {
-        let burn::nn::pool::MaxPool2d {
-            stride,
-            kernel_size,
-            padding,
-            dilation,
-            ceil_mode,
-        } = pool;
         Self {
-            stride,
-            kernel_size,
-            padding,
-            dilation,
-            ceil_mode,
+            stride: pool.stride,
+            kernel_size: pool.kernel_size,
+            padding: pool.padding,
+            dilation: pool.dilation,
+            ceil_mode: pool.ceil_mode,
         }
     }
 }
