@@ -1,17 +1,6 @@
-//! The configs shipped in `configs/`, built into the binary so that `cnnzoo train --model NAME`
-//! follows the reference recipe without a `--config`.
+//! The configs shipped in `configs/`, which each zoo entry carries, so that
+//! `cnnzoo train --model NAME` follows the reference recipe without a `--config`.
 use crate::config::TrainConfig;
-
-const SHIPPED: &[(&str, &str)] = &[
-    ("googlenet", include_str!("../../../configs/googlenet.toml")),
-    ("resnet", include_str!("../../../configs/resnet.toml")),
-    (
-        "resnet_preact",
-        include_str!("../../../configs/resnet_preact.toml"),
-    ),
-    ("densenet", include_str!("../../../configs/densenet.toml")),
-    ("resnet18", include_str!("../../../configs/resnet18.toml")),
-];
 
 /// The recipe used when no `--config` is given: the shipped config for this model if there is
 /// one, else SGD with the reference's multi-step schedule.
@@ -19,12 +8,10 @@ pub fn recipe_for(model: &str) -> TrainConfig {
     shipped(model).unwrap_or_else(|| TrainConfig::reference_sgd(model))
 }
 
-/// The shipped config whose `model` is `model`.
+/// The shipped config of `model`: its zoo entry's recipe.
 pub fn shipped(model: &str) -> Option<TrainConfig> {
-    SHIPPED
-        .iter()
-        .filter_map(|(_, text)| TrainConfig::from_toml(text).ok())
-        .find(|config| config.model == model)
+    let recipe = cnnzoo_models::lookup(model).ok()?.recipe?;
+    TrainConfig::from_toml(recipe).ok()
 }
 
 #[cfg(test)]
@@ -32,13 +19,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_shipped_config_parses_and_validates() {
-        for (file, text) in SHIPPED {
-            let config = TrainConfig::from_toml(text).unwrap_or_else(|e| panic!("{file}: {e}"));
-            config.validate().unwrap_or_else(|e| panic!("{file}: {e}"));
+    fn every_shipped_recipe_parses_validates_and_trains_its_model() {
+        let with_recipe: Vec<_> = cnnzoo_models::MODELS
+            .iter()
+            .filter_map(|entry| entry.recipe.map(|text| (entry.name, text)))
+            .collect();
+        assert_eq!(with_recipe.len(), 5, "the configs/ files");
+        for (name, text) in with_recipe {
+            let config = TrainConfig::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
-                &config.model, file,
-                "configs/{file}.toml trains {}",
+                config.model, name,
+                "{name}'s recipe trains {}",
                 config.model
             );
         }

@@ -1,16 +1,12 @@
 //! The drawing primitives of the reports: an RGB picture with antialiased shapes (tiny-skia),
-//! text in an embedded subset of DejaVu Sans (ab_glyph, so no system font is needed), and its
-//! PNG encoding (zune-png).
+//! text in an embedded subset of DejaVu Sans (ab_glyph, so no system font is needed), written
+//! as a PNG.
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use anyhow::{Context, Result};
 use tiny_skia::{
     Color, FillRule, LineCap, LineJoin, Paint, PathBuilder, Pixmap, Rect, Stroke, StrokeDash,
     Transform,
 };
-use zune_core::bit_depth::BitDepth;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::EncoderOptions;
-use zune_png::PngEncoder;
 
 /// DejaVu Sans cut down to ASCII and a few symbols; its licence is beside it.
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
@@ -264,16 +260,6 @@ impl Canvas {
             .chunks_exact(4)
             .flat_map(|p| [p[0], p[1], p[2]])
             .collect();
-        let options = EncoderOptions::new(
-            self.pixmap.width() as usize,
-            self.pixmap.height() as usize,
-            ColorSpace::RGB,
-            BitDepth::Eight,
-        );
-        let mut png = Vec::new();
-        PngEncoder::new(&rgb, options)
-            .encode(&mut png)
-            .map_err(|e| anyhow::anyhow!("cannot encode the picture as PNG: {e:?}"))?;
-        Ok(png)
+        super::png::encode_rgb(self.pixmap.width(), self.pixmap.height(), &rgb)
     }
 }

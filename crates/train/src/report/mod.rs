@@ -5,27 +5,16 @@
 pub(crate) mod canvas;
 pub mod confusion;
 pub mod curves;
+mod png;
 
-/// Validation and test top-1 (%) of a reference implementation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ReferenceTop1 {
-    pub val: f64,
-    pub test: f64,
-}
+use cnnzoo_models::ReferenceTop1;
 
-/// The reference accuracy of SPEC §4 (full CIFAR-10, 180 epochs) for the models it lists.
+/// The reference's validation and test top-1 for `model`, from its zoo entry.
 pub fn reference_top1(model: &str) -> Option<ReferenceTop1> {
-    let (val, test) = match model {
-        "googlenet" => (90.40, 89.70),
-        "resnet" => (91.84, 91.06),
-        "resnet_preact" => (91.80, 91.07),
-        "densenet" => (90.72, 90.23),
-        _ => return None,
-    };
-    Some(ReferenceTop1 { val, test })
+    cnnzoo_models::lookup(model).ok()?.reference
 }
 
-/// The reference test top-1 of SPEC §4, for a model trained on CIFAR-10's ten classes.
+/// The reference's test top-1, for a model trained on CIFAR-10's ten classes.
 pub fn reference_test_top1(model: &str, classes: usize) -> Option<f64> {
     reference_top1(model)
         .filter(|_| classes == 10)
