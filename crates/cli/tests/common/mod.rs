@@ -17,12 +17,18 @@ pub fn mini_data() -> PathBuf {
         shared.exists(),
         "the tests need ../shared/data/cifar10-mini beside the checkout"
     );
+    let shared = shared.canonicalize().unwrap();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-mini");
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("cifar-10-binary.tar.gz");
-    // Test binaries run side by side: whoever links first wins, the others find the link.
-    if let Err(e) = std::os::unix::fs::symlink(&shared, &link) {
-        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+    // The target folder outlives checkouts (CI keeps it between clones), so a link made from
+    // another checkout may point nowhere: it is replaced, by a rename, because test binaries
+    // run side by side and may find it at any moment.
+    if std::fs::read_link(&link).ok() != Some(shared.clone()) {
+        let fresh = dir.join(format!("link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fresh);
+        std::os::unix::fs::symlink(&shared, &fresh).unwrap();
+        std::fs::rename(&fresh, &link).unwrap();
     }
     dir
 }
