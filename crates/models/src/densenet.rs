@@ -126,32 +126,53 @@ pub struct DenseNetCifar {
     pub act: Act,
 }
 
+/// The dense blocks and the transitions between them, as both DenseNets lay them out: block `b`
+/// holds `counts[b]` layers, each made by `layer` for its input channels and adding `growth`
+/// channels, and a transition made by `transition` for the channels halves them after every
+/// block but the last. Returns each block's layers, the transitions and the final channels.
+fn dense_stages<L, T>(
+    mut channels: usize,
+    counts: &[usize],
+    growth: usize,
+    layer: impl Fn(usize) -> L,
+    transition: impl Fn(usize) -> T,
+) -> (Vec<Vec<L>>, Vec<T>, usize) {
+    let mut blocks = Vec::new();
+    let mut transitions = Vec::new();
+    for (index, &count) in counts.iter().enumerate() {
+        blocks.push((0..count).map(|i| layer(channels + i * growth)).collect());
+        channels += count * growth;
+        if index + 1 < counts.len() {
+            transitions.push(transition(channels));
+            channels /= 2;
+        }
+    }
+    (blocks, transitions, channels)
+}
+
 impl DenseNetCifarConfig {
     pub fn init(&self, device: &Device) -> DenseNetCifar {
         let init = Init::kaiming(self.activation, FanMode::FanIn);
-        let mut channels = self.growth_rate * self.bn_size;
+        let channels = self.growth_rate * self.bn_size;
         let input_conv = ConvSpec::new(3, channels, 3).init(init, Some(Init::TorchDefault), device);
-        let mut blocks = Vec::new();
-        let mut transitions = Vec::new();
-        for (index, &count) in self.num_layers.iter().enumerate() {
-            let layers = (0..count)
-                .map(|i| DenseLayerCifar::new(channels + i * self.growth_rate, self, init, device))
-                .collect();
-            blocks.push(DenseBlockCifar { layers });
-            channels += count * self.growth_rate;
-            if index + 1 < self.num_layers.len() {
-                transitions.push(TransitionLayer {
-                    bn: Norm::TORCH.init(channels, device),
-                    conv: ConvSpec::new(channels, channels / 2, 1).init(init, None, device),
-                    pool: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-                    act: self.activation,
-                });
-                channels /= 2;
-            }
-        }
+        let (blocks, transitions, channels) = dense_stages(
+            channels,
+            &self.num_layers,
+            self.growth_rate,
+            |c_in| DenseLayerCifar::new(c_in, self, init, device),
+            |c| TransitionLayer {
+                bn: Norm::TORCH.init(c, device),
+                conv: ConvSpec::new(c, c / 2, 1).init(init, None, device),
+                pool: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                act: self.activation,
+            },
+        );
         DenseNetCifar {
             input_conv,
-            blocks,
+            blocks: blocks
+                .into_iter()
+                .map(|layers| DenseBlockCifar { layers })
+                .collect(),
             transitions,
             output_bn: Norm::TORCH.init(channels, device),
             output_net: LinearConfig::new(channels, self.num_classes).init(device),
@@ -335,33 +356,25 @@ impl DenseNetImageNetConfig {
         } else {
             ConvSpec::new(3, c0, 7).stride(2)
         };
-        let mut channels = c0;
-        let mut blocks = Vec::new();
-        let mut transitions = Vec::new();
-        for (index, &count) in self.block_config.iter().enumerate() {
-            let layers = (0..count)
-                .map(|i| DenseLayer::new(channels + i * self.growth_rate, self, device))
-                .collect();
-            blocks.push(DenseBlock { layers });
-            channels += count * self.growth_rate;
-            if index + 1 < self.block_config.len() {
-                transitions.push(Transition {
-                    norm: Norm::TORCH.init(channels, device),
-                    conv: ConvSpec::new(channels, channels / 2, 1).init(
-                        Init::KAIMING_FAN_IN,
-                        None,
-                        device,
-                    ),
-                    pool: AvgPool2dConfig::new([2, 2]).init(),
-                });
-                channels /= 2;
-            }
-        }
+        let (blocks, transitions, channels) = dense_stages(
+            c0,
+            &self.block_config,
+            self.growth_rate,
+            |c_in| DenseLayer::new(c_in, self, device),
+            |c| Transition {
+                norm: Norm::TORCH.init(c, device),
+                conv: ConvSpec::new(c, c / 2, 1).init(Init::KAIMING_FAN_IN, None, device),
+                pool: AvgPool2dConfig::new([2, 2]).init(),
+            },
+        );
         DenseNetImageNet {
             conv0: stem.init(Init::KAIMING_FAN_IN, None, device),
             norm0: Norm::TORCH.init(c0, device),
             pool0: (!self.cifar_stem).then(|| MaxPooling::new(3, 2, 1)),
-            blocks,
+            blocks: blocks
+                .into_iter()
+                .map(|layers| DenseBlock { layers })
+                .collect(),
             transitions,
             norm5: Norm::TORCH.init(channels, device),
             classifier: linear(

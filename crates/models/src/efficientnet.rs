@@ -14,7 +14,7 @@ use burn::prelude::*;
 use crate::layers::torch_names::{conv_leaf, conv_norm_key, se_or_unit_key};
 use crate::layers::{
     Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm,
-    SqueezeExcitation, global_avg_pool, linear, make_divisible,
+    SqueezeExcitation, forward_stages, global_avg_pool, linear, make_divisible,
 };
 use crate::model::ModelConfig;
 use crate::registry::ModelEntry;
@@ -249,11 +249,7 @@ fn mb_conv(b: &MbConv, device: &Device) -> InvertedResidual {
 impl EfficientNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.stem.forward(x);
-        let x = self
-            .stages
-            .iter()
-            .flatten()
-            .fold(x, |x, block| block.forward(x));
+        let x = forward_stages(&self.stages, x);
         let x = global_avg_pool(self.head.forward(x));
         self.classifier.forward(self.dropout.forward(x))
     }
@@ -266,7 +262,6 @@ impl EfficientNetConfig {
     /// `project`.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         let config = self;
-
         let parts: Vec<&str> = key.split('.').collect();
         match parts.as_slice() {
             ["classifier", "1", leaf] => Some(format!("classifier.{}", conv_leaf(leaf)?)),

@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Param;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::pytorch_reader::{FileFormat, PytorchReader};
 use burn::store::{ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore, bridge};
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::layers::{ParamPath, ParamVisitor, visit_params};
 use crate::model::{Model, ModelConfig};
 
 /// How many keys an error lists of each kind before it only counts the rest.
@@ -335,7 +336,7 @@ impl TorchWeights {
     pub fn into_model(self, config: &ModelConfig, device: &Device) -> Result<Model, ImportError> {
         let mut model = config.init(device);
         let mut params = Params::default();
-        model.visit(&mut params);
+        visit_params(&model, &mut params);
         // Paths start with the `Model` variant; the families' mappings are relative to it.
         let variant = params
             .found
@@ -492,34 +493,15 @@ struct ParamInfo {
 /// on load, keyed on the same container type).
 #[derive(Default)]
 struct Params {
-    path: Vec<String>,
-    containers: Vec<String>,
     found: BTreeMap<String, ParamInfo>,
 }
 
-impl ModuleVisitor for Params {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+impl ParamVisitor for Params {
+    fn visit<const D: usize>(&mut self, path: &ParamPath, param: &Param<Tensor<D>>) {
         let mut torch_shape = param.lazy_shape().to_vec();
-        let in_linear = self
-            .containers
-            .iter()
-            .rev()
-            .find(|c| c.starts_with("Struct:") || c.starts_with("Enum:"))
-            .is_some_and(|c| c == "Struct:Linear");
-        if in_linear && self.path.last().is_some_and(|p| p == "weight") && D == 2 {
+        if path.owner() == Some("Struct:Linear") && path.leaf() == "weight" && D == 2 {
             torch_shape.reverse();
         }
-        self.found
-            .insert(self.path.join("."), ParamInfo { torch_shape });
+        self.found.insert(path.joined(), ParamInfo { torch_shape });
     }
 }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 
 use crate::layers::torch_names::{conv_leaf, conv_norm_key};
 use crate::layers::{
-    Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm,
+    Act, ConvNormAct, ConvSpec, Init, InvertedResidual, InvertedResidualSpec, Norm, forward_stages,
     global_avg_pool, linear, make_divisible,
 };
 use crate::model::ModelConfig;
@@ -141,11 +141,7 @@ impl MnasNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.stem.forward(x);
         let x = self.separable_pw.forward(self.separable_dw.forward(x));
-        let x = self
-            .stacks
-            .iter()
-            .flatten()
-            .fold(x, |x, block| block.forward(x));
+        let x = forward_stages(&self.stacks, x);
         let x = global_avg_pool(self.head.forward(x));
         self.classifier.forward(self.dropout.forward(x))
     }

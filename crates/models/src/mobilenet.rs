@@ -146,7 +146,6 @@ impl MobileNetV2Config {
     /// convolution and batch norm after them are `project.conv` and `project.bn`.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         let config = self;
-
         let blocks = v2_blocks(config);
         let parts: Vec<&str> = key.split('.').collect();
         match parts.as_slice() {
@@ -364,7 +363,6 @@ impl MobileNetV3Config {
     /// there is one), `depthwise`, `se` (where there is one), `project`.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         let config = self;
-
         let blocks = config.blocks();
         let parts: Vec<&str> = key.split('.').collect();
         match parts.as_slice() {

@@ -276,7 +276,6 @@ impl ResNetCifarConfig {
     /// conv2` and `downsample.{0,2}` -> `downsample.{bn,conv}`; `output_net.2` -> `output_net`.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         let block = self.block;
-
         let parts: Vec<&str> = key.split('.').collect();
         Some(match (block, parts.as_slice()) {
             (_, ["input_net", "0", "weight"]) => "input_conv.weight".into(),

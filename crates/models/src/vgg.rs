@@ -163,7 +163,6 @@ impl VggConfig {
     /// `weight`/`bias` are burn's `gamma`/`beta`.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         let config = self;
-
         let parts: Vec<&str> = key.split('.').collect();
         match parts.as_slice() {
             ["classifier", index, leaf] => {

@@ -2,9 +2,10 @@
 //! and a forward/backward pass on the CPU backend.
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use cnnzoo_models::layers::{ParamPath, ParamVisitor, visit_params};
 use cnnzoo_models::{Act, Model, ModelConfig, lookup};
 
 fn cpu() -> Device {
@@ -13,28 +14,26 @@ fn cpu() -> Device {
     device
 }
 
+/// The CIFAR networks of the reference: trainable parameters at 10 classes (SPEC §1) and the
+/// channels their linear layer reads.
+const CIFAR_NETWORKS: [(&str, usize, usize); 4] = [
+    ("googlenet", 260_650, 128),
+    ("resnet", 272_378, 64),
+    ("resnet_preact", 272_250, 64),
+    ("densenet", 239_146, 184),
+];
+
 #[test]
 fn parameter_counts_match_the_reference() {
-    for (name, expected) in [
-        ("googlenet", 260_650),
-        ("resnet", 272_378),
-        ("resnet_preact", 272_250),
-        ("densenet", 239_146),
-    ] {
-        let entry = lookup(name).unwrap();
-        assert_eq!(entry.num_params(10), expected, "{name}");
+    for (name, expected, _) in CIFAR_NETWORKS {
+        assert_eq!(lookup(name).unwrap().num_params(10), expected, "{name}");
     }
 }
 
 #[test]
 fn parameter_counts_follow_the_number_of_classes() {
     // Only the final linear layer depends on the classes: (c_last + 1) weights per class.
-    for (name, c_last) in [
-        ("googlenet", 128),
-        ("resnet", 64),
-        ("resnet_preact", 64),
-        ("densenet", 184),
-    ] {
+    for (name, _, c_last) in CIFAR_NETWORKS {
         let entry = lookup(name).unwrap();
         assert_eq!(
             entry.num_params(100) - entry.num_params(10),
@@ -46,30 +45,20 @@ fn parameter_counts_follow_the_number_of_classes() {
 
 /// Collects every float tensor with its path, e.g. `blocks.0.Standard.conv1.weight`.
 #[derive(Default)]
-struct Tensors {
-    path: Vec<String>,
-    found: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
+struct Tensors(Vec<(String, Vec<usize>, Vec<f32>)>);
 
-impl ModuleVisitor for Tensors {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+impl ParamVisitor for Tensors {
+    fn visit<const D: usize>(&mut self, path: &ParamPath, param: &Param<Tensor<D>>) {
         let tensor = param.val();
         let values = tensor.to_data().try_to_vec::<f32>().unwrap();
-        self.found
-            .push((self.path.join("."), tensor.dims().to_vec(), values));
+        self.0.push((path.joined(), tensor.dims().to_vec(), values));
     }
 }
 
 fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut visitor = Tensors::default();
-    model.visit(&mut visitor);
-    visitor.found
+    let mut tensors = Tensors::default();
+    visit_params(model, &mut tensors);
+    tensors.0
 }
 
 fn mean_std(values: &[f32]) -> (f64, f64) {
@@ -187,7 +176,7 @@ fn forward_backward(config: ModelConfig, label: &str) {
 
 #[test]
 fn every_model_trains_on_the_cpu_backend() {
-    for name in ["googlenet", "resnet", "resnet_preact", "densenet"] {
+    for (name, _, _) in CIFAR_NETWORKS {
         forward_backward(lookup(name).unwrap().config(10), name);
     }
 }

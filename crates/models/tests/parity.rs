@@ -191,27 +191,35 @@ fn import_mismatch(file: &str, config: &ModelConfig) -> Mismatch {
 
 #[test]
 fn missing_keys_are_listed_ten_at_most() {
-    let Mismatch {
-        missing,
-        unexpected,
-        shapes,
-        message,
-        ..
-    } = import_mismatch("tiny_resnet_missing.safetensors", &tiny());
-    assert_eq!(missing.len(), 12);
-    assert!(unexpected.is_empty() && shapes.is_empty());
-    assert!(missing.contains(&("input_conv.weight".to_string(), vec![4, 3, 3, 3])));
+    let mismatch = import_mismatch("tiny_resnet_missing.safetensors", &tiny());
+    assert_eq!(mismatch.missing.len(), 12);
+    assert!(mismatch.unexpected.is_empty() && mismatch.shapes.is_empty());
     assert!(
-        message.contains("12 parameter(s) of the model that no tensor in the file maps to"),
-        "{message}"
+        mismatch
+            .missing
+            .contains(&("input_conv.weight".to_string(), vec![4, 3, 3, 3]))
     );
     assert!(
-        message.contains("blocks.0.Standard.conv1.weight [4, 4, 3, 3]"),
-        "{message}"
+        mismatch
+            .message
+            .contains("12 parameter(s) of the model that no tensor in the file maps to"),
+        "{}",
+        mismatch.message
     );
-    assert!(message.ends_with(", and 2 more"), "{message}");
     assert!(
-        message.starts_with(
+        mismatch
+            .message
+            .contains("blocks.0.Standard.conv1.weight [4, 4, 3, 3]"),
+        "{}",
+        mismatch.message
+    );
+    assert!(
+        mismatch.message.ends_with(", and 2 more"),
+        "{}",
+        mismatch.message
+    );
+    assert!(
+        mismatch.message.starts_with(
             &fixtures()
                 .join("tiny_resnet_missing.safetensors")
                 .display()
@@ -222,16 +230,10 @@ fn missing_keys_are_listed_ten_at_most() {
 
 #[test]
 fn unexpected_keys_are_named_as_in_the_file() {
-    let Mismatch {
-        missing,
-        unexpected,
-        shapes,
-        message,
-        ..
-    } = import_mismatch("tiny_resnet_unexpected.safetensors", &tiny());
-    assert!(missing.is_empty() && shapes.is_empty());
+    let mismatch = import_mismatch("tiny_resnet_unexpected.safetensors", &tiny());
+    assert!(mismatch.missing.is_empty() && mismatch.shapes.is_empty());
     assert_eq!(
-        unexpected,
+        mismatch.unexpected,
         &[
             "blocks.9.net.0.weight",
             "head.fc.weight",
@@ -239,58 +241,55 @@ fn unexpected_keys_are_named_as_in_the_file() {
         ]
     );
     assert!(
-        message.contains("3 key(s) in the file that are not weights of this model: blocks.9.net.0.weight, head.fc.weight, output_net.3.bias"),
-        "{message}"
+        mismatch.message.contains("3 key(s) in the file that are not weights of this model: blocks.9.net.0.weight, head.fc.weight, output_net.3.bias"),
+        "{}", mismatch.message
     );
 }
 
 #[test]
 fn shape_mismatches_give_both_shapes_in_pytorch_layout() {
-    let Mismatch {
-        missing,
-        unexpected,
-        shapes,
-        message,
-        ..
-    } = import_mismatch("tiny_resnet_shapes.safetensors", &tiny());
-    assert!(missing.is_empty() && unexpected.is_empty());
-    assert_eq!(shapes.len(), 2);
+    let mismatch = import_mismatch("tiny_resnet_shapes.safetensors", &tiny());
+    assert!(mismatch.missing.is_empty() && mismatch.unexpected.is_empty());
+    assert_eq!(mismatch.shapes.len(), 2);
     assert!(
-        message.contains("blocks.1.net.0.weight is [8, 4, 5, 5], expected [8, 4, 3, 3]"),
-        "{message}"
+        mismatch
+            .message
+            .contains("blocks.1.net.0.weight is [8, 4, 5, 5], expected [8, 4, 3, 3]"),
+        "{}",
+        mismatch.message
     );
     assert!(
-        message.contains("output_net.2.weight is [16, 10], expected [10, 16]"),
-        "{message}"
+        mismatch
+            .message
+            .contains("output_net.2.weight is [16, 10], expected [10, 16]"),
+        "{}",
+        mismatch.message
     );
 }
 
 #[test]
 fn weights_for_another_configuration_are_refused() {
-    // The tiny network's file against the full ResNet-20: wrong widths and missing blocks.
-    let Mismatch {
-        missing, shapes, ..
-    } = import_mismatch("tiny_resnet.pt", &lookup("resnet").unwrap().config(10));
-    assert!(!missing.is_empty() && !shapes.is_empty());
+    // The tiny network's file against the full ResNet-20: wrong widths and mismatch.missing blocks.
+    let mismatch = import_mismatch("tiny_resnet.pt", &lookup("resnet").unwrap().config(10));
+    assert!(!mismatch.missing.is_empty() && !mismatch.shapes.is_empty());
     // A ResNet file is not a DenseNet: only the stem's key means something to both (with
     // another width), and the Lightning keys are named as in the file.
-    let Mismatch {
-        missing,
-        unexpected,
-        shapes,
-        ..
-    } = import_mismatch("resnet.ckpt", &lookup("densenet").unwrap().config(10));
-    assert_eq!(unexpected.len(), 100);
+    let mismatch = import_mismatch("resnet.ckpt", &lookup("densenet").unwrap().config(10));
+    assert_eq!(mismatch.unexpected.len(), 100);
     assert_eq!(
-        shapes,
+        mismatch.shapes,
         &[ShapeMismatch {
             key: "state_dict.model.input_net.0.weight".into(),
             found: vec![16, 3, 3, 3],
             expected: vec![32, 3, 3, 3],
         }]
     );
-    assert!(unexpected.contains(&"state_dict.model.blocks.0.net.0.weight".to_string()));
-    assert!(missing.len() > 100);
+    assert!(
+        mismatch
+            .unexpected
+            .contains(&"state_dict.model.blocks.0.net.0.weight".to_string())
+    );
+    assert!(mismatch.missing.len() > 100);
     // Ten classes in the file, a hundred asked for.
     let error = import_error("tiny_resnet.pt", &{
         let mut config = tiny();

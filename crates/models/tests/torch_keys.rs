@@ -5,21 +5,13 @@ mod common;
 use common::assert_keys_map_one_to_one;
 
 #[test]
-fn googlenet_keys_map_one_to_one() {
-    assert_keys_map_one_to_one("googlenet", include_str!("fixtures/googlenet.keys"));
-}
-
-#[test]
-fn resnet_keys_map_one_to_one() {
-    assert_keys_map_one_to_one("resnet", include_str!("fixtures/resnet.keys"));
-}
-
-#[test]
-fn resnet_preact_keys_map_one_to_one() {
-    assert_keys_map_one_to_one("resnet_preact", include_str!("fixtures/resnet_preact.keys"));
-}
-
-#[test]
-fn densenet_keys_map_one_to_one() {
-    assert_keys_map_one_to_one("densenet", include_str!("fixtures/densenet.keys"));
+fn reference_keys_map_one_to_one() {
+    for (name, keys) in [
+        ("googlenet", include_str!("fixtures/googlenet.keys")),
+        ("resnet", include_str!("fixtures/resnet.keys")),
+        ("resnet_preact", include_str!("fixtures/resnet_preact.keys")),
+        ("densenet", include_str!("fixtures/densenet.keys")),
+    ] {
+        assert_keys_map_one_to_one(name, keys);
+    }
 }

@@ -109,6 +109,11 @@ impl InvertedResidual {
     }
 }
 
+/// `x` through every block of every stage, in order.
+pub fn forward_stages(stages: &[Vec<InvertedResidual>], x: Tensor<4>) -> Tensor<4> {
+    stages.iter().flatten().fold(x, |x, block| block.forward(x))
+}
+
 /// `make_divisible` of torchvision (from the TensorFlow MobileNet code): the nearest multiple of
 /// `divisor` to `v`, at least `divisor`, and never more than 10% below `v`.
 pub fn make_divisible(v: f64, divisor: usize) -> usize {

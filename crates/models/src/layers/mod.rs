@@ -1,24 +1,27 @@
 //! The building blocks every family is made of, written once: initialised convolutions and
 //! linear layers ([`conv`]), batch norm ([`norm`]), pooling ([`pool`]), activations
-//! ([`activation`]), the conv-norm-activation unit, squeeze-excitation and stochastic depth
+//! ([`activation`]), the walk over a module's parameters ([`params`]), the conv-norm-activation unit, squeeze-excitation and stochastic depth
 //! ([`units`]), the inverted residual block ([`inverted_residual`]), and the mapping of PyTorch's
 //! tensor names onto theirs ([`torch_names`]). Convolution, batch norm and max pooling run
 //! cnnzoo's CPU kernels ([`cnnzoo_flex_kernels`]) on the CPU backend and burn's elsewhere.
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
 pub mod activation;
 pub mod conv;
 pub mod inverted_residual;
 pub mod norm;
+pub mod params;
 pub mod pool;
 pub mod torch_names;
 pub mod units;
 
 pub use activation::Act;
 pub use conv::{ConvSpec, Convolution, FanMode, Init, linear};
-pub use inverted_residual::{InvertedResidual, InvertedResidualSpec, make_divisible};
+pub use inverted_residual::{
+    InvertedResidual, InvertedResidualSpec, forward_stages, make_divisible,
+};
 pub use norm::{BatchNorm2d, Norm};
+pub use params::{ParamPath, ParamVisitor, count_trainable_params, visit_params};
 pub use pool::{MaxPooling, global_avg_pool, spatial_mean};
 pub use units::{ConvNormAct, SqueezeExcitation, StochasticDepth};
 
@@ -37,38 +40,4 @@ pub fn imagenet_to_unit_range(x: Tensor<4>) -> Tensor<4> {
         })
         .collect();
     Tensor::cat(channels, 1)
-}
-
-/// Counts trainable weights and biases the way PyTorch's `sum(p.numel() for p in parameters())`
-/// does: burn's `num_params` also counts batch-norm running statistics, which are buffers.
-pub fn count_trainable_params<M: Module>(module: &M) -> usize {
-    struct Counter {
-        path: Vec<String>,
-        total: usize,
-    }
-    impl ModuleVisitor for Counter {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let is_running_stat = matches!(
-                self.path.last().map(String::as_str),
-                Some("running_mean" | "running_var")
-            );
-            // `lazy_shape` leaves a lazily initialised parameter uninitialised: counting VGG's
-            // 138M weights must not draw them.
-            if !is_running_stat {
-                self.total += param.lazy_shape().num_elements();
-            }
-        }
-    }
-    let mut counter = Counter {
-        path: Vec::new(),
-        total: 0,
-    };
-    module.visit(&mut counter);
-    counter.total
 }

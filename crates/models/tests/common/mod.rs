@@ -4,30 +4,21 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Param;
 use burn::prelude::*;
+use cnnzoo_models::layers::{ParamPath, ParamVisitor, visit_params};
 use cnnzoo_models::{Model, lookup};
 
 /// Walks the trainable tensors (batch-norm running statistics are buffers, not trained).
 struct GradientCheck<'a> {
     grads: &'a burn::tensor::Gradients,
-    path: Vec<String>,
     missing_or_zero: Vec<String>,
     checked: usize,
 }
 
-impl ModuleVisitor for GradientCheck<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if matches!(
-            self.path.last().map(String::as_str),
-            Some("running_mean" | "running_var")
-        ) {
+impl ParamVisitor for GradientCheck<'_> {
+    fn visit<const D: usize>(&mut self, path: &ParamPath, param: &Param<Tensor<D>>) {
+        if path.is_running_statistic() {
             return;
         }
         self.checked += 1;
@@ -36,7 +27,7 @@ impl ModuleVisitor for GradientCheck<'_> {
             .grad(self.grads)
             .is_some_and(|g| g.abs().sum().into_scalar::<f64>() > 0.0);
         if !nonzero {
-            self.missing_or_zero.push(self.path.join("."));
+            self.missing_or_zero.push(path.joined());
         }
     }
 }
@@ -50,11 +41,10 @@ pub fn assert_every_parameter_has_a_gradient(
 ) {
     let mut check = GradientCheck {
         grads,
-        path: Vec::new(),
         missing_or_zero: Vec::new(),
         checked: 0,
     };
-    model.visit(&mut check);
+    visit_params(model, &mut check);
     assert!(
         check.checked > at_least,
         "{label}: {} tensors",
@@ -68,22 +58,13 @@ pub fn assert_every_parameter_has_a_gradient(
 }
 
 #[derive(Default)]
-struct Shapes {
-    path: Vec<String>,
-    found: BTreeMap<String, Vec<usize>>,
-}
+struct Shapes(BTreeMap<String, Vec<usize>>);
 
-impl ModuleVisitor for Shapes {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+impl ParamVisitor for Shapes {
+    fn visit<const D: usize>(&mut self, path: &ParamPath, param: &Param<Tensor<D>>) {
         // Drop the `Model` enum variant: mappings are relative to the family's network.
-        self.found.insert(
-            self.path[1..].join("."),
+        self.0.insert(
+            path.joined_after(1),
             param.lazy_shape().dims::<D>().to_vec(),
         );
     }
@@ -95,7 +76,7 @@ impl ModuleVisitor for Shapes {
 pub fn assert_keys_map_one_to_one(name: &str, fixture: &str) {
     let config = lookup(name).unwrap().config(10);
     let mut shapes = Shapes::default();
-    config.init(&Device::flex()).visit(&mut shapes);
+    visit_params(&config.init(&Device::flex()), &mut shapes);
     let mut unmapped = Vec::new();
     let mut mapped = BTreeMap::new();
     for line in fixture.lines() {
@@ -112,7 +93,7 @@ pub fn assert_keys_map_one_to_one(name: &str, fixture: &str) {
         match config.torch_key(key) {
             Some(path) => {
                 assert_eq!(
-                    shapes.found.get(&path),
+                    shapes.0.get(&path),
                     Some(&torch_shape),
                     "{name}: {key} -> {path}"
                 );
@@ -129,7 +110,7 @@ pub fn assert_keys_map_one_to_one(name: &str, fixture: &str) {
         "{name}: keys without a mapping: {unmapped:?}"
     );
     let missing: Vec<_> = shapes
-        .found
+        .0
         .keys()
         .filter(|p| !mapped.contains_key(*p))
         .collect();
