@@ -270,6 +270,7 @@ fn to_rgb(
         }
     };
     let rgb: Vec<u8> = if colorspace == ColorSpace::RGB {
+        // Already in order: kept as decoded, without a copy.
         pixels
     } else {
         pixels
