@@ -18,7 +18,7 @@ use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::fault;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunFile};
 use crate::summary::{EpochRow, best_row};
 
 /// Called with every epoch's rows once an epoch ends (the curves are redrawn from them).
@@ -334,7 +334,7 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
         if let Some(run) = &self.export_best {
             let state = run.lock();
             if let Some(best) = best_row(&state.rows).filter(|b| b.epoch == epoch) {
-                let best_path = state.dir.best();
+                let best_path = state.dir.file(RunFile::Best);
                 let mut meta = state.meta.clone();
                 meta.epoch = Some(epoch);
                 meta.val_top1 = best.val_top1;

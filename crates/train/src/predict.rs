@@ -257,34 +257,26 @@ fn to_rgb(
             pixels.len()
         ));
     }
-    let rgb: Vec<u8> = match colorspace {
-        ColorSpace::RGB => pixels,
-        ColorSpace::RGBA => pixels
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-        ColorSpace::BGR => pixels
-            .chunks_exact(3)
-            .flat_map(|p| [p[2], p[1], p[0]])
-            .collect(),
-        ColorSpace::BGRA => pixels
-            .chunks_exact(4)
-            .flat_map(|p| [p[2], p[1], p[0]])
-            .collect(),
-        ColorSpace::ARGB => pixels
-            .chunks_exact(4)
-            .flat_map(|p| [p[1], p[2], p[3]])
-            .collect(),
-        ColorSpace::Luma => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        ColorSpace::LumaA => pixels
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
+    // Where red, green and blue sit among a pixel's `channels` bytes.
+    let [r, g, b] = match colorspace {
+        ColorSpace::RGB | ColorSpace::RGBA => [0, 1, 2],
+        ColorSpace::BGR | ColorSpace::BGRA => [2, 1, 0],
+        ColorSpace::ARGB => [1, 2, 3],
+        ColorSpace::Luma | ColorSpace::LumaA => [0, 0, 0],
         other => {
             return Err(format!(
                 "the {format} image is in the {other:?} colour space, which cnnzoo does not convert"
             ));
         }
+    };
+    let rgb: Vec<u8> = if colorspace == ColorSpace::RGB {
+        // Already in order: kept as decoded, without a copy.
+        pixels
+    } else {
+        pixels
+            .chunks_exact(channels)
+            .flat_map(|p| [p[r], p[g], p[b]])
+            .collect()
     };
     Ok(Rgb {
         width,

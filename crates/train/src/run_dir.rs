@@ -1,5 +1,5 @@
 //! The layout of a run folder, in one place: every file `train` writes there and `runs`,
-//! `--resume` and `--overwrite` look for is named by a method of [`RunDir`].
+//! `--resume` and `--overwrite` look for is a [`RunFile`] or a checkpoint of [`RunDir`].
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -10,11 +10,40 @@ use crate::atomic;
 use crate::checkpoint::meta_path;
 use crate::summary::{self, EpochRow};
 
-/// Written by `train` when it starts and removed when it ends (see [`crate::run_lock`]).
-pub const LOCK_FILE: &str = "run.lock";
-
 /// The checkpointers' names: a complete epoch checkpoint has one file of each.
 pub const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// The files at the top of a run folder; [`RunDir::file`] gives their paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunFile {
+    /// The resolved configuration, written before the first epoch.
+    Config,
+    /// One row per finished epoch (see [`crate::summary`]).
+    Summary,
+    /// The weights of the best epoch, with their metadata beside them.
+    Best,
+    /// The weights at the step Ctrl-C stopped the run.
+    Interrupted,
+    /// [`RunResults`]: written once the run is finished.
+    Results,
+    Curves,
+    /// Written by `train` when it starts and removed when it ends (see [`crate::run_lock`]).
+    Lock,
+}
+
+impl RunFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Config => "config.toml",
+            Self::Summary => "summary.csv",
+            Self::Best => "best.bpk",
+            Self::Interrupted => "interrupted.bpk",
+            Self::Results => "results.json",
+            Self::Curves => "curves.png",
+            Self::Lock => "run.lock",
+        }
+    }
+}
 
 /// A run folder (`--output`, default `runs/<model>`); the folder need not exist yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,37 +60,8 @@ impl RunDir {
         &self.path
     }
 
-    /// The resolved configuration, written before the first epoch.
-    pub fn config(&self) -> PathBuf {
-        self.path.join("config.toml")
-    }
-
-    /// One row per finished epoch (see [`crate::summary`]).
-    pub fn summary(&self) -> PathBuf {
-        self.path.join("summary.csv")
-    }
-
-    /// The weights of the best epoch, with their metadata beside them.
-    pub fn best(&self) -> PathBuf {
-        self.path.join("best.bpk")
-    }
-
-    /// The weights at the step Ctrl-C stopped the run.
-    pub fn interrupted(&self) -> PathBuf {
-        self.path.join("interrupted.bpk")
-    }
-
-    /// [`RunResults`]: written once the run is finished.
-    pub fn results(&self) -> PathBuf {
-        self.path.join("results.json")
-    }
-
-    pub fn curves(&self) -> PathBuf {
-        self.path.join("curves.png")
-    }
-
-    pub fn lock(&self) -> PathBuf {
-        self.path.join(LOCK_FILE)
+    pub fn file(&self, file: RunFile) -> PathBuf {
+        self.path.join(file.name())
     }
 
     /// burn-train's model, optimizer and scheduler checkpoints of the kept epochs.
@@ -75,14 +75,19 @@ impl RunDir {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.results().is_file()
+        self.file(RunFile::Results).is_file()
     }
 
     /// Whether the folder holds a run: `config.toml` is written before the first epoch.
     pub fn is_run(&self) -> bool {
-        [self.config(), self.summary(), self.results(), self.lock()]
-            .iter()
-            .any(|f| f.is_file())
+        [
+            RunFile::Config,
+            RunFile::Summary,
+            RunFile::Results,
+            RunFile::Lock,
+        ]
+        .into_iter()
+        .any(|file| self.file(file).is_file())
     }
 
     /// The epochs whose model, optimizer and scheduler checkpoints are all on disk.
@@ -133,18 +138,18 @@ impl RunDir {
 
     /// Removes everything a run writes (`--overwrite`); other files in the folder stay.
     pub fn clear(&self) -> Result<()> {
-        let best = self.best();
-        let interrupted = self.interrupted();
+        let best = self.file(RunFile::Best);
+        let interrupted = self.file(RunFile::Interrupted);
         for path in [
             self.checkpoint_dir(),
             meta_path(&best),
             best,
             meta_path(&interrupted),
             interrupted,
-            self.summary(),
-            self.results(),
-            self.config(),
-            self.curves(),
+            self.file(RunFile::Summary),
+            self.file(RunFile::Results),
+            self.file(RunFile::Config),
+            self.file(RunFile::Curves),
         ] {
             let removed = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
@@ -161,15 +166,18 @@ impl RunDir {
     }
 
     pub fn read_summary(&self) -> Result<Vec<EpochRow>> {
-        summary::read(&self.summary())
+        summary::read(&self.file(RunFile::Summary))
     }
 
     pub fn write_summary(&self, rows: &[EpochRow]) -> Result<()> {
-        atomic::write_bytes(&self.summary(), summary::to_csv(rows).as_bytes())
+        atomic::write_bytes(
+            &self.file(RunFile::Summary),
+            summary::to_csv(rows).as_bytes(),
+        )
     }
 
     pub fn read_results(&self) -> Result<RunResults> {
-        let path = self.results();
+        let path = self.file(RunFile::Results);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
@@ -179,7 +187,7 @@ impl RunDir {
         // Through a `Value`, whose keys are sorted: results.json has always listed them so.
         let value = serde_json::to_value(results).context("cannot serialise the results")?;
         atomic::write_bytes(
-            &self.results(),
+            &self.file(RunFile::Results),
             serde_json::to_string_pretty(&value)?.as_bytes(),
         )
     }
@@ -218,13 +226,13 @@ mod tests {
     fn every_file_of_the_layout_is_inside_the_folder() {
         let run = RunDir::new("runs/resnet");
         for path in [
-            run.config(),
-            run.summary(),
-            run.best(),
-            run.interrupted(),
-            run.results(),
-            run.curves(),
-            run.lock(),
+            run.file(RunFile::Config),
+            run.file(RunFile::Summary),
+            run.file(RunFile::Best),
+            run.file(RunFile::Interrupted),
+            run.file(RunFile::Results),
+            run.file(RunFile::Curves),
+            run.file(RunFile::Lock),
             run.checkpoint("model", 3),
         ] {
             assert!(path.starts_with("runs/resnet"), "{}", path.display());
@@ -268,7 +276,7 @@ mod tests {
         run.write_results(&results).unwrap();
         assert!(run.is_finished() && run.is_run());
         assert_eq!(run.read_results().unwrap(), results);
-        let text = std::fs::read_to_string(run.results()).unwrap();
+        let text = std::fs::read_to_string(run.file(RunFile::Results)).unwrap();
         let keys: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
@@ -278,7 +286,11 @@ mod tests {
         assert_eq!(keys, sorted);
         assert!(text.contains("\"val_top1\": null"), "{text}");
 
-        std::fs::write(run.results(), r#"{"model": "resnet", "test_top1": 91.5}"#).unwrap();
+        std::fs::write(
+            run.file(RunFile::Results),
+            r#"{"model": "resnet", "test_top1": 91.5}"#,
+        )
+        .unwrap();
         let partial = run.read_results().unwrap();
         assert_eq!(partial.test_top1, Some(91.5));
         assert_eq!(partial.parameters, None);

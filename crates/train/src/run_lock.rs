@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunFile};
 
 /// What `run.lock` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct LockInfo {
 impl LockInfo {
     /// The lock of a run folder, if there is a readable one.
     pub fn read(dir: &RunDir) -> Option<Self> {
-        let text = std::fs::read_to_string(dir.lock()).ok()?;
+        let text = std::fs::read_to_string(dir.file(RunFile::Lock)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -65,7 +65,7 @@ pub fn ensure_not_running(dir: &RunDir) -> Result<()> {
             "{} is being trained by process {} (see {}); wait for it to finish or stop it first",
             dir.path().display(),
             info.pid,
-            dir.lock().display()
+            dir.file(RunFile::Lock).display()
         );
     }
     Ok(())
@@ -76,7 +76,7 @@ impl RunLock {
     pub fn create(dir: &RunDir) -> Result<Self> {
         let pid = std::process::id();
         let lock = Self {
-            path: dir.lock(),
+            path: dir.file(RunFile::Lock),
             info: LockInfo {
                 pid,
                 process_start: process_start(pid),
@@ -161,6 +161,6 @@ mod tests {
         // This process holds it: a train of its own is not refused.
         ensure_not_running(&run).unwrap();
         drop(lock);
-        assert!(!run.lock().exists());
+        assert!(!run.file(RunFile::Lock).exists());
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::run_dir::{RunDir, RunResults};
+use crate::run_dir::{RunDir, RunFile, RunResults};
 use crate::run_lock::{self, LockInfo};
 use crate::summary::{EpochRow, best_row};
 
@@ -94,11 +94,15 @@ fn inspect(dir: &RunDir) -> RunInfo {
         .flatten()
         .unwrap_or_default();
     let config = dir
-        .config()
+        .file(RunFile::Config)
         .is_file()
-        .then(|| TrainConfig::from_file(&dir.config()).map_err(warn).ok())
+        .then(|| {
+            TrainConfig::from_file(&dir.file(RunFile::Config))
+                .map_err(warn)
+                .ok()
+        })
         .flatten();
-    let rows: Vec<EpochRow> = if dir.summary().is_file() {
+    let rows: Vec<EpochRow> = if dir.file(RunFile::Summary).is_file() {
         dir.read_summary().map_err(warn).unwrap_or_default()
     } else {
         Vec::new()

@@ -27,7 +27,7 @@ use crate::optim;
 use crate::progress::LineRenderer;
 use crate::recipes;
 use crate::report::curves::Curves;
-use crate::run_dir::{RunDir, RunResults};
+use crate::run_dir::{RunDir, RunFile, RunResults};
 use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
 
@@ -112,7 +112,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         .with_context(|| format!("cannot create the run folder {}", run_dir.path().display()))?;
     // Marks the run as running for `cnnzoo runs` until this function returns.
     let mut lock = RunLock::create(&run_dir)?;
-    atomic::write_bytes(&run_dir.config(), config.to_toml()?.as_bytes())?;
+    atomic::write_bytes(&run_dir.file(RunFile::Config), config.to_toml()?.as_bytes())?;
 
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
     let start_epoch = resume_from.map_or(1, |e| e + 1);
@@ -164,7 +164,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
         device: Some(selected.description.clone()),
-        checkpoint: Some(run_dir.best()),
+        checkpoint: Some(run_dir.file(RunFile::Best)),
         classes: Some(classes),
     })?;
     Ok(TrainOutcome {
@@ -217,7 +217,7 @@ fn track_epochs(
     meta: CheckpointMeta,
 ) -> Result<SharedRun> {
     let done_rows = match resume_from {
-        Some(epoch) if run_dir.summary().exists() => run_dir
+        Some(epoch) if run_dir.file(RunFile::Summary).exists() => run_dir
             .read_summary()?
             .into_iter()
             .filter(|r| r.epoch <= epoch)
@@ -315,7 +315,7 @@ fn check_completed(
     let resume_hint = || match run_dir.last_complete_checkpoint() {
         Some(epoch) => format!(
             "the checkpoint of epoch {epoch} is kept; continue with: cnnzoo train --config {} --resume",
-            run_dir.config().display()
+            run_dir.file(RunFile::Config).display()
         ),
         None => "no epoch was completed, so there is no checkpoint to resume from".into(),
     };
@@ -330,7 +330,7 @@ fn check_completed(
         );
     }
     if result.interrupted.is_some() {
-        let stopped = run_dir.interrupted();
+        let stopped = run_dir.file(RunFile::Interrupted);
         atomic::write_with(&stopped, |temp| {
             result
                 .model
@@ -354,7 +354,7 @@ fn evaluate_best(
     data: &Data,
     device: &Device,
 ) -> Result<(Option<Evaluation>, Evaluation, Vec<String>)> {
-    let (model, meta) = checkpoint::load(&run_dir.best(), device)?;
+    let (model, meta) = checkpoint::load(&run_dir.file(RunFile::Best), device)?;
     let evaluate = |set| {
         evaluation::evaluate(
             &model.model,

@@ -8,7 +8,7 @@ use super::canvas::{Align, Canvas, FRAME, GRID, INK, MUTED, Rgb};
 use super::reference_top1;
 use crate::atomic;
 use crate::config::{OptimizerConfig, ScheduleKind, TrainConfig};
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunFile};
 use crate::summary::{EpochRow, best_row};
 
 /// Width and height of `curves.png`.
@@ -32,7 +32,7 @@ pub struct Curves {
 impl Curves {
     pub fn for_run(dir: &RunDir, config: &TrainConfig) -> Self {
         Self {
-            path: dir.curves(),
+            path: dir.file(RunFile::Curves),
             model: config.model.clone(),
             subtitle: describe(config),
             epochs: config.epochs,
