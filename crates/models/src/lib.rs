@@ -26,5 +26,5 @@ pub mod resnet;
 pub mod vgg;
 
 pub use layers::Act;
-pub use model::{Model, ModelConfig};
+pub use model::{Family, Model, ModelConfig};
 pub use registry::{MODELS, ModelEntry, ReferenceTop1, RegistryError, lookup};

@@ -17,9 +17,9 @@ use crate::mobilenet::{MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3C
 use crate::resnet::{ResNetCifar, ResNetCifarConfig, ResNetImageNet, ResNetImageNetConfig};
 use crate::vgg::{Vgg, VggConfig};
 
-/// What every family's config answers; `families!` implements it for each from the config's own
-/// `init`, `torch_key` and `num_classes`.
-trait Family {
+/// What every family's config answers ([`ModelConfig::family`]); `families!` implements it for
+/// each from the config's own `init`, `torch_key` and `num_classes`.
+pub trait Family {
     fn build(&self, device: &Device) -> Model;
     fn torch_key(&self, key: &str) -> Option<String>;
     fn num_classes(&self) -> usize;
@@ -66,13 +66,13 @@ macro_rules! families {
 
         impl ModelConfig {
             /// The family's config, to ask what every family answers.
-            fn family(&self) -> &dyn Family {
+            pub fn family(&self) -> &dyn Family {
                 match self {
                     $(Self::$variant(config) => config,)*
                 }
             }
 
-            fn family_mut(&mut self) -> &mut dyn Family {
+            pub(crate) fn family_mut(&mut self) -> &mut dyn Family {
                 match self {
                     $(Self::$variant(config) => config,)*
                 }
@@ -116,14 +116,6 @@ impl ModelConfig {
     /// of this model. Each family file documents its mapping.
     pub fn torch_key(&self, key: &str) -> Option<String> {
         self.family().torch_key(key)
-    }
-
-    pub fn num_classes(&self) -> usize {
-        self.family().num_classes()
-    }
-
-    pub fn set_num_classes(&mut self, num_classes: usize) {
-        self.family_mut().set_num_classes(num_classes);
     }
 
     /// The smallest square input side the network takes where that is more than CIFAR's 32

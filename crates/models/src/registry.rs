@@ -119,7 +119,7 @@ impl ModelEntry {
     /// The variant's hyper-parameters with `num_classes` set.
     pub fn config(&self, num_classes: usize) -> ModelConfig {
         let mut config = (self.default_config)();
-        config.set_num_classes(num_classes);
+        config.family_mut().set_num_classes(num_classes);
         config
     }
 

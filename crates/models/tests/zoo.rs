@@ -72,7 +72,7 @@ fn registry_lists_every_variant_with_family_and_input_size() {
             .find(|(n, _)| *n == name)
             .map_or(224, |&(_, s)| s);
         assert_eq!(entry.input_size, size, "{name}");
-        assert_eq!(entry.config(10).num_classes(), 10, "{name}");
+        assert_eq!(entry.config(10).family().num_classes(), 10, "{name}");
         let family = match name {
             n if n.starts_with("resnet") => "resnet",
             n if n.starts_with("resnext") => "resnext",
