@@ -14,11 +14,45 @@ use common::{assert_clean_failure, cnnzoo, cnnzoo_downloading_from, mini_data};
 struct Case {
     group: &'static str,
     input: &'static str,
-    setup: fn(&Path),
+    /// The arguments after `cnnzoo`, split at spaces (no argument holds one), as docs/errors.md
+    /// shows them.
+    command: String,
+    expect: &'static [&'static str],
+    /// What is made in the working folder before the command runs, in order.
+    setup: Vec<Box<dyn Fn(&Path)>>,
     /// Bytes a local HTTP server answers every download with.
     serve: Option<&'static [u8]>,
-    args: &'static [&'static str],
-    expect: &'static [&'static str],
+}
+
+impl Case {
+    /// A bad input that the command line alone makes.
+    fn new(
+        group: &'static str,
+        input: &'static str,
+        command: impl Into<String>,
+        expect: &'static [&'static str],
+    ) -> Case {
+        Case {
+            group,
+            input,
+            command: command.into(),
+            expect,
+            setup: Vec::new(),
+            serve: None,
+        }
+    }
+
+    /// The same once `step` has prepared the working folder.
+    fn after(mut self, step: impl Fn(&Path) + 'static) -> Case {
+        self.setup.push(Box::new(step));
+        self
+    }
+
+    /// The same with every download answered by `body`.
+    fn served(mut self, body: &'static [u8]) -> Case {
+        self.serve = Some(body);
+        self
+    }
 }
 
 const GOOD_CONFIG: &str = r#"model = "resnet"
@@ -60,8 +94,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
-
-fn nothing(_: &Path) {}
 
 /// A real checkpoint pair: `name` holds the weights of `weights_of`, its sidecar describes
 /// `described_as`.
@@ -168,524 +200,379 @@ fn serve(body: &'static [u8]) -> String {
     format!("http://{address}/cifar-10-binary.tar.gz")
 }
 
-/// `predict` with the ResNet-20 checkpoint `resnet.bpk` on one file.
-macro_rules! predict {
-    ($file:literal) => {
-        &[
-            "predict",
-            "--checkpoint",
-            "resnet.bpk",
-            "--device",
-            "cpu",
-            $file,
-        ]
-    };
+/// `train` of ResNet-20 on the CPU with the folder `data`, which the data cases make or damage.
+const TRAIN: &str = "train --model resnet --device cpu --data-dir data --epochs 1";
+
+/// `train` with the mini archive's batches, extracted, after `damage` to `batch`.
+fn damaged_batch(
+    input: &'static str,
+    batch: &'static str,
+    damage: fn(&mut Vec<u8>),
+    expect: &'static [&'static str],
+) -> Case {
+    Case::new("data", input, TRAIN, expect).after(move |d| {
+        let path = extracted(d).join(batch);
+        let mut bytes = std::fs::read(&path).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+    })
 }
 
-const IMPORT: &[&str] = &[
-    "import",
-    "--from",
-    "weights.safetensors",
-    "--model",
-    "resnet",
-    "--output",
-    "imported.bpk",
-];
+/// `train` with `bytes()` where the CIFAR-10 archive belongs.
+fn bad_archive(
+    input: &'static str,
+    bytes: fn() -> Vec<u8>,
+    expect: &'static [&'static str],
+) -> Case {
+    Case::new("data", input, TRAIN, expect)
+        .after(move |d| write(&d.join("data/cifar-10-binary.tar.gz"), &bytes()))
+}
 
-const TRAIN: &[&str] = &[
-    "train",
-    "--model",
-    "resnet",
-    "--device",
-    "cpu",
-    "--data-dir",
-    "data",
-    "--epochs",
-    "1",
-];
+/// A gzipped tar whose one entry, `../evil.x`, would land outside the folder it is extracted in.
+fn escaping_tar_gz() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    let payload = b"owned";
+    header.set_size(payload.len() as u64);
+    header.set_mode(0o644);
+    header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../evil.x");
+    header.set_cksum();
+    builder.append(&header, &payload[..]).unwrap();
+    gzip(&builder.into_inner().unwrap())
+}
 
+/// `train --config bad.toml`, the good config with `from` replaced by `to`.
+fn bad_config(
+    input: &'static str,
+    from: &'static str,
+    to: &'static str,
+    expect: &'static [&'static str],
+) -> Case {
+    Case::new("config", input, "train --config bad.toml", expect)
+        .after(move |d| config_with(d, from, to))
+}
+
+/// `eval` of the checkpoint file `name` holding just `bytes`, with no metadata beside it.
+fn unreadable_checkpoint(
+    input: &'static str,
+    name: &'static str,
+    bytes: &'static [u8],
+    expect: &'static [&'static str],
+) -> Case {
+    let command = format!("eval --checkpoint {name} --device cpu");
+    Case::new("checkpoint", input, command, expect).after(move |d| write(&d.join(name), bytes))
+}
+
+/// `import` of zeros under the reference ResNet-20's PyTorch keys and shapes after `edit`.
+fn bad_torch(
+    input: &'static str,
+    edit: fn(&mut Vec<(String, Vec<usize>)>),
+    expect: &'static [&'static str],
+) -> Case {
+    let command = "import --from weights.safetensors --model resnet --output imported.bpk";
+    Case::new("checkpoint", input, command, expect).after(move |d| torch_weights(d, edit))
+}
+
+/// `predict` with a ResNet-20 checkpoint on the file `name`, which `make` writes at its path.
+fn bad_image(
+    input: &'static str,
+    name: &'static str,
+    make: fn(&Path),
+    expect: &'static [&'static str],
+) -> Case {
+    let command = format!("predict --checkpoint resnet.bpk --device cpu {name}");
+    Case::new("predict", input, command, expect)
+        .after(|d| checkpoint(d, "resnet.bpk", "resnet", "resnet"))
+        .after(move |d| make(&d.join(name)))
+}
+
+/// Every case, in the order of docs/errors.md.
 fn cases() -> Vec<Case> {
     vec![
-        Case {
-            group: "data",
-            input: "data folder missing, no network",
-            setup: nothing,
-            serve: None,
-            args: TRAIN,
-            expect: &["could not download", "by hand", "cifar-10-binary.tar.gz"],
-        },
-        Case {
-            group: "data",
-            input: "empty data folder, no network",
-            setup: |d| std::fs::create_dir_all(d.join("data")).unwrap(),
-            serve: None,
-            args: TRAIN,
-            expect: &["could not download", "by hand"],
-        },
-        Case {
-            group: "data",
-            input: "truncated batch file",
-            setup: |d| {
-                let batch = extracted(d).join("data_batch_3.bin");
-                let bytes = std::fs::read(&batch).unwrap();
-                std::fs::write(&batch, &bytes[..bytes.len() - 100]).unwrap();
-            },
-            serve: None,
-            args: TRAIN,
-            expect: &[
+        Case::new(
+            "data",
+            "data folder missing, no network",
+            TRAIN,
+            &["could not download", "by hand", "cifar-10-binary.tar.gz"],
+        ),
+        Case::new(
+            "data",
+            "empty data folder, no network",
+            TRAIN,
+            &["could not download", "by hand"],
+        )
+        .after(|d| std::fs::create_dir_all(d.join("data")).unwrap()),
+        damaged_batch(
+            "truncated batch file",
+            "data_batch_3.bin",
+            |b| b.truncate(b.len() - 100),
+            &[
                 "data_batch_3.bin",
                 "not a multiple of the 3073-byte record size",
             ],
-        },
-        Case {
-            group: "data",
-            input: "batch file of the wrong size (an extra byte)",
-            setup: |d| {
-                let batch = extracted(d).join("test_batch.bin");
-                let mut bytes = std::fs::read(&batch).unwrap();
-                bytes.push(0);
-                std::fs::write(&batch, bytes).unwrap();
-            },
-            serve: None,
-            args: TRAIN,
-            expect: &["test_batch.bin", "not a multiple"],
-        },
-        Case {
-            group: "data",
-            input: "label out of range",
-            setup: |d| {
-                let batch = extracted(d).join("data_batch_2.bin");
-                let mut bytes = std::fs::read(&batch).unwrap();
-                bytes[3073 * 5] = 12;
-                std::fs::write(&batch, bytes).unwrap();
-            },
-            serve: None,
-            args: TRAIN,
-            expect: &["data_batch_2.bin", "record 5", "12"],
-        },
-        Case {
-            group: "data",
-            input: "missing batch file",
-            setup: |d| std::fs::remove_file(extracted(d).join("data_batch_4.bin")).unwrap(),
-            serve: None,
-            args: TRAIN,
-            expect: &["data_batch_4.bin", "missing"],
-        },
-        Case {
-            group: "data",
-            input: "archive that is gzip but not a tar",
-            setup: |d| write(&d.join("data/cifar-10-binary.tar.gz"), &gzip(&[7u8; 2000])),
-            serve: None,
-            args: TRAIN,
-            expect: &["cifar-10-binary.tar.gz", "not a tar archive"],
-        },
-        Case {
-            group: "data",
-            input: "archive that is not gzip",
-            setup: |d| {
-                write(
-                    &d.join("data/cifar-10-binary.tar.gz"),
-                    b"PK\x03\x04 a zip file",
-                )
-            },
-            serve: None,
-            args: TRAIN,
-            expect: &["cifar-10-binary.tar.gz", "not a gzip archive"],
-        },
-        Case {
-            group: "data",
-            input: "tar entry escaping the data folder",
-            setup: |d| {
-                let mut builder = tar::Builder::new(Vec::new());
-                let mut header = tar::Header::new_gnu();
-                let payload = b"owned";
-                header.set_size(payload.len() as u64);
-                header.set_mode(0o644);
-                header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../evil.x");
-                header.set_cksum();
-                builder.append(&header, &payload[..]).unwrap();
-                write(
-                    &d.join("data/cifar-10-binary.tar.gz"),
-                    &gzip(&builder.into_inner().unwrap()),
-                );
-            },
-            serve: None,
-            args: TRAIN,
-            expect: &["cifar-10-binary.tar.gz", "../evil.x", "would escape"],
-        },
-        Case {
-            group: "data",
-            input: "download with the wrong checksum",
-            setup: nothing,
-            serve: Some(b"these bytes are not the CIFAR-10 archive"),
-            args: TRAIN,
-            expect: &["cifar-10-binary.tar.gz", "md5", "does not match", "deleted"],
-        },
-        Case {
-            group: "config",
-            input: "config file missing",
-            setup: nothing,
-            serve: None,
-            args: &["train", "--config", "nope.toml"],
-            expect: &["nope.toml"],
-        },
-        Case {
-            group: "config",
-            input: "unknown key",
-            setup: |d| config_with(d, "epochs = 2", "epochs = 2\nepoch_count = 3"),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "line 3", "epoch_count"],
-        },
-        Case {
-            group: "config",
-            input: "wrong type",
-            setup: |d| config_with(d, "epochs = 2", "epochs = \"two\""),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "line 2", "epochs"],
-        },
-        Case {
-            group: "config",
-            input: "zero epochs",
-            setup: |d| config_with(d, "epochs = 2", "epochs = 0"),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "epochs must be at least 1"],
-        },
-        Case {
-            group: "config",
-            input: "negative epochs",
-            setup: |d| config_with(d, "epochs = 2", "epochs = -3"),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "epochs"],
-        },
-        Case {
-            group: "config",
-            input: "zero batch size (flag)",
-            setup: nothing,
-            serve: None,
-            args: &["train", "--model", "resnet", "--batch-size", "0"],
-            expect: &["batch_size must be at least 1"],
-        },
-        Case {
-            group: "config",
-            input: "negative learning rate",
-            setup: |d| config_with(d, "lr = 0.1", "lr = -0.1"),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "optimizer.lr must be a positive number", "-0.1"],
-        },
-        Case {
-            group: "config",
-            input: "milestones out of order",
-            setup: |d| config_with(d, "milestones = [1]", "milestones = [150, 100]"),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &[
+        ),
+        damaged_batch(
+            "batch file of the wrong size (an extra byte)",
+            "test_batch.bin",
+            |b| b.push(0),
+            &["test_batch.bin", "not a multiple"],
+        ),
+        damaged_batch(
+            "label out of range",
+            "data_batch_2.bin",
+            |b| b[3073 * 5] = 12,
+            &["data_batch_2.bin", "record 5", "12"],
+        ),
+        Case::new(
+            "data",
+            "missing batch file",
+            TRAIN,
+            &["data_batch_4.bin", "missing"],
+        )
+        .after(|d| std::fs::remove_file(extracted(d).join("data_batch_4.bin")).unwrap()),
+        bad_archive(
+            "archive that is gzip but not a tar",
+            || gzip(&[7u8; 2000]),
+            &["cifar-10-binary.tar.gz", "not a tar archive"],
+        ),
+        bad_archive(
+            "archive that is not gzip",
+            || b"PK\x03\x04 a zip file".to_vec(),
+            &["cifar-10-binary.tar.gz", "not a gzip archive"],
+        ),
+        bad_archive(
+            "tar entry escaping the data folder",
+            escaping_tar_gz,
+            &["cifar-10-binary.tar.gz", "../evil.x", "would escape"],
+        ),
+        Case::new(
+            "data",
+            "download with the wrong checksum",
+            TRAIN,
+            &["cifar-10-binary.tar.gz", "md5", "does not match", "deleted"],
+        )
+        .served(b"these bytes are not the CIFAR-10 archive"),
+        Case::new(
+            "config",
+            "config file missing",
+            "train --config nope.toml",
+            &["nope.toml"],
+        ),
+        bad_config(
+            "unknown key",
+            "epochs = 2",
+            "epochs = 2\nepoch_count = 3",
+            &["bad.toml", "line 3", "epoch_count"],
+        ),
+        bad_config(
+            "wrong type",
+            "epochs = 2",
+            "epochs = \"two\"",
+            &["bad.toml", "line 2", "epochs"],
+        ),
+        bad_config(
+            "zero epochs",
+            "epochs = 2",
+            "epochs = 0",
+            &["bad.toml", "epochs must be at least 1"],
+        ),
+        bad_config(
+            "negative epochs",
+            "epochs = 2",
+            "epochs = -3",
+            &["bad.toml", "epochs"],
+        ),
+        Case::new(
+            "config",
+            "zero batch size (flag)",
+            "train --model resnet --batch-size 0",
+            &["batch_size must be at least 1"],
+        ),
+        bad_config(
+            "negative learning rate",
+            "lr = 0.1",
+            "lr = -0.1",
+            &["bad.toml", "optimizer.lr must be a positive number", "-0.1"],
+        ),
+        bad_config(
+            "milestones out of order",
+            "milestones = [1]",
+            "milestones = [150, 100]",
+            &[
                 "bad.toml",
                 "milestones must be strictly increasing",
                 "150 then 100",
             ],
-        },
-        Case {
-            group: "config",
-            input: "unknown optimizer",
-            setup: |d| config_with(d, "name = \"sgd\"", "name = \"adam\""),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "adam", "sgd", "adamw"],
-        },
-        Case {
-            group: "config",
-            input: "unknown schedule",
-            setup: |d| config_with(d, "name = \"multistep\"", "name = \"onecycle\""),
-            serve: None,
-            args: &["train", "--config", "bad.toml"],
-            expect: &["bad.toml", "onecycle", "multistep", "cosine"],
-        },
-        Case {
-            group: "config",
-            input: "unknown model",
-            setup: nothing,
-            serve: None,
-            args: &["train", "--model", "resnett"],
-            expect: &["unknown model 'resnett'", "did you mean 'resnet'"],
-        },
-        Case {
-            group: "config",
-            input: "val_fraction outside [0, 1)",
-            setup: nothing,
-            serve: None,
-            args: &["train", "--model", "resnet", "--val-fraction", "1.5"],
-            expect: &["val_fraction must be in [0, 1)", "1.5"],
-        },
-        Case {
-            group: "config",
-            input: "unknown model parameter",
-            setup: |d| config_with(d, "epochs = 2", "epochs = 2\n[model_params]\ndepth = 56"),
-            serve: None,
-            args: &[
-                "train",
-                "--config",
-                "bad.toml",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &["model_params", "'depth'", "num_blocks"],
-        },
-        Case {
-            group: "config",
-            input: "a model whose ImageNet stem cannot take 32x32 images",
-            setup: nothing,
-            serve: None,
-            args: &[
-                "train",
-                "--model",
-                "inception_v3",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &["inception_v3", "at least 75x75", "cifar_stem = true"],
-        },
-        Case {
-            group: "checkpoint",
-            input: "checkpoint missing",
-            setup: nothing,
-            serve: None,
-            args: &["eval", "--checkpoint", "runs/x/best.bpk", "--device", "cpu"],
-            expect: &["runs/x/best.bpk", "no such checkpoint file"],
-        },
-        Case {
-            group: "checkpoint",
-            input: "checkpoint empty",
-            setup: |d| write(&d.join("empty.bpk"), b""),
-            serve: None,
-            args: &["eval", "--checkpoint", "empty.bpk", "--device", "cpu"],
-            expect: &["empty.bpk", "empty"],
-        },
-        Case {
-            group: "checkpoint",
-            input: "checkpoint without its metadata",
-            setup: |d| write(&d.join("bare.bpk"), b"not really weights"),
-            serve: None,
-            args: &["eval", "--checkpoint", "bare.bpk", "--device", "cpu"],
-            expect: &["bare.bpk", "no cnnzoo metadata", "bare.bpk.json"],
-        },
-        Case {
-            group: "checkpoint",
-            input: "checkpoint truncated",
-            setup: |d| {
-                checkpoint(d, "cut.bpk", "resnet", "resnet");
-                let bytes = std::fs::read(d.join("cut.bpk")).unwrap();
-                std::fs::write(d.join("cut.bpk"), &bytes[..bytes.len() / 2]).unwrap();
-            },
-            serve: None,
-            args: &[
-                "eval",
-                "--checkpoint",
-                "cut.bpk",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &["cut.bpk", "cannot read the weights", "truncated"],
-        },
-        Case {
-            group: "checkpoint",
-            input: "checkpoint of another architecture",
-            setup: |d| checkpoint(d, "other.bpk", "densenet", "resnet"),
-            serve: None,
-            args: &[
-                "eval",
-                "--checkpoint",
-                "other.bpk",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &[
+        ),
+        bad_config(
+            "unknown optimizer",
+            "name = \"sgd\"",
+            "name = \"adam\"",
+            &["bad.toml", "adam", "sgd", "adamw"],
+        ),
+        bad_config(
+            "unknown schedule",
+            "name = \"multistep\"",
+            "name = \"onecycle\"",
+            &["bad.toml", "onecycle", "multistep", "cosine"],
+        ),
+        Case::new(
+            "config",
+            "unknown model",
+            "train --model resnett",
+            &["unknown model 'resnett'", "did you mean 'resnet'"],
+        ),
+        Case::new(
+            "config",
+            "val_fraction outside [0, 1)",
+            "train --model resnet --val-fraction 1.5",
+            &["val_fraction must be in [0, 1)", "1.5"],
+        ),
+        Case::new(
+            "config",
+            "unknown model parameter",
+            "train --config bad.toml --device cpu --data-dir ../mini",
+            &["model_params", "'depth'", "num_blocks"],
+        )
+        .after(|d| config_with(d, "epochs = 2", "epochs = 2\n[model_params]\ndepth = 56")),
+        Case::new(
+            "config",
+            "a model whose ImageNet stem cannot take 32x32 images",
+            "train --model inception_v3 --device cpu --data-dir ../mini",
+            &["inception_v3", "at least 75x75", "cifar_stem = true"],
+        ),
+        Case::new(
+            "checkpoint",
+            "checkpoint missing",
+            "eval --checkpoint runs/x/best.bpk --device cpu",
+            &["runs/x/best.bpk", "no such checkpoint file"],
+        ),
+        unreadable_checkpoint(
+            "checkpoint empty",
+            "empty.bpk",
+            b"",
+            &["empty.bpk", "empty"],
+        ),
+        unreadable_checkpoint(
+            "checkpoint without its metadata",
+            "bare.bpk",
+            b"not really weights",
+            &["bare.bpk", "no cnnzoo metadata", "bare.bpk.json"],
+        ),
+        Case::new(
+            "checkpoint",
+            "checkpoint truncated",
+            "eval --checkpoint cut.bpk --device cpu --data-dir ../mini",
+            &["cut.bpk", "cannot read the weights", "truncated"],
+        )
+        .after(|d| {
+            checkpoint(d, "cut.bpk", "resnet", "resnet");
+            let bytes = std::fs::read(d.join("cut.bpk")).unwrap();
+            std::fs::write(d.join("cut.bpk"), &bytes[..bytes.len() / 2]).unwrap();
+        }),
+        Case::new(
+            "checkpoint",
+            "checkpoint of another architecture",
+            "eval --checkpoint other.bpk --device cpu --data-dir ../mini",
+            &[
                 "other.bpk",
                 "do not fit model 'resnet'",
                 "holds a DenseNet network",
             ],
-        },
-        Case {
-            group: "checkpoint",
-            input: "PyTorch file with missing keys",
-            setup: |d| torch_weights(d, |t| t.retain(|(name, _)| !name.starts_with("output_net"))),
-            serve: None,
-            args: IMPORT,
-            expect: &[
+        )
+        .after(|d| checkpoint(d, "other.bpk", "densenet", "resnet")),
+        bad_torch(
+            "PyTorch file with missing keys",
+            |t| t.retain(|(name, _)| !name.starts_with("output_net")),
+            &[
                 "weights.safetensors",
                 "do not fit the model",
                 "2 parameter(s) of the model that no tensor in the file maps to",
                 "output_net.weight",
             ],
-        },
-        Case {
-            group: "checkpoint",
-            input: "PyTorch file with extra keys",
-            setup: |d| torch_weights(d, |t| t.push(("head.fc.weight".into(), vec![10, 64]))),
-            serve: None,
-            args: IMPORT,
-            expect: &[
+        ),
+        bad_torch(
+            "PyTorch file with extra keys",
+            |t| t.push(("head.fc.weight".into(), vec![10, 64])),
+            &[
                 "weights.safetensors",
                 "1 key(s) in the file that are not weights of this model: head.fc.weight",
             ],
-        },
-        Case {
-            group: "checkpoint",
-            input: "PyTorch file with a tensor of the wrong shape",
-            setup: |d| torch_weights(d, |t| t[0].1 = vec![8, 3, 3, 3]),
-            serve: None,
-            args: IMPORT,
-            expect: &[
+        ),
+        bad_torch(
+            "PyTorch file with a tensor of the wrong shape",
+            |t| t[0].1 = vec![8, 3, 3, 3],
+            &[
                 "weights.safetensors",
                 "1 shape mismatch(es): input_net.0.weight is [8, 3, 3, 3], expected [16, 3, 3, 3]",
             ],
-        },
-        Case {
-            group: "predict",
-            input: "a file that is not an image",
-            setup: |d| {
-                checkpoint(d, "resnet.bpk", "resnet", "resnet");
-                write(&d.join("notes.txt"), b"not a picture");
-            },
-            serve: None,
-            args: predict!("notes.txt"),
-            expect: &["notes.txt: not an image", "PNG, JPEG, BMP or WebP"],
-        },
-        Case {
-            group: "predict",
-            input: "a file that cannot be read (a folder)",
-            setup: |d| {
-                checkpoint(d, "resnet.bpk", "resnet", "resnet");
-                std::fs::create_dir_all(d.join("cat.png")).unwrap();
-            },
-            serve: None,
-            args: predict!("cat.png"),
-            expect: &["cat.png: is a folder"],
-        },
-        Case {
-            group: "predict",
-            input: "a damaged image (cut after its signature)",
-            setup: |d| {
-                checkpoint(d, "resnet.bpk", "resnet", "resnet");
-                write(&d.join("cut.png"), b"\x89PNG\r\n\x1a\n");
-            },
-            serve: None,
-            args: predict!("cut.png"),
-            expect: &["cut.png: cannot decode the PNG image"],
-        },
-        Case {
-            group: "predict",
-            input: "a 0x0 image",
-            setup: |d| {
-                checkpoint(d, "resnet.bpk", "resnet", "resnet");
-                png_header(&d.join("empty.png"), 0, 0);
-            },
-            serve: None,
-            args: predict!("empty.png"),
-            expect: &["empty.png", "zero"],
-        },
-        Case {
-            group: "predict",
-            input: "a huge image (100000x100000)",
-            setup: |d| {
-                checkpoint(d, "resnet.bpk", "resnet", "resnet");
-                png_header(&d.join("huge.png"), 100_000, 100_000);
-            },
-            serve: None,
-            args: predict!("huge.png"),
-            expect: &["huge.png", "100000"],
-        },
-        Case {
-            group: "runs",
-            input: "train into a folder a live run holds (run.lock)",
-            setup: |d| {
-                let lock = r#"{"pid": 1, "process_start": null, "started_unix": 0}"#;
-                write(&d.join("runs/earlier/run.lock"), lock.as_bytes());
-            },
-            serve: None,
-            args: &[
-                "train",
-                "--model",
-                "resnet",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-                "--output",
-                "runs/earlier",
-            ],
-            expect: &["runs/earlier is being trained by process 1", "run.lock"],
-        },
-        Case {
-            group: "runs",
-            input: "confusion heat map into a missing folder",
-            setup: |d| checkpoint(d, "resnet.bpk", "resnet", "resnet"),
-            serve: None,
-            args: &[
-                "eval",
-                "--checkpoint",
-                "resnet.bpk",
-                "--device",
-                "cpu",
-                "--data-dir",
-                "../mini",
-                "--confusion",
-                "nowhere/confusion.png",
-            ],
-            expect: &["nowhere"],
-        },
-        Case {
-            group: "runs",
-            input: "listing a missing runs folder",
-            setup: nothing,
-            serve: None,
-            args: &["runs", "nowhere"],
-            expect: &["nowhere"],
-        },
-        Case {
-            group: "device",
-            input: "a GPU asked for where none exists",
-            setup: nothing,
-            serve: None,
-            args: &[
-                "train",
-                "--model",
-                "resnet",
-                "--device",
-                "metal",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &["metal", "no", "adapter", "--device cpu"],
-        },
-        Case {
-            group: "device",
-            input: "unknown device name",
-            setup: nothing,
-            serve: None,
-            args: &[
-                "train",
-                "--model",
-                "resnet",
-                "--device",
-                "tpu",
-                "--data-dir",
-                "../mini",
-            ],
-            expect: &["unknown device 'tpu'", "cpu", "vulkan"],
-        },
+        ),
+        bad_image(
+            "a file that is not an image",
+            "notes.txt",
+            |p| write(p, b"not a picture"),
+            &["notes.txt: not an image", "PNG, JPEG, BMP or WebP"],
+        ),
+        bad_image(
+            "a file that cannot be read (a folder)",
+            "cat.png",
+            |p| std::fs::create_dir_all(p).unwrap(),
+            &["cat.png: is a folder"],
+        ),
+        bad_image(
+            "a damaged image (cut after its signature)",
+            "cut.png",
+            |p| write(p, b"\x89PNG\r\n\x1a\n"),
+            &["cut.png: cannot decode the PNG image"],
+        ),
+        bad_image(
+            "a 0x0 image",
+            "empty.png",
+            |p| png_header(p, 0, 0),
+            &["empty.png", "zero"],
+        ),
+        bad_image(
+            "a huge image (100000x100000)",
+            "huge.png",
+            |p| png_header(p, 100_000, 100_000),
+            &["huge.png", "100000"],
+        ),
+        Case::new(
+            "runs",
+            "train into a folder a live run holds (run.lock)",
+            "train --model resnet --device cpu --data-dir ../mini --output runs/earlier",
+            &["runs/earlier is being trained by process 1", "run.lock"],
+        )
+        .after(|d| {
+            let lock = r#"{"pid": 1, "process_start": null, "started_unix": 0}"#;
+            write(&d.join("runs/earlier/run.lock"), lock.as_bytes());
+        }),
+        Case::new(
+            "runs",
+            "confusion heat map into a missing folder",
+            "eval --checkpoint resnet.bpk --device cpu --data-dir ../mini \
+             --confusion nowhere/confusion.png",
+            &["nowhere"],
+        )
+        .after(|d| checkpoint(d, "resnet.bpk", "resnet", "resnet")),
+        Case::new(
+            "runs",
+            "listing a missing runs folder",
+            "runs nowhere",
+            &["nowhere"],
+        ),
+        Case::new(
+            "device",
+            "a GPU asked for where none exists",
+            "train --model resnet --device metal --data-dir ../mini",
+            &["metal", "no", "adapter", "--device cpu"],
+        ),
+        Case::new(
+            "device",
+            "unknown device name",
+            "train --model resnet --device tpu --data-dir ../mini",
+            &["unknown device 'tpu'", "cpu", "vulkan"],
+        ),
     ]
 }
 
@@ -732,11 +619,14 @@ fn every_bad_input_is_a_clean_error_and_docs_errors_md_is_current() {
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink(mini_data(), root.path().join("mini")).unwrap();
         earlier_run(&dir);
-        (case.setup)(&dir);
+        for step in &case.setup {
+            step(&dir);
+        }
         let before = snapshot(&dir);
+        let args: Vec<&str> = case.command.split(' ').collect();
         let output = match case.serve {
-            Some(body) => cnnzoo_downloading_from(&serve(body), case.args, &dir),
-            None => cnnzoo(case.args, &dir),
+            Some(body) => cnnzoo_downloading_from(&serve(body), &args, &dir),
+            None => cnnzoo(&args, &dir),
         };
         assert_clean_failure(&output, case.expect);
         assert!(before == snapshot(&dir), "{}: files changed", case.input);
@@ -754,10 +644,7 @@ fn every_bad_input_is_a_clean_error_and_docs_errors_md_is_current() {
             .replace('|', "\\|");
         table.push_str(&format!(
             "| {} | {} | `cnnzoo {}` | {} |\n",
-            case.group,
-            case.input,
-            case.args.join(" "),
-            message
+            case.group, case.input, case.command, message
         ));
     }
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");

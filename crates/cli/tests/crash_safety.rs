@@ -9,33 +9,19 @@ use std::process::Command;
 
 use common::{cnnzoo, mini_data, text};
 
-const SMALL_RESNET: &str = r#"
-model = "resnet"
-epochs = 3
-batch_size = 64
-val_fraction = 0.5
-seed = 11
-workers = 2
-device = "cpu"
-
-[optimizer]
-name = "sgd"
-lr = 0.05
-momentum = 0.9
-weight_decay = 1e-4
-
-[schedule]
-name = "multistep"
-milestones = [2]
-
-[model_params]
-num_blocks = [1, 1, 1]
-channels = [8, 16, 32]
-"#;
+/// Three epochs with a milestone in the middle, so a run stopped anywhere has a schedule and an
+/// optimizer state to resume.
+fn small_resnet() -> String {
+    common::small_resnet_config(
+        3,
+        11,
+        "optimizer.weight_decay = 1e-4\nschedule = { name = \"multistep\", milestones = [2] }",
+    )
+}
 
 /// Loads a model checkpoint of the small ResNet; panics (failing the test) if it does not load.
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    common::small_resnet_weights(path, [8, 16, 32])
+    common::small_resnet_weights(path)
 }
 
 fn train_args(output: &str) -> Vec<String> {
@@ -107,19 +93,10 @@ fn assert_checkpoints_load(run: &Path) {
     }
 }
 
-fn assert_same_final_weights(dir: &Path, a: &str, b: &str) {
-    let left = weights(&dir.join(a).join("checkpoint/model-3.bpk"));
-    let right = weights(&dir.join(b).join("checkpoint/model-3.bpk"));
-    assert_eq!(left.len(), right.len());
-    for ((path, x), (_, y)) in left.iter().zip(&right) {
-        assert!(x == y, "{path}: weights differ from the uninterrupted run");
-    }
-}
-
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("small.toml"), SMALL_RESNET).unwrap();
+    std::fs::write(dir.path().join("small.toml"), small_resnet()).unwrap();
     let args = train_args("uninterrupted");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let reference = cnnzoo(&args, dir.path());
@@ -140,14 +117,15 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         assert_checkpoints_load(&run);
         if let Stop::CtrlC = how {
             // Stopped after the step, with that step's weights saved and the way on printed.
-            for needle in [
-                "stopped by Ctrl-C",
-                "interrupted.bpk",
-                "the checkpoint of epoch 1 is kept",
-                "--resume",
-            ] {
-                assert!(stderr.contains(needle), "{needle:?} in:\n{stderr}");
-            }
+            common::assert_contains_all(
+                &stderr,
+                &[
+                    "stopped by Ctrl-C",
+                    "interrupted.bpk",
+                    "the checkpoint of epoch 1 is kept",
+                    "--resume",
+                ],
+            );
             assert!(!stderr.contains("panicked at"), "{stderr}");
             let stopped = weights(&run.join("interrupted.bpk"));
             let epoch_1 = weights(&run.join("checkpoint/model-1.bpk"));
@@ -164,6 +142,9 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         assert!(resumed.status.success(), "{point}: {}", text(&resumed));
         assert!(run.join("results.json").exists(), "{point}");
         assert_checkpoints_load(&run);
-        assert_same_final_weights(dir.path(), "uninterrupted", output);
+        common::assert_same_weights(
+            &dir.path().join("uninterrupted/checkpoint/model-3.bpk"),
+            &run.join("checkpoint/model-3.bpk"),
+        );
     }
 }

@@ -54,15 +54,16 @@ fn import_writes_a_self_describing_checkpoint_that_eval_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = import_resnet(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in [
-        "PyTorch zip",
-        "101 tensors under 'state_dict'",
-        "key prefix 'model.' dropped",
-        "19 num_batches_tracked ignored",
-        "272378 parameters",
-    ] {
-        assert!(stdout.contains(needle), "{needle:?} in:\n{stdout}");
-    }
+    common::assert_contains_all(
+        &stdout,
+        &[
+            "PyTorch zip",
+            "101 tensors under 'state_dict'",
+            "key prefix 'model.' dropped",
+            "19 num_batches_tracked ignored",
+            "272378 parameters",
+        ],
+    );
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("resnet.bpk.json")).unwrap())
             .unwrap();
@@ -222,47 +223,30 @@ fn predict_prints_the_top_k_and_succeeds_when_every_file_is_an_image() {
 #[test]
 fn import_refuses_weights_that_do_not_fit_and_names_them() {
     let dir = tempfile::tempdir().unwrap();
-    let out = import(
-        dir.path(),
-        &parity_fixture("resnet.ckpt"),
-        "resnet_preact",
-        "x.bpk",
-    );
-    assert_clean_failure(
-        &out,
-        &[
-            "resnet.ckpt: the weights do not fit the model",
-            "key(s) in the file that are not weights of this model: state_dict.model.",
-            "and ",
-            "more",
-        ],
-    );
-    assert!(!dir.path().join("x.bpk").exists());
-
-    let out = import(
-        dir.path(),
-        &parity_fixture("tiny_resnet_shapes.safetensors"),
-        "resnet",
-        "x.bpk",
-    );
-    assert_clean_failure(&out, &["shape mismatch"]);
-
     std::fs::write(dir.path().join("notes.pt"), "hello").unwrap();
-    for (from, expect) in [
-        ("notes.pt", "notes.pt: not a readable PyTorch"),
-        ("nowhere.ckpt", "nowhere.ckpt"),
-    ] {
-        let out = import(dir.path(), from, "resnet", "x.bpk");
-        assert_clean_failure(&out, &[expect]);
+    let lightning = parity_fixture("resnet.ckpt");
+    let shapes = parity_fixture("tiny_resnet_shapes.safetensors");
+    let refusals: [(&str, &str, &[&str]); 5] = [
+        (
+            &lightning,
+            "resnet_preact",
+            &[
+                "resnet.ckpt: the weights do not fit the model",
+                "key(s) in the file that are not weights of this model: state_dict.model.",
+                "and ",
+                "more",
+            ],
+        ),
+        (&shapes, "resnet", &["shape mismatch"]),
+        ("notes.pt", "resnet", &["notes.pt: not a readable PyTorch"]),
+        ("nowhere.ckpt", "resnet", &["nowhere.ckpt"]),
+        (&lightning, "resnet50x", &["unknown model 'resnet50x'"]),
+    ];
+    for (from, model, expect) in refusals {
+        assert_clean_failure(&import(dir.path(), from, model, "x.bpk"), expect);
+        // Nothing is written when the import is refused.
+        assert!(!dir.path().join("x.bpk").exists(), "{from} as {model}");
     }
-    let out = import(
-        dir.path(),
-        &parity_fixture("resnet.ckpt"),
-        "resnet50x",
-        "x.bpk",
-    );
-    assert_clean_failure(&out, &["unknown model 'resnet50x'"]);
-    assert!(!dir.path().join("x.bpk").exists());
 }
 
 #[test]

@@ -39,32 +39,12 @@ fn find<'a>(runs: &'a [Value], run: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{run} not listed: {runs:?}"))
 }
 
-const TINY_RESNET: &str = r#"
-model = "resnet"
-epochs = 2
-batch_size = 64
-val_fraction = 0.5
-seed = 3
-workers = 2
-device = "cpu"
-
-[optimizer]
-name = "sgd"
-lr = 0.05
-momentum = 0.9
-
-[schedule]
-name = "constant"
-
-[model_params]
-num_blocks = [1, 1, 1]
-channels = [8, 16, 32]
-"#;
-
 #[test]
 fn a_run_draws_its_curves_and_runs_follows_it_from_running_to_stopped_to_finished() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tiny.toml"), TINY_RESNET).unwrap();
+    // Two epochs of the small ResNet at a constant rate: the curves change between them.
+    let config = common::small_resnet_config(2, 3, "schedule = { name = \"constant\" }");
+    std::fs::write(dir.path().join("tiny.toml"), config).unwrap();
     let data = mini_data();
     let args = [
         "train",
@@ -134,54 +114,38 @@ fn a_run_draws_its_curves_and_runs_follows_it_from_running_to_stopped_to_finishe
     // The confusion heat map, on two splits: other images, another picture.
     let checkpoint = run.join("best.bpk");
     let checkpoint = checkpoint.to_str().unwrap();
+    let eval = |more: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend(more);
+        cnnzoo(&args, dir.path())
+    };
     let mut pictures = Vec::new();
     for split in ["test", "val"] {
         let png = format!("{split}-confusion.png");
-        let out = cnnzoo(
-            &[
-                "eval",
-                "--checkpoint",
-                checkpoint,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--split",
-                split,
-                "--confusion",
-                &png,
-            ],
-            dir.path(),
-        );
+        let out = eval(&["--device", "cpu", "--split", split, "--confusion", &png]);
         assert!(out.status.success(), "{}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        for needle in [
+        let needles = [
             "class",
             "accuracy",
             "airplane",
             "truck",
             "confusion heat map",
-        ] {
-            assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
-        }
+        ];
+        common::assert_contains_all(&stdout, &needles);
         assert_eq!(png_size(&dir.path().join(&png)), (960, 900));
         pictures.push(std::fs::read(dir.path().join(&png)).unwrap());
     }
     assert_ne!(pictures[0], pictures[1]);
 
     // A folder that does not exist is refused before the evaluation.
-    let out = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            checkpoint,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--confusion",
-            "nowhere/c.png",
-        ],
-        dir.path(),
-    );
+    let out = eval(&["--confusion", "nowhere/c.png"]);
     assert_clean_failure(&out, &["nowhere", "does not exist"]);
 }
 
@@ -296,18 +260,9 @@ fn runs_tells_finished_running_and_stopped_folders_apart() {
     let out = cnnzoo(&["runs"], dir.path());
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     let header = table.lines().next().unwrap();
-    for column in [
-        "run",
-        "model",
-        "epochs",
-        "best val top-1",
-        "test top-1",
-        "parameters",
-        "wall time",
-        "status",
-    ] {
-        assert!(header.contains(column), "{column} missing:\n{table}");
-    }
+    // Every column has its heading.
+    let headings = "run,model,epochs,best val top-1,test top-1,parameters,wall time,status";
+    common::assert_contains_all(header, &headings.split(',').collect::<Vec<_>>());
     let line = |run: &str| {
         table
             .lines()

@@ -117,9 +117,7 @@ pub fn text(output: &Output) -> String {
 pub fn assert_clean_failure(output: &Output, expected: &[&str]) {
     let all = text(output);
     assert!(!output.status.success(), "expected a failure:\n{all}");
-    for needle in expected {
-        assert!(all.contains(needle), "expected {needle:?} in:\n{all}");
-    }
+    assert_contains_all(&all, expected);
     assert!(!all.contains("panicked at"), "panic text:\n{all}");
     assert!(!all.contains("RUST_BACKTRACE"), "backtrace hint:\n{all}");
 }
@@ -186,11 +184,40 @@ impl burn::module::ModuleVisitor for Collect {
     }
 }
 
-/// Every tensor of a model checkpoint of the small ResNet (one block per group, `channels`);
-/// panics, failing the test, if the file does not load.
-pub fn small_resnet_weights(path: &Path, channels: [usize; 3]) -> Vec<(String, Vec<f32>)> {
+/// The channels of the small ResNet the training tests run: with one block per group it trains
+/// an epoch of the mini archive in seconds on the CPU.
+pub const SMALL_RESNET_CHANNELS: [usize; 3] = [8, 16, 32];
+
+/// A config file for a short CPU run of the small ResNet: SGD at lr 0.05 with momentum, batches of
+/// 64, half the training images held out so that validation is not noise. `epochs` and `seed` set
+/// each test's run apart; `extra` adds top-level TOML lines: dotted keys such as
+/// `optimizer.weight_decay = 1e-4` or inline tables such as `schedule = { name = "constant" }`,
+/// since a `[optimizer]` header would define again the table this one begins.
+pub fn small_resnet_config(epochs: usize, seed: u64, extra: &str) -> String {
+    let [a, b, c] = SMALL_RESNET_CHANNELS;
+    format!(
+        r#"model = "resnet"
+epochs = {epochs}
+seed = {seed}
+batch_size = 64
+val_fraction = 0.5
+workers = 2
+device = "cpu"
+model_params.num_blocks = [1, 1, 1]
+model_params.channels = [{a}, {b}, {c}]
+optimizer.name = "sgd"
+optimizer.lr = 0.05
+optimizer.momentum = 0.9
+{extra}
+"#
+    )
+}
+
+/// Every tensor of a model checkpoint of the small ResNet ([`small_resnet_config`]); panics,
+/// failing the test, if the file does not load.
+pub fn small_resnet_weights(path: &Path) -> Vec<(String, Vec<f32>)> {
     use burn::module::Module;
-    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": channels});
+    let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": SMALL_RESNET_CHANNELS});
     let config = cnnzoo_models::lookup("resnet")
         .unwrap()
         .config_with(10, overrides.as_object().unwrap())
@@ -205,4 +232,27 @@ pub fn small_resnet_weights(path: &Path, channels: [usize; 3]) -> Vec<(String, V
     let mut collect = Collect::default();
     model.visit(&mut collect);
     collect.tensors
+}
+
+/// Two checkpoints of the small ResNet hold the same weights, bit for bit: a resumed run must
+/// end exactly where the uninterrupted one did.
+pub fn assert_same_weights(uninterrupted: &Path, resumed: &Path) {
+    let left = small_resnet_weights(uninterrupted);
+    let right = small_resnet_weights(resumed);
+    assert_eq!(left.len(), right.len());
+    for ((path, x), (_, y)) in left.iter().zip(&right) {
+        assert!(
+            x == y,
+            "{path}: {} differs from the uninterrupted run {}",
+            resumed.display(),
+            uninterrupted.display()
+        );
+    }
+}
+
+/// `text` holds every one of `needles`; names the first one missing.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
 }
