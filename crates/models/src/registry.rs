@@ -1,6 +1,6 @@
 //! The zoo: every named variant, gathered from the lists its family file declares. The CLI looks
 //! models up here and never matches on names itself; adding a variant is one entry in its
-//! family's list, adding a family one file and one line in [`VARIANT_LISTS`] (and one in
+//! family's list, adding a family one file and one line in `VARIANT_LISTS` (and one in
 //! `model.rs`'s `families!`).
 use std::fmt;
 use std::sync::LazyLock;

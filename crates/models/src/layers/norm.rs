@@ -37,7 +37,7 @@ impl Norm {
 /// `swap_dims(0, 1)` + `reshape`, a full copy of the activation in the forward pass and two more
 /// in its backward, plus separate passes for the centring, the squares and the means. Here the
 /// statistics come from sums over the contiguous `[N, C, H*W]` view (the variance as
-/// E[x²] - E[x]², the biased one burn also feeds its running statistics) and the output is one
+/// `E[x²] - E[x]²`, the biased one burn also feeds its running statistics) and the output is one
 /// per-channel scale and shift; autodiff differentiates these ops. Same function, about 40% less
 /// time (`cargo bench -p cnnzoo-flex-kernels --bench layer_speed`). On the CPU backend the
 /// training pass is [`cnnzoo_flex_kernels::batch_norm`]'s fused kernels instead, and so is
