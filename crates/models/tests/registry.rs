@@ -12,7 +12,7 @@ fn the_four_reference_models_are_registered() {
     for name in &model_names()[..4] {
         let entry = lookup(name).unwrap();
         assert_eq!(entry.input_size, 32);
-        assert_eq!(entry.config(10).num_classes(), 10);
+        assert_eq!(entry.config(10).family().num_classes(), 10);
     }
 }
 
@@ -86,6 +86,6 @@ fn configs_round_trip_through_json() {
         let text = serde_json::to_string(&config).unwrap();
         let back: ModelConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), text);
-        assert_eq!(back.num_classes(), 7);
+        assert_eq!(back.family().num_classes(), 7);
     }
 }

@@ -126,7 +126,7 @@ fn configs_round_trip_through_json() {
         let text = serde_json::to_string(&config).unwrap();
         let back: ModelConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), text, "{name}");
-        assert_eq!(back.num_classes(), 7, "{name}");
+        assert_eq!(back.family().num_classes(), 7, "{name}");
     }
 }
 
