@@ -88,6 +88,12 @@ impl BlockShape {
         ]
         .map(|spec| spec.init(init, None, device))
     }
+
+    /// The shortcut's 1x1 stride-2 projection, where the block subsamples.
+    fn projection(&self) -> Option<ConvSpec> {
+        self.subsample
+            .then(|| ConvSpec::new(self.c_in, self.c_out, 1).stride(2))
+    }
 }
 
 /// out = act(BN(conv(act(BN(conv(x))))) + shortcut(x)).
@@ -105,18 +111,15 @@ pub struct ResNetBlock {
 
 impl ResNetBlock {
     fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
-        let BlockShape { c_in, c_out, .. } = shape;
         let [conv1, conv2] = shape.convs(init, device);
         Self {
             conv1,
-            bn1: Norm::TORCH.init(c_out, device),
+            bn1: Norm::TORCH.init(shape.c_out, device),
             conv2,
-            bn2: Norm::TORCH.init(c_out, device),
-            downsample: shape.subsample.then(|| {
-                ConvSpec::new(c_in, c_out, 1)
-                    .stride(2)
-                    .init(init, Some(Init::TorchDefault), device)
-            }),
+            bn2: Norm::TORCH.init(shape.c_out, device),
+            downsample: shape
+                .projection()
+                .map(|spec| spec.init(init, Some(Init::TorchDefault), device)),
             act,
         }
     }
@@ -155,18 +158,15 @@ pub struct PreActResNetBlock {
 
 impl PreActResNetBlock {
     fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
-        let BlockShape { c_in, c_out, .. } = shape;
         let [conv1, conv2] = shape.convs(init, device);
         Self {
-            bn1: Norm::TORCH.init(c_in, device),
+            bn1: Norm::TORCH.init(shape.c_in, device),
             conv1,
-            bn2: Norm::TORCH.init(c_out, device),
+            bn2: Norm::TORCH.init(shape.c_out, device),
             conv2,
-            downsample: shape.subsample.then(|| PreActDownsample {
-                bn: Norm::TORCH.init(c_in, device),
-                conv: ConvSpec::new(c_in, c_out, 1)
-                    .stride(2)
-                    .init(init, None, device),
+            downsample: shape.projection().map(|spec| PreActDownsample {
+                bn: Norm::TORCH.init(shape.c_in, device),
+                conv: spec.init(init, None, device),
             }),
             act,
         }

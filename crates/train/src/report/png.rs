@@ -1,8 +1,8 @@
 //! PNG encoding of an RGB picture: adaptive Sub/Up filtering, zlib through flate2, and the three
 //! chunks. Not zune-png's encoder (the decoder `predict` uses): version 0.5 writes stored,
-//! uncompressed deflate blocks only, which made curves.png 3.2 MB (1200 x 900 x 3 bytes) where
-//! this encoder writes 55 KB. Not the `png` crate: it turns on flate2's default backend next to
-//! burn's zlib-rs, and that rebuilds every crate above flate2.
+//! uncompressed deflate blocks only, so curves.png would take its raw 3.2 MB (1200 x 900 x 3
+//! bytes) where this encoder writes 55 KB. Not the `png` crate: it turns on flate2's default
+//! backend next to burn's zlib-rs, and that rebuilds every crate above flate2.
 use std::io::Write;
 
 use anyhow::{Context, Result};
