@@ -16,7 +16,7 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::layers::torch_names::{conv_leaf, torch_bn_leaf, torch_leaf};
+use crate::layers::torch_names::{conv_leaf, preact_sequential, torch_bn_leaf, torch_leaf};
 use crate::layers::{
     Act, BatchNorm2d, ConvSpec, Convolution, FanMode, Init, MaxPooling, Norm, global_avg_pool,
     linear,
@@ -213,13 +213,7 @@ impl DenseNetCifarConfig {
                 if !i.is_multiple_of(2) {
                     return None;
                 }
-                let name = match *layer {
-                    "0" => "bn1",
-                    "2" => "conv1",
-                    "3" => "bn2",
-                    "5" => "conv2",
-                    _ => return None,
-                };
+                let name = preact_sequential(layer)?;
                 format!(
                     "blocks.{}.layers.{j}.{name}.{}",
                     i / 2,

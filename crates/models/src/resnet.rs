@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::layers::torch_names::{conv_leaf, torch_bn_leaf, torch_leaf};
+use crate::layers::torch_names::{conv_leaf, preact_sequential, torch_bn_leaf, torch_leaf};
 use crate::layers::{
     Act, BatchNorm2d, ConvSpec, Convolution, FanMode, Init, MaxPooling, Norm, global_avg_pool,
     linear,
@@ -297,13 +297,7 @@ impl ResNetCifarConfig {
                 format!("blocks.{i}.Standard.downsample.{leaf}")
             }
             (BlockKind::PreAct, ["blocks", i, "net", layer, leaf]) => {
-                let name = match *layer {
-                    "0" => "bn1",
-                    "2" => "conv1",
-                    "3" => "bn2",
-                    "5" => "conv2",
-                    _ => return None,
-                };
+                let name = preact_sequential(layer)?;
                 format!("blocks.{i}.PreAct.{name}.{}", torch_leaf(name, leaf)?)
             }
             (BlockKind::PreAct, ["blocks", i, "downsample", layer, leaf]) => {

@@ -57,3 +57,16 @@ pub fn se_or_unit_key(units: &[&str], j: &str, sub: &str, leaf: &str) -> Option<
         conv_norm_key(name, sub, leaf)
     }
 }
+
+/// The module at `index` of the reference's `nn.Sequential(BN, act, conv, BN, act, conv)` (its
+/// indices count the activations): the `net` of a pre-activation ResNet block and of a CIFAR
+/// dense layer.
+pub fn preact_sequential(index: &str) -> Option<&'static str> {
+    Some(match index {
+        "0" => "bn1",
+        "2" => "conv1",
+        "3" => "bn2",
+        "5" => "conv2",
+        _ => return None,
+    })
+}
