@@ -33,6 +33,17 @@ fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// A reader that closes the pipe early (`cnnzoo models | head -1`) ends the process quietly, as
+/// it ends `ls` or `cat`: Rust starts programs with SIGPIPE ignored, so the next print would
+/// fail and panic with a stack trace instead.
+fn end_quietly_on_closed_pipe() {
+    // Safety: restores the default disposition of one signal, before any thread has started.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "cnnzoo",
@@ -149,6 +160,7 @@ Examples:
 
 fn main() -> ExitCode {
     keep_freed_pages();
+    end_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Models { json, family } => print::models(json, family.as_deref()),
