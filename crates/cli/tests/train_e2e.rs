@@ -56,10 +56,16 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
         assert!(run.join(file).is_file(), "{file} missing:\n{}", text(&out));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("epoch 1/3 train"),
-        "readable progress lines:\n{stdout}"
-    );
+    // Each epoch's lines carry its own number: the last line of each split is always printed.
+    for epoch in 1..=3 {
+        for split in ["train", "valid"] {
+            assert!(
+                stdout.contains(&format!("epoch {epoch}/3 {split}")),
+                "readable progress lines name epoch {epoch}'s {split} split:\n{stdout}"
+            );
+        }
+    }
+    assert!(!stdout.contains("epoch 4/3"), "{stdout}");
     assert!(
         !stdout.contains("ProgressSnapshot") && !stdout.contains("Iteration"),
         "{stdout}"

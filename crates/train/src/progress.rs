@@ -137,8 +137,10 @@ impl TrainingProgressLogger for LineRenderer {
         self.epoch = starting_epoch;
     }
 
+    /// burn-train calls this when an epoch has ended, with that epoch's number: the lines that
+    /// follow are the next epoch's, or the final test's, which keeps the last number.
     fn update_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
+        self.epoch = (epoch + 1).min(self.total_epochs);
     }
 
     fn start_split(&mut self, split: &str, total_items: usize) {
