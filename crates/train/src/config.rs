@@ -161,13 +161,18 @@ impl Default for ScheduleConfig {
 /// recipe, is `TrainRequest`'s).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Overrides {
+    /// Epochs to train.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Images per training step.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Base learning rate.
-    #[arg(long)]
+    // A negative value reaches the config's check, which says what is allowed, instead of being
+    // read as an unknown flag.
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
+    /// Seed of the initial weights, the validation split, the data order and the augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.

@@ -20,12 +20,17 @@ pub struct EvalRequest {
     /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// The images to evaluate on: the test set, or the validation or training part of the split
+    /// the checkpoint was trained with.
     #[arg(long, value_enum, default_value = "test")]
     pub split: data::Split,
+    /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Images per evaluation batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     /// Print one JSON object.
