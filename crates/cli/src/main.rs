@@ -89,7 +89,8 @@ Examples:
     #[command(after_help = "Examples:
   cnnzoo models
   cnnzoo models --json
-  cnnzoo models --family resnet")]
+  cnnzoo models --family resnet
+  cnnzoo models --num-classes 100")]
     Models {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -97,6 +98,9 @@ Examples:
         /// Only models of this family.
         #[arg(long)]
         family: Option<String>,
+        /// Count the parameters with a last layer of this many classes.
+        #[arg(long, default_value_t = cnnzoo_train::models::DEFAULT_CLASSES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+        num_classes: u64,
     },
     /// Measure training and inference throughput (images/s) and peak memory, as `train` runs.
     #[command(after_help = "Examples:
@@ -163,7 +167,11 @@ fn main() -> ExitCode {
     end_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Models { json, family } => print::models(json, family.as_deref()),
+        Command::Models {
+            json,
+            family,
+            num_classes,
+        } => print::models(json, family.as_deref(), num_classes as usize),
         Command::Train {
             request,
             print_config: true,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use cnnzoo_train::bench::{self, BenchRequest};
 use cnnzoo_train::eval::{self, EvalRequest};
 use cnnzoo_train::import::{self, ImportRequest};
-use cnnzoo_train::models::{self, CLASSES};
+use cnnzoo_train::models;
 use cnnzoo_train::predict::{self, PredictRequest};
 use cnnzoo_train::report::group_thousands;
 use cnnzoo_train::runs::{self, RunInfo};
@@ -21,8 +21,8 @@ fn print_sorted_json(result: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-pub fn models(json: bool, family: Option<&str>) -> Result<()> {
-    let models = models::list(family)?;
+pub fn models(json: bool, family: Option<&str>, num_classes: usize) -> Result<()> {
+    let models = models::list(family, num_classes)?;
     if json {
         return print_sorted_json(&models);
     }
@@ -40,7 +40,7 @@ pub fn models(json: bool, family: Option<&str>) -> Result<()> {
             m.description
         );
     }
-    println!("(parameters at {CLASSES} classes: trainable weights and biases)");
+    println!("(parameters at {num_classes} classes: trainable weights and biases)");
     Ok(())
 }
 
