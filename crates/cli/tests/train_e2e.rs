@@ -117,28 +117,32 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
 
     // eval needs only the checkpoint and reproduces the test accuracy of results.json.
     let data = mini_data();
-    let eval = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            "full/best.bpk",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--json",
-        ],
-        dir.path(),
-    );
-    assert!(eval.status.success(), "{}", text(&eval));
-    let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
-    assert_eq!(eval["n"], 1020);
-    let top1 = eval["top1"].as_f64().unwrap();
-    assert!(
-        (top1 - test_top1).abs() < 1e-9,
-        "eval top1 {top1} vs results {test_top1}"
-    );
-    assert_eq!(eval["per_class"].as_object().unwrap().len(), 10);
+    // The run folder stands for its best.bpk.
+    for checkpoint in ["full/best.bpk", "full"] {
+        let eval = cnnzoo(
+            &[
+                "eval",
+                "--checkpoint",
+                checkpoint,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--json",
+            ],
+            dir.path(),
+        );
+        assert!(eval.status.success(), "{checkpoint}: {}", text(&eval));
+        let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert_eq!(eval["checkpoint"], "full/best.bpk", "{checkpoint}");
+        assert_eq!(eval["n"], 1020);
+        let top1 = eval["top1"].as_f64().unwrap();
+        assert!(
+            (top1 - test_top1).abs() < 1e-9,
+            "{checkpoint}: eval top1 {top1} vs results {test_top1}"
+        );
+        assert_eq!(eval["per_class"].as_object().unwrap().len(), 10);
+    }
 
     // A finished run is not overwritten without --overwrite.
     let again = train(dir.path(), RESNET_3_EPOCHS);

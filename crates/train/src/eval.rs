@@ -13,11 +13,13 @@ use crate::data;
 use crate::device;
 use crate::evaluation::{Evaluation, evaluate};
 use crate::report::{self, confusion, group_thousands};
+use crate::run_dir;
 
 /// What `cnnzoo eval` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EvalRequest {
-    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
+    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`, or a run folder
+    /// (its best.bpk).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The images to evaluate on: the test set, or the validation or training part of the split
@@ -77,7 +79,8 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
         check_writable(path)?;
     }
     let selected = device::select(&request.device)?;
-    let (classifier, meta) = checkpoint::load(&request.checkpoint, &selected.device)?;
+    let checkpoint_file = run_dir::checkpoint_of(&request.checkpoint);
+    let (classifier, meta) = checkpoint::load(&checkpoint_file, &selected.device)?;
     let data_dir = resolve_data_dir(request.data_dir.as_deref());
     let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
     let set = data.split(request.split)?;
@@ -95,17 +98,24 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
         if matches!(request.split, data::Split::Test)
             && let Some(reference) = report::reference_test_top1(&meta.model, classes.len())
         {
-            title.push_str(&format!(" (SPEC §4 reference {reference:.2}%)"));
+            title.push_str(&format!(" (tutorial reference {reference:.2}%)"));
         }
         let png = confusion::draw(&result, classes, &title)?;
         atomic::write_bytes(path, &png)
             .with_context(|| format!("cannot write the confusion heat map {}", path.display()))?;
     }
-    Ok(report_of(request, meta.model, classes, result))
+    Ok(report_of(
+        request,
+        checkpoint_file,
+        meta.model,
+        classes,
+        result,
+    ))
 }
 
 fn report_of(
     request: &EvalRequest,
+    checkpoint_file: PathBuf,
     model: String,
     classes: &[String],
     result: Evaluation,
@@ -123,7 +133,7 @@ fn report_of(
         })
         .collect();
     EvalReport {
-        checkpoint: request.checkpoint.clone(),
+        checkpoint: checkpoint_file,
         model,
         split: request.split.name(),
         top1: result.top1,

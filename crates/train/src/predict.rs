@@ -19,6 +19,7 @@ use zune_core::options::DecoderOptions;
 
 use crate::checkpoint::{self, DatasetInfo};
 use crate::device;
+use crate::run_dir;
 
 /// Images per forward pass: bounds memory for long file lists.
 const BATCH: usize = 64;
@@ -26,7 +27,8 @@ const BATCH: usize = 64;
 /// What `cnnzoo predict` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
 pub struct PredictRequest {
-    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`.
+    /// A checkpoint written by `cnnzoo train` (best.bpk) or `cnnzoo import`, or a run folder
+    /// (its best.bpk).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Image files.
@@ -101,7 +103,8 @@ pub fn run(request: &PredictRequest) -> Result<PredictReport> {
         bail!("--top-k must be at least 1");
     }
     let selected = device::select(&request.device)?;
-    let (classifier, meta) = checkpoint::load(&request.checkpoint, &selected.device)?;
+    let checkpoint_file = run_dir::checkpoint_of(&request.checkpoint);
+    let (classifier, meta) = checkpoint::load(&checkpoint_file, &selected.device)?;
     let dataset = &meta.dataset;
 
     let mut inputs = Vec::new();
@@ -139,7 +142,7 @@ pub fn run(request: &PredictRequest) -> Result<PredictReport> {
         }
     }
     Ok(PredictReport {
-        checkpoint: request.checkpoint.clone(),
+        checkpoint: checkpoint_file,
         model: meta.model,
         predictions,
         errors,

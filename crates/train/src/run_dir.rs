@@ -51,6 +51,17 @@ pub struct RunDir {
     path: PathBuf,
 }
 
+/// The checkpoint a user means by `path`: a run folder stands for its `best.bpk`, anything else
+/// for itself (and `checkpoint::load` says what is wrong with it).
+pub fn checkpoint_of(path: &Path) -> PathBuf {
+    let best = RunDir::new(path).file(RunFile::Best);
+    if path.is_dir() && best.is_file() {
+        best
+    } else {
+        path.to_path_buf()
+    }
+}
+
 impl RunDir {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }

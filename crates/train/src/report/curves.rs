@@ -99,7 +99,7 @@ impl Curves {
         }
         let reference_label = self
             .reference_val
-            .map(|r| format!("reference validation top-1 {r:.2}% (SPEC §4)"));
+            .map(|r| format!("reference validation top-1 {r:.2}% (UvA DL tutorial 5)"));
         if let Some(label) = &reference_label {
             legend.push((label, REFERENCE, true));
         }
