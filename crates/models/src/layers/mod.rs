@@ -1,9 +1,10 @@
 //! The building blocks every family is made of, written once: initialised convolutions and
 //! linear layers ([`conv`]), batch norm ([`norm`]), pooling ([`pool`]), activations
-//! ([`activation`]), the walk over a module's parameters ([`params`]), the conv-norm-activation unit, squeeze-excitation and stochastic depth
-//! ([`units`]), the inverted residual block ([`inverted_residual`]), and the mapping of PyTorch's
-//! tensor names onto theirs ([`torch_names`]). Convolution, batch norm and max pooling run
-//! cnnzoo's CPU kernels ([`cnnzoo_flex_kernels`]) on the CPU backend and burn's elsewhere.
+//! ([`activation`]), the conv-norm-activation unit, squeeze-excitation and stochastic depth
+//! ([`units`]), the inverted residual block ([`inverted_residual`]), the walk over a module's
+//! parameters ([`params`]), and the mapping of PyTorch's tensor names onto theirs
+//! ([`torch_names`]). Convolution, batch norm and max pooling run cnnzoo's CPU kernels
+//! ([`cnnzoo_flex_kernels`]) on the CPU backend and burn's elsewhere.
 use burn::prelude::*;
 
 pub mod activation;
