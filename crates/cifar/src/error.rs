@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong between a data folder and a batch.
+///
+/// A `file` inside an archive (which is read in place) is named `ARCHIVE: FOLDER/FILE`, e.g.
+/// `data/cifar-10-binary.tar.gz: cifar-10-batches-bin/data_batch_3.bin`.
 #[derive(Debug, thiserror::Error)]
 pub enum CifarError {
     /// Reading, writing, renaming or listing a file or folder failed.
@@ -103,7 +106,8 @@ pub enum CifarError {
         detail: String,
     },
 
-    /// A tar entry's path would land outside the folder it is extracted into.
+    /// A tar entry's path is absolute or climbs out with `..`: the archive is malformed (it is
+    /// only read, but no CIFAR archive holds such a path).
     #[error("{}: tar entry '{entry}' would escape the data folder", path.display())]
     UnsafeTarEntry {
         /// The archive.
@@ -113,7 +117,7 @@ pub enum CifarError {
     },
 
     /// A tar entry is a link or device, which no CIFAR archive holds.
-    #[error("{}: tar entry '{entry}' is a {kind}, only files and folders are extracted", path.display())]
+    #[error("{}: tar entry '{entry}' is a {kind}, a CIFAR archive holds only files and folders", path.display())]
     UnsupportedTarEntry {
         /// The archive.
         path: PathBuf,

@@ -147,7 +147,7 @@ impl CifarKind {
         }
     }
 
-    /// The folder the official binary archive extracts to.
+    /// The folder the official binary archive holds its files in (an extracted copy has it too).
     pub fn binary_folder(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-batches-bin",
@@ -155,7 +155,8 @@ impl CifarKind {
         }
     }
 
-    /// The folder the official python archive extracts to (what torchvision leaves behind).
+    /// The folder the official python archive holds its files in (what torchvision leaves
+    /// behind when it extracts it).
     pub fn python_folder(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-batches-py",

@@ -1,5 +1,6 @@
-//! CIFAR-10 and CIFAR-100 for cnnzoo: from a data folder (extracted, archived or downloaded)
-//! to augmented, normalised burn batches, exactly as the reference pipeline (SPEC §3).
+//! CIFAR-10 and CIFAR-100 for cnnzoo: from a data folder (an extracted folder, an archive read in
+//! place, or a download) to augmented, normalised burn batches, exactly as the reference pipeline
+//! (SPEC §3). Nothing is written into the data folder except a download.
 //!
 //! ```no_run
 //! use cnnzoo_cifar::{CifarDataset, EpochLoader, load_cifar10, split_train_val};
@@ -17,10 +18,12 @@
 //! Where each concern lives (the modules are private; what they make public is re-exported here):
 //! - `kind`: the two data sets, their file names, URLs, md5s and class names ([`CifarKind`]).
 //! - `source`: where the data comes from: an extracted folder, an archive or a download
-//!   ([`locate`]); the resumable, md5-verified download ([`download`], [`md5_of_file`]) and the
-//!   atomic extraction ([`extract_archive`]).
-//! - `parse`: reading and validating the batch files of the binary and the python formats
-//!   ([`read_binary_folder`], [`read_python_folder`]).
+//!   ([`locate`], [`Source`]); the resumable, md5-verified download ([`download`],
+//!   [`md5_of_file`]).
+//! - `files`: the files of a [`Source`] by name: read from a folder, or streamed once from an
+//!   archive into memory, which also refuses malformed archives.
+//! - `parse`: reading and validating the batch files of the binary and the python formats from
+//!   either ([`read_source`]).
 //! - `pickle`: the minimal pickle reader under the python format, which runs no code.
 //! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
@@ -36,6 +39,7 @@
 mod augment;
 mod batch;
 mod error;
+mod files;
 mod kind;
 mod loader;
 mod parse;
@@ -55,21 +59,18 @@ pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
 pub use error::{CifarError, Result};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
-pub use parse::{parse_binary_batch, parse_python_batch, read_binary_folder, read_python_folder};
+pub use parse::{parse_binary_batch, parse_python_batch, read_source};
 pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 pub use source::{
-    DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, SourceFolder, URL_ENV, data_dir_from_env,
-    download, extract_archive, locate, md5_of_file, part_path,
+    DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, Source, URL_ENV, data_dir_from_env, download,
+    locate, md5_of_file, part_path,
 };
 pub use split::{DEFAULT_VAL_FRACTION, split_train_val, val_count};
 
-/// Loads `kind` from `data_dir`, extracting or downloading it first when needed
-/// (see [`locate`] for the order in which sources are tried).
+/// Loads `kind` from `data_dir`, downloading it first when there is none (see [`locate`] for the
+/// order in which sources are tried); an archive is read in place.
 pub fn load(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<CifarData> {
-    match locate(kind, data_dir, options)? {
-        SourceFolder::Binary(folder) => read_binary_folder(kind, &folder),
-        SourceFolder::Python(folder) => read_python_folder(kind, &folder),
-    }
+    read_source(kind, &locate(kind, data_dir, options)?)
 }
 
 /// Loads CIFAR-10 from `data_dir` with [`FetchOptions::from_env`].

@@ -1,76 +1,113 @@
-//! Reading the batch files of the binary and the python formats, validating every record.
+//! Reading the batch files of the binary and the python formats, validating every record,
+//! from any [`Source`]: an extracted folder or an archive read in place.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{CifarError, Result};
+use crate::files::{BatchFiles, read_archive};
 use crate::kind::CifarKind;
 use crate::pickle::{self, Value};
 use crate::set::{CifarData, CifarSet, IMAGE_BYTES};
+use crate::source::Source;
 
-/// Reads an extracted binary folder (`cifar-10-batches-bin/` or `cifar-100-binary/`).
-pub fn read_binary_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
-    let classes = read_binary_class_names(kind, folder)?;
-    read_folder(
-        kind,
-        folder,
-        kind.binary_batches(),
-        &classes,
-        parse_binary_batch,
-    )
+/// Reads the data set `kind` from `source` (see [`crate::locate`]), which is only read.
+///
+/// A file missing from a folder is a [`CifarError::MissingBatch`], a member missing from an
+/// archive a [`CifarError::IncompleteArchive`]; the messages of a bad file in an archive name
+/// both, as `ARCHIVE: FOLDER/FILE`.
+pub fn read_source(kind: CifarKind, source: &Source) -> Result<CifarData> {
+    let format = match source {
+        Source::BinaryFolder(_) | Source::BinaryArchive(_) => Format::Binary,
+        Source::PythonFolder(_) | Source::PythonArchive(_) => Format::Python,
+    };
+    let mut files = match source {
+        Source::BinaryFolder(folder) | Source::PythonFolder(folder) => {
+            BatchFiles::Folder(folder.clone())
+        }
+        Source::BinaryArchive(archive) | Source::PythonArchive(archive) => {
+            read_archive(archive, format.folder(kind), &format.files(kind))?
+        }
+    };
+    let (train_files, test_file) = format.batches(kind);
+    // Check every batch first so that a missing one is reported before minutes of parsing.
+    let mut every_batch = train_files.iter().chain([&test_file]);
+    if let Some(missing) = every_batch.find(|name| !files.contains(name)) {
+        return Err(files.missing(missing));
+    }
+    let (classes, parse): (_, Parse) = match format {
+        Format::Binary => (
+            read_binary_class_names(kind, &mut files)?,
+            parse_binary_batch,
+        ),
+        Format::Python => (
+            read_python_class_names(kind, &mut files)?,
+            parse_python_batch,
+        ),
+    };
+    let train = read_batches(kind, &mut files, &train_files, &classes, parse)?;
+    let test = read_batches(kind, &mut files, &[test_file], &classes, parse)?;
+    Ok(CifarData {
+        train,
+        test,
+        source: source.clone(),
+    })
 }
 
-/// Reads an extracted python folder (`cifar-10-batches-py/` or `cifar-100-python/`).
-pub fn read_python_folder(kind: CifarKind, folder: &Path) -> Result<CifarData> {
-    let classes = read_python_class_names(kind, folder)?;
-    read_folder(
-        kind,
-        folder,
-        kind.python_batches(),
-        &classes,
-        parse_python_batch,
-    )
+/// The two layouts of the batch files.
+#[derive(Clone, Copy)]
+enum Format {
+    Binary,
+    Python,
+}
+
+impl Format {
+    /// The folder of the batch files, in an archive or extracted.
+    fn folder(self, kind: CifarKind) -> &'static str {
+        match self {
+            Self::Binary => kind.binary_folder(),
+            Self::Python => kind.python_folder(),
+        }
+    }
+
+    /// The training batch files and the test batch file.
+    fn batches(self, kind: CifarKind) -> (Vec<&'static str>, &'static str) {
+        match self {
+            Self::Binary => kind.binary_batches(),
+            Self::Python => kind.python_batches(),
+        }
+    }
+
+    /// Every file read: the batches, then the class-name list.
+    fn files(self, kind: CifarKind) -> Vec<&'static str> {
+        let (mut files, test) = self.batches(kind);
+        files.push(test);
+        files.push(match self {
+            Self::Binary => kind.binary_class_names_file(),
+            Self::Python => kind.python_meta().0,
+        });
+        files
+    }
 }
 
 /// Images and labels of one batch file.
 type Batch = (Vec<u8>, Vec<u8>);
 
-/// Reads the training batch files and the test batch file, in the format `parse` reads.
-fn read_folder(
-    kind: CifarKind,
-    folder: &Path,
-    (train_files, test_file): (Vec<&str>, &str),
-    classes: &[String],
-    parse: fn(CifarKind, &Path, &[u8]) -> Result<Batch>,
-) -> Result<CifarData> {
-    let train = read_batches(kind, folder, &train_files, classes, parse)?;
-    let test = read_batches(kind, folder, &[test_file], classes, parse)?;
-    Ok(CifarData {
-        train,
-        test,
-        folder: folder.to_path_buf(),
-    })
-}
+/// Parses one batch file, named as messages name it.
+type Parse = fn(CifarKind, &Path, &[u8]) -> Result<Batch>;
 
+/// Reads and parses `names`, which are all in `files`, into one set.
 fn read_batches(
     kind: CifarKind,
-    folder: &Path,
-    files: &[&str],
+    files: &mut BatchFiles,
+    names: &[&str],
     classes: &[String],
-    parse: fn(CifarKind, &Path, &[u8]) -> Result<Batch>,
+    parse: Parse,
 ) -> Result<CifarSet> {
-    let paths: Vec<PathBuf> = files.iter().map(|name| folder.join(name)).collect();
-    // Check every file first so that a missing batch is reported before minutes of parsing.
-    if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
-        return Err(CifarError::MissingBatch {
-            file: missing.clone(),
-            folder: folder.to_path_buf(),
-        });
-    }
     let mut images = Vec::new();
     let mut labels = Vec::new();
-    for path in &paths {
-        let bytes = std::fs::read(path).map_err(|err| CifarError::io(path, err))?;
-        let (batch_images, batch_labels) = parse(kind, path, &bytes)?;
+    for name in names {
+        let bytes = files.take(name)?;
+        let (batch_images, batch_labels) = parse(kind, &files.name(name), &bytes)?;
         images.extend_from_slice(&batch_images);
         labels.extend_from_slice(&batch_labels);
     }
@@ -154,12 +191,18 @@ fn check_label(
     }
 }
 
-fn read_binary_class_names(kind: CifarKind, folder: &Path) -> Result<Vec<String>> {
-    let path = folder.join(kind.binary_class_names_file());
-    if !path.is_file() {
+fn read_binary_class_names(kind: CifarKind, files: &mut BatchFiles) -> Result<Vec<String>> {
+    let file = kind.binary_class_names_file();
+    if !files.contains(file) {
         return Ok(default_classes(kind));
     }
-    let text = std::fs::read_to_string(&path).map_err(|err| CifarError::io(&path, err))?;
+    let path = files.name(file);
+    let text = String::from_utf8(files.take(file)?).map_err(|err| {
+        CifarError::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        )
+    })?;
     let names: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -169,13 +212,13 @@ fn read_binary_class_names(kind: CifarKind, folder: &Path) -> Result<Vec<String>
     check_class_count(kind, &path, names)
 }
 
-fn read_python_class_names(kind: CifarKind, folder: &Path) -> Result<Vec<String>> {
+fn read_python_class_names(kind: CifarKind, files: &mut BatchFiles) -> Result<Vec<String>> {
     let (meta_file, key) = kind.python_meta();
-    let path = folder.join(meta_file);
-    if !path.is_file() {
+    if !files.contains(meta_file) {
         return Ok(default_classes(kind));
     }
-    let bytes = std::fs::read(&path).map_err(|err| CifarError::io(&path, err))?;
+    let path = files.name(meta_file);
+    let bytes = files.take(meta_file)?;
     let bad = |detail: String| CifarError::BadPickle {
         file: path.clone(),
         detail,

@@ -1,6 +1,6 @@
 //! Images and labels in memory.
 
-use std::path::PathBuf;
+use crate::source::Source;
 
 /// Side of a CIFAR image in pixels.
 pub const IMAGE_SIDE: usize = 32;
@@ -85,13 +85,13 @@ impl CifarSet {
     }
 }
 
-/// The training and test sets of a data set, and the folder they were read from.
+/// The training and test sets of a data set, and where they were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CifarData {
     /// All training images (split off a validation set with [`crate::split_train_val`]).
     pub train: CifarSet,
     /// The test images.
     pub test: CifarSet,
-    /// The folder the batches were read from.
-    pub folder: PathBuf,
+    /// The folder or archive the batches were read from.
+    pub source: Source,
 }

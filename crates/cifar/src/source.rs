@@ -1,14 +1,13 @@
-//! Finding the data in a folder: an extracted folder, an archive to extract, or a download.
+//! Finding the data in a folder: an extracted folder, an archive read in place, or a download.
 //!
-//! Everything written is atomic: archives are extracted into a hidden temporary folder next to
-//! the target and renamed into place once complete, and downloads go to a `.part` file that is
-//! renamed only after its md5 matched. A kill leaves either nothing usable or a complete result.
+//! Nothing is written into the data folder except a download, the one case where there is no
+//! data at all: it goes to a `.part` file that is renamed only after its md5 matched, so a kill
+//! leaves either nothing usable or the complete archive. Archives are read where they are (see
+//! [`crate::read_source`]), so the data folder may be read-only or shared.
 
-use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
-use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
@@ -72,58 +71,62 @@ impl FetchOptions {
     }
 }
 
-/// An extracted data folder, in one of the two formats.
+/// Where the data of a data set is read from: an extracted folder or an archive, in one of the
+/// two formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceFolder {
-    /// The binary format (`cifar-10-batches-bin/`, `cifar-100-binary/`).
-    Binary(PathBuf),
-    /// The python pickle format (`cifar-10-batches-py/`, `cifar-100-python/`).
-    Python(PathBuf),
+pub enum Source {
+    /// An extracted binary folder (`cifar-10-batches-bin/`, `cifar-100-binary/`).
+    BinaryFolder(PathBuf),
+    /// An extracted python pickle folder (`cifar-10-batches-py/`, `cifar-100-python/`), as
+    /// torchvision leaves it.
+    PythonFolder(PathBuf),
+    /// The binary archive (`cifar-10-binary.tar.gz`, `cifar-100-binary.tar.gz`), read in place.
+    BinaryArchive(PathBuf),
+    /// The python archive (`cifar-10-python.tar.gz`, `cifar-100-python.tar.gz`), read in place.
+    PythonArchive(PathBuf),
 }
 
-/// Finds the data of `kind` in `data_dir`, extracting or downloading it when needed.
+impl Source {
+    /// The folder or archive.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::BinaryFolder(path)
+            | Self::PythonFolder(path)
+            | Self::BinaryArchive(path)
+            | Self::PythonArchive(path) => path,
+        }
+    }
+}
+
+/// Finds the data of `kind` in `data_dir`, downloading it when there is none.
 ///
 /// Order: the extracted binary folder; the python folder torchvision leaves behind; the binary
-/// archive (extracted next to itself); the python archive; else the binary archive is
-/// downloaded into `data_dir`. An archive found on disk is used even when it is not the official
-/// file (a note says so); a downloaded one must match the official md5.
-pub fn locate(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<SourceFolder> {
+/// archive; the python archive; else the binary archive is downloaded into `data_dir` (the only
+/// write into it). Archives are read in place, never extracted. An archive found on disk is
+/// used even when it is not the official file (a note says so); a downloaded one must match
+/// the official md5.
+pub fn locate(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<Source> {
     let binary_folder = data_dir.join(kind.binary_folder());
     if binary_folder.is_dir() {
-        return Ok(SourceFolder::Binary(binary_folder));
+        return Ok(Source::BinaryFolder(binary_folder));
     }
     let python_folder = data_dir.join(kind.python_folder());
     if python_folder.is_dir() {
-        return Ok(SourceFolder::Python(python_folder));
+        return Ok(Source::PythonFolder(python_folder));
     }
     let binary_archive = data_dir.join(kind.binary_archive());
     if binary_archive.is_file() {
         note_unofficial(&binary_archive, kind.official_md5(), options)?;
-        let folder = extract_archive(&binary_archive, kind.binary_folder(), &binary_members(kind))?;
-        return Ok(SourceFolder::Binary(folder));
+        return Ok(Source::BinaryArchive(binary_archive));
     }
     let python_archive = data_dir.join(kind.python_archive());
     if python_archive.is_file() {
         note_unofficial(&python_archive, kind.official_python_md5(), options)?;
-        let folder = extract_archive(&python_archive, kind.python_folder(), &python_members(kind))?;
-        return Ok(SourceFolder::Python(folder));
+        return Ok(Source::PythonArchive(python_archive));
     }
     let url = options.url_for(kind);
     download(&url, &binary_archive, kind.official_md5(), options.verbose)?;
-    let folder = extract_archive(&binary_archive, kind.binary_folder(), &binary_members(kind))?;
-    Ok(SourceFolder::Binary(folder))
-}
-
-fn binary_members(kind: CifarKind) -> Vec<&'static str> {
-    let (mut files, test) = kind.binary_batches();
-    files.push(test);
-    files
-}
-
-fn python_members(kind: CifarKind) -> Vec<&'static str> {
-    let (mut files, test) = kind.python_batches();
-    files.push(test);
-    files
+    Ok(Source::BinaryArchive(binary_archive))
 }
 
 fn note_unofficial(archive: &Path, official: &str, options: &FetchOptions) -> Result<()> {
@@ -149,159 +152,6 @@ pub fn md5_of_file(path: &Path) -> Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// Extracts the gzip-compressed tar `archive` next to itself and returns the path of its
-/// top-level folder `folder_name`, which must hold every file in `required`.
-///
-/// Entries are checked before anything is written: a path that would leave the folder
-/// (absolute, or with `..`) and links or devices are errors. The folder appears only once
-/// complete; when it already exists (extracted by a concurrent run) that one is kept.
-pub fn extract_archive(archive: &Path, folder_name: &str, required: &[&str]) -> Result<PathBuf> {
-    let parent = archive
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let target = parent.join(folder_name);
-    let mut file = File::open(archive).map_err(|err| CifarError::io(archive, err))?;
-    let mut magic = [0u8; 2];
-    let magic_len =
-        read_up_to(&mut file, &mut magic).map_err(|err| CifarError::io(archive, err))?;
-    if magic_len < 2 || magic != [0x1f, 0x8b] {
-        return Err(CifarError::NotGzip {
-            path: archive.to_path_buf(),
-        });
-    }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|err| CifarError::io(archive, err))?;
-
-    let staging = tempfile::Builder::new()
-        .prefix(".cnnzoo-extract-")
-        .tempdir_in(parent)
-        .map_err(|err| CifarError::io(parent, err))?;
-    let gzip_failure = Rc::new(RefCell::new(None));
-    let reader = GzipReader {
-        inner: flate2::read::GzDecoder::new(file),
-        failure: gzip_failure.clone(),
-    };
-    let read_error = |err: io::Error| match gzip_failure.borrow().clone() {
-        Some(detail) => CifarError::CorruptGzip {
-            path: archive.to_path_buf(),
-            detail,
-        },
-        None => CifarError::NotTar {
-            path: archive.to_path_buf(),
-            detail: err.to_string(),
-        },
-    };
-    let mut tar = tar::Archive::new(reader);
-    for entry in tar.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
-        let entry_path = entry.path().map_err(read_error)?.into_owned();
-        let entry_name = entry_path.display().to_string();
-        let safe = entry_path
-            .components()
-            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
-        if !safe {
-            return Err(CifarError::UnsafeTarEntry {
-                path: archive.to_path_buf(),
-                entry: entry_name,
-            });
-        }
-        let destination = staging.path().join(&entry_path);
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&destination)
-                    .map_err(|err| CifarError::io(&destination, err))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(dir) = destination.parent() {
-                    fs::create_dir_all(dir).map_err(|err| CifarError::io(dir, err))?;
-                }
-                let mut out =
-                    File::create(&destination).map_err(|err| CifarError::io(&destination, err))?;
-                copy_entry(&mut entry, &mut out, &destination, &read_error)?;
-            }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
-            other => {
-                return Err(CifarError::UnsupportedTarEntry {
-                    path: archive.to_path_buf(),
-                    entry: entry_name,
-                    kind: format!("{other:?}").to_lowercase(),
-                });
-            }
-        }
-    }
-
-    let extracted = staging.path().join(folder_name);
-    if !extracted.is_dir() {
-        return Err(CifarError::IncompleteArchive {
-            path: archive.to_path_buf(),
-            expected: format!("{folder_name}/"),
-        });
-    }
-    if let Some(missing) = required.iter().find(|name| !extracted.join(name).is_file()) {
-        return Err(CifarError::IncompleteArchive {
-            path: archive.to_path_buf(),
-            expected: format!("{folder_name}/{missing}"),
-        });
-    }
-    if let Err(err) = fs::rename(&extracted, &target)
-        && !target.is_dir()
-    {
-        return Err(CifarError::io(&target, err));
-    }
-    Ok(target)
-}
-
-fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
-}
-
-/// Copies a tar entry to a file, telling a failure to read the archive from one to write.
-fn copy_entry(
-    entry: &mut impl Read,
-    out: &mut File,
-    destination: &Path,
-    read_error: &dyn Fn(io::Error) -> CifarError,
-) -> Result<()> {
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let read = match entry.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(read_error(err)),
-        };
-        out.write_all(&buffer[..read])
-            .map_err(|err| CifarError::io(destination, err))?;
-    }
-    out.sync_all()
-        .map_err(|err| CifarError::io(destination, err))
-}
-
-/// Remembers whether the gzip layer failed, so that a broken gzip stream is not reported as a
-/// broken tar.
-struct GzipReader<R> {
-    inner: flate2::read::GzDecoder<R>,
-    failure: Rc<RefCell<Option<String>>>,
-}
-
-impl<R: Read> Read for GzipReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|err| {
-            self.failure.borrow_mut().replace(err.to_string());
-        })
-    }
 }
 
 /// Downloads `url` to `destination` through `<destination>.part`, resuming a partial file with

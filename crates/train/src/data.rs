@@ -37,7 +37,7 @@ pub struct Data {
     pub classes: Vec<String>,
 }
 
-/// Reads CIFAR-10 from `dir` (extracting or downloading it if needed) and splits off the
+/// Reads CIFAR-10 from `dir` (an archive in place, downloaded if missing) and splits off the
 /// validation images exactly as training did.
 pub fn load_cifar10(dir: &Path, val_fraction: f64, seed: u64) -> Result<Data> {
     let data = cnnzoo_cifar::load_cifar10(dir)?;

@@ -23,21 +23,47 @@ pub fn quiet() -> FetchOptions {
     }
 }
 
-/// A fresh data folder holding a link to the mini archive.
+/// The data folder shipped in shared/ that holds the mini archive; it is only ever read.
+pub fn mini_folder() -> &'static Path {
+    Path::new(MINI_ARCHIVE)
+        .parent()
+        .expect("the archive is in a folder")
+}
+
+/// A fresh data folder holding a copy of the mini archive, which a test may change the
+/// permissions of (a link would change the shared file's).
 pub fn mini_data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::os::unix::fs::symlink(MINI_ARCHIVE, dir.path().join("cifar-10-binary.tar.gz"))
-        .expect("link the mini archive");
+    std::fs::copy(MINI_ARCHIVE, dir.path().join("cifar-10-binary.tar.gz"))
+        .expect("copy the mini archive");
     dir
 }
 
-/// The mini data set, loaded once per test binary.
+/// The mini data set, loaded once per test binary, straight from shared/: the archive is read in
+/// place.
 pub fn mini() -> &'static CifarData {
     static DATA: OnceLock<CifarData> = OnceLock::new();
     DATA.get_or_init(|| {
-        let dir = mini_data_dir();
-        load(CifarKind::Cifar10, dir.path(), &quiet()).expect("the mini archive loads")
+        load(CifarKind::Cifar10, mini_folder(), &quiet()).expect("the mini archive loads")
     })
+}
+
+/// The names of the files and folders in `dir` with the md5 of each file, sorted: what a test
+/// compares to show that nothing in a data folder was written.
+pub fn listing_with_md5s(dir: &Path) -> Vec<(String, Option<String>)> {
+    let mut entries: Vec<(String, Option<String>)> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            let md5 = path
+                .is_file()
+                .then(|| md5_hex(&std::fs::read(&path).expect("read")));
+            (entry.file_name().to_string_lossy().into_owned(), md5)
+        })
+        .collect();
+    entries.sort();
+    entries
 }
 
 /// A synthetic image whose pixels depend on `seed`, channel, row and column.

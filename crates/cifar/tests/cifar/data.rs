@@ -1,15 +1,18 @@
-//! Finding, extracting and parsing data folders, and every corrupt input the issue lists.
+//! Finding and parsing data folders and archives (read in place: nothing is written), and every
+//! corrupt input the issue lists.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use cnnzoo_cifar::{
-    CifarError, CifarKind, IMAGE_BYTES, SourceFolder, load, locate, parse_python_batch,
+    CifarError, CifarKind, IMAGE_BYTES, Source, load, locate, parse_python_batch, read_source,
     split_train_val, val_count,
 };
 
 use crate::common::{
-    MINI_ARCHIVE, binary_batch, cifar10_batch_files, gzip, mini, mini_data_dir, python_batch,
-    quiet, synthetic_image, tar_gz, tar_with_raw_path, write_binary_folder,
+    MINI_ARCHIVE, binary_batch, cifar10_batch_files, gzip, listing_with_md5s, mini, mini_data_dir,
+    mini_folder, python_batch, quiet, synthetic_image, tar_gz, tar_with_raw_path,
+    write_binary_folder,
 };
 
 fn cifar10(dir: &Path) -> Result<cnnzoo_cifar::CifarData, CifarError> {
@@ -48,42 +51,73 @@ fn mini_archive_parses_to_the_documented_counts() {
 }
 
 #[test]
-fn archive_is_extracted_once_then_the_folder_is_reused() {
+fn archive_is_read_in_place_and_nothing_is_written() {
     let dir = mini_data_dir();
-    let folder = dir.path().join("cifar-10-batches-bin");
-    assert!(!folder.exists());
-
-    let first = locate(CifarKind::Cifar10, dir.path(), &quiet()).expect("extracts");
-    assert_eq!(first, SourceFolder::Binary(folder.clone()));
-    for name in ["data_batch_1.bin", "data_batch_5.bin", "test_batch.bin"] {
-        assert!(folder.join(name).is_file(), "{name} extracted");
-    }
-    // Nothing but the archive and the folder is left: the staging folder is gone.
+    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let before = listing_with_md5s(dir.path());
     assert_eq!(
-        entry_names(dir.path()),
-        ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]
+        before,
+        [(
+            "cifar-10-binary.tar.gz".to_owned(),
+            Some(crate::common::md5_hex(
+                &std::fs::read(MINI_ARCHIVE).expect("mini archive")
+            ))
+        )]
     );
 
-    // Replace the archive by garbage: a second call must not touch it.
-    std::fs::remove_file(dir.path().join("cifar-10-binary.tar.gz")).expect("remove link");
-    std::fs::write(dir.path().join("cifar-10-binary.tar.gz"), b"garbage").expect("garbage");
-    let marker = folder
-        .join("data_batch_1.bin")
-        .metadata()
-        .expect("meta")
-        .modified()
-        .ok();
-    let second = cifar10(dir.path()).expect("reuses the folder");
-    assert_eq!(second.train.len(), 4065);
+    let source = locate(CifarKind::Cifar10, dir.path(), &quiet()).expect("finds the archive");
+    assert_eq!(source, Source::BinaryArchive(archive.clone()));
+    assert_eq!(source.path(), archive);
+    let data = cifar10(dir.path()).expect("reads the archive");
+    assert_eq!((data.train.len(), data.test.len()), (4065, 1020));
+    assert_eq!(data.source, Source::BinaryArchive(archive));
+    // No extracted folder, no staging folder, the archive untouched.
+    assert_eq!(listing_with_md5s(dir.path()), before);
+
+    // The archive read in place gives exactly what its extracted folder gives.
+    let extracted = tempfile::tempdir().expect("temp dir");
+    let file = std::fs::File::open(MINI_ARCHIVE).expect("mini archive");
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(extracted.path())
+        .expect("unpack");
+    let folder = extracted.path().join("cifar-10-batches-bin");
+    let from_folder = cifar10(extracted.path()).expect("reads the folder");
+    assert_eq!(from_folder.source, Source::BinaryFolder(folder.clone()));
+    assert_eq!(from_folder.train, data.train);
+    assert_eq!(from_folder.test, data.test);
     assert_eq!(
-        folder
-            .join("data_batch_1.bin")
-            .metadata()
-            .expect("meta")
-            .modified()
-            .ok(),
-        marker
+        read_source(CifarKind::Cifar10, &Source::BinaryFolder(folder)).expect("folder"),
+        from_folder
     );
+}
+
+#[test]
+fn a_read_only_data_folder_loads() {
+    let dir = mini_data_dir();
+    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    let before = listing_with_md5s(dir.path());
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let result = cifar10(dir.path());
+    let after = listing_with_md5s(dir.path());
+    // Writable again, so that the folder can be deleted.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = result.expect("a read-only data folder is only read");
+    assert_eq!((data.train.len(), data.test.len()), (4065, 1020));
+    // Root ignores the permission bits: the listing shows that nothing was written anyway.
+    assert_eq!(after, before);
+}
+
+#[test]
+fn the_shared_mini_folder_is_read_where_it_is() {
+    let before = listing_with_md5s(mini_folder());
+    let data = cifar10(mini_folder()).expect("mini folder");
+    assert_eq!(
+        data.source,
+        Source::BinaryArchive(mini_folder().join("cifar-10-binary.tar.gz"))
+    );
+    assert_eq!(&data, mini());
+    assert_eq!(listing_with_md5s(mini_folder()), before);
 }
 
 #[test]
@@ -237,8 +271,8 @@ fn load_archive(
 }
 
 /// Asserts that loading `archive` fails with a message that names it and says `what`, and that
-/// the data folder holds only the archive: a failed extraction leaves nothing behind. Returns
-/// the data folder.
+/// the data folder holds only the archive: nothing is written, not even for a bad archive.
+/// Returns the data folder.
 fn assert_archive_refused(archive: &[u8], what: &str) -> tempfile::TempDir {
     let (dir, result) = load_archive(archive);
     assert_error(result, "cifar-10-binary.tar.gz", what);
@@ -326,25 +360,102 @@ fn links_in_archives_are_refused() {
     );
 }
 
+/// The members of a synthetic binary CIFAR-10 archive: `cifar-10-batches-bin/NAME` for each
+/// batch, with two records each (labels `batch % 10` and 7) and a class-name list of its own.
+fn synthetic_binary_members() -> Vec<(String, Vec<u8>)> {
+    let mut members: Vec<(String, Vec<u8>)> = cifar10_batch_files(".bin")
+        .iter()
+        .zip(1..=6)
+        .map(|(name, i)| {
+            (
+                format!("cifar-10-batches-bin/{name}"),
+                binary_batch(&[i as u8 % 10, 7], i),
+            )
+        })
+        .collect();
+    let names: String = (0..10).map(|i| format!("class {i}\n")).collect();
+    members.push((
+        "cifar-10-batches-bin/batches.meta.txt".to_owned(),
+        names.into_bytes(),
+    ));
+    members
+}
+
+/// A gzip-compressed tar of `members`.
+fn archive_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let files: Vec<(&str, &[u8])> = members
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+        .collect();
+    tar_gz(&files)
+}
+
 #[test]
 fn a_synthetic_archive_round_trips() {
-    let batches: Vec<Vec<u8>> = (1..=6)
-        .map(|i| binary_batch(&[i as u8 % 10, 7], i))
-        .collect();
-    let paths: Vec<String> = cifar10_batch_files(".bin")
-        .iter()
-        .map(|name| format!("cifar-10-batches-bin/{name}"))
-        .collect();
-    let files: Vec<(&str, &[u8])> = paths
-        .iter()
-        .zip(&batches)
-        .map(|(path, batch)| (path.as_str(), batch.as_slice()))
-        .collect();
-    let (_dir, result) = load_archive(&tar_gz(&files));
+    let (dir, result) = load_archive(&archive_of(&synthetic_binary_members()));
     let data = result.expect("valid archive");
     assert_eq!(data.train.labels, [1, 7, 2, 7, 3, 7, 4, 7, 5, 7]);
     assert_eq!(data.test.labels, [6, 7]);
     assert_eq!(data.train.image(2), Some(&synthetic_image(2000)[..]));
+    // The class names are the archive's own list, not the defaults.
+    assert_eq!(data.train.classes[0], "class 0");
+    assert_eq!(data.test.classes[9], "class 9");
+    assert_eq!(entry_names(dir.path()), ["cifar-10-binary.tar.gz"]);
+}
+
+#[test]
+fn a_bad_member_of_an_archive_is_named_with_the_archive() {
+    let archive_with = |member: &str, bytes: Vec<u8>| {
+        let mut members = synthetic_binary_members();
+        let path = format!("cifar-10-batches-bin/{member}");
+        members.retain(|(name, _)| *name != path);
+        members.push((path, bytes));
+        archive_of(&members)
+    };
+    let named = |dir: &Path, member: &str| {
+        format!(
+            "{}: cifar-10-batches-bin/{member}: ",
+            dir.join("cifar-10-binary.tar.gz").display()
+        )
+    };
+
+    let (dir, result) = load_archive(&archive_with("data_batch_3.bin", vec![0; 7146]));
+    assert_error(
+        result,
+        &named(dir.path(), "data_batch_3.bin"),
+        "7146 bytes is not a multiple of the 3073-byte record size",
+    );
+
+    let mut labels = vec![3u8; 20];
+    labels[17] = 12;
+    let (dir, result) = load_archive(&archive_with("test_batch.bin", binary_batch(&labels, 2)));
+    assert_error(
+        result,
+        &named(dir.path(), "test_batch.bin"),
+        "record 17 has label 12, CIFAR-10 labels are 0..=9",
+    );
+
+    let (dir, result) = load_archive(&archive_with("data_batch_1.bin", Vec::new()));
+    assert_error(
+        result,
+        &named(dir.path(), "data_batch_1.bin"),
+        "the batch file is empty",
+    );
+
+    let (dir, result) = load_archive(&archive_with("batches.meta.txt", b"cat\ndog\n".to_vec()));
+    assert_error(
+        result,
+        &named(dir.path(), "batches.meta.txt"),
+        "lists 2 class names, expected 10",
+    );
+
+    // Only the test batch is missing: reported before any batch is parsed, as a member.
+    let mut members = synthetic_binary_members();
+    members.retain(|(name, _)| !name.ends_with("test_batch.bin"));
+    assert_archive_refused(
+        &archive_of(&members),
+        "the archive has no cifar-10-batches-bin/test_batch.bin",
+    );
 }
 
 /// Writes a python-format CIFAR-10 folder with `per_batch` synthetic images per batch.
@@ -378,7 +489,10 @@ fn torchvision_python_folder_is_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let labels = write_python_folder(dir.path(), 1200);
     let data = cifar10(dir.path()).expect("python folder");
-    assert_eq!(data.folder, dir.path().join("cifar-10-batches-py"));
+    assert_eq!(
+        data.source,
+        Source::PythonFolder(dir.path().join("cifar-10-batches-py"))
+    );
     assert_eq!(data.train.len(), 6000);
     assert_eq!(data.train.labels, labels);
     assert_eq!(data.test.len(), 1200);
@@ -391,12 +505,10 @@ fn torchvision_python_folder_is_read() {
 }
 
 #[test]
-fn torchvision_python_archive_is_extracted() {
+fn torchvision_python_archive_is_read_in_place() {
     let source = tempfile::tempdir().expect("temp dir");
     let labels = write_python_folder(source.path(), 2);
-    let mut names = cifar10_batch_files("");
-    names.push("batches.meta".to_owned());
-    let contents: Vec<(String, Vec<u8>)> = names
+    let mut members: Vec<(String, Vec<u8>)> = cifar10_batch_files("")
         .iter()
         .map(|name| {
             let path = format!("cifar-10-batches-py/{name}");
@@ -404,19 +516,91 @@ fn torchvision_python_archive_is_extracted() {
             (path, bytes)
         })
         .collect();
-    let files: Vec<(&str, &[u8])> = contents
-        .iter()
-        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
-        .collect();
+    // A class-name list of its own, to show that the archive's meta file is the one read.
+    let names: Vec<String> = (0..10).map(|i| format!("kind {i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut meta = crate::common::Py2Pickle::default();
+    meta.begin_dict();
+    meta.string(b"label_names");
+    meta.string_list(&names);
+    meta.end_dict();
+    members.push(("cifar-10-batches-py/batches.meta".to_owned(), meta.finish()));
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("cifar-10-python.tar.gz"), tar_gz(&files)).expect("archive");
+    let archive = dir.path().join("cifar-10-python.tar.gz");
+    std::fs::write(&archive, archive_of(&members)).expect("archive");
+    let before = listing_with_md5s(dir.path());
+
     assert_eq!(
-        locate(CifarKind::Cifar10, dir.path(), &quiet()).expect("extracts"),
-        SourceFolder::Python(dir.path().join("cifar-10-batches-py"))
+        locate(CifarKind::Cifar10, dir.path(), &quiet()).expect("finds the archive"),
+        Source::PythonArchive(archive.clone())
     );
-    assert_eq!(
-        cifar10(dir.path()).expect("python folder").train.labels,
-        labels
+    let data = cifar10(dir.path()).expect("python archive");
+    assert_eq!(data.source, Source::PythonArchive(archive.clone()));
+    assert_eq!(data.train.labels, labels);
+    assert_eq!(data.test.len(), 2);
+    assert_eq!(data.train.image(3), Some(&synthetic_image(101)[..]));
+    assert_eq!(data.train.classes, names);
+    assert_eq!(listing_with_md5s(dir.path()), before);
+
+    // A bad batch is named inside the archive; a missing one makes the archive incomplete.
+    let member = "cifar-10-batches-py/data_batch_2";
+    let mut broken = members.clone();
+    broken
+        .iter_mut()
+        .filter(|(name, _)| name == member)
+        .for_each(|(_, bytes)| *bytes = b"not a pickle".to_vec());
+    std::fs::write(&archive, archive_of(&broken)).expect("archive");
+    assert_error(
+        cifar10(dir.path()),
+        &format!("{}: {member}: ", archive.display()),
+        "unsupported pickle opcode",
+    );
+    broken.retain(|(name, _)| name != member);
+    std::fs::write(&archive, archive_of(&broken)).expect("archive");
+    assert_error(
+        cifar10(dir.path()),
+        "cifar-10-python.tar.gz",
+        "the archive has no cifar-10-batches-py/data_batch_2",
+    );
+}
+
+#[test]
+fn cifar100_archives_are_read_in_place() {
+    let record = |coarse: u8, fine: u8, seed: usize| {
+        let mut bytes = vec![coarse, fine];
+        bytes.extend_from_slice(&synthetic_image(seed));
+        bytes
+    };
+    let train: Vec<u8> = [(4, 98, 1), (19, 0, 2), (0, 99, 3)]
+        .iter()
+        .flat_map(|&(coarse, fine, seed)| record(coarse, fine, seed))
+        .collect();
+    let archive = archive_of(&[
+        ("cifar-100-binary/train.bin".to_owned(), train),
+        ("cifar-100-binary/test.bin".to_owned(), record(1, 5, 9)),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cifar-100-binary.tar.gz");
+    std::fs::write(&path, archive).expect("archive");
+    let data = load(CifarKind::Cifar100, dir.path(), &quiet()).expect("CIFAR-100 archive");
+    assert_eq!(data.source, Source::BinaryArchive(path));
+    assert_eq!(data.train.labels, [98, 0, 99]);
+    assert_eq!(data.test.labels, [5]);
+    assert_eq!(data.train.classes[98], "woman");
+    assert_eq!(data.train.image(1), Some(&synthetic_image(2)[..]));
+    assert_eq!(entry_names(dir.path()), ["cifar-100-binary.tar.gz"]);
+
+    // A CIFAR-10 archive is not CIFAR-100 data.
+    std::fs::remove_file(dir.path().join("cifar-100-binary.tar.gz")).expect("remove");
+    std::fs::write(
+        dir.path().join("cifar-100-binary.tar.gz"),
+        archive_of(&synthetic_binary_members()),
+    )
+    .expect("archive");
+    assert_error(
+        load(CifarKind::Cifar100, dir.path(), &quiet()),
+        "cifar-100-binary.tar.gz",
+        "the archive has no cifar-100-binary/",
     );
 }
 

@@ -7,33 +7,20 @@ use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 use cnnzoo_train::classifier::Classifier;
 
-/// The real-image CIFAR-10 subset beside the checkout (never copied into the repository), as a
-/// data folder of the tests' own: `../shared` is only read, so the archive is linked into
-/// cargo's scratch folder for integration tests and extracted there once, not beside itself.
+/// The real-image CIFAR-10 subset beside the checkout (never copied into the repository): the
+/// data folder `../shared/data/cifar10-mini`, used as it is, since cnnzoo reads the archive in
+/// place and writes nothing beside it.
 pub fn mini_data() -> PathBuf {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/cifar10-mini/cifar-10-binary.tar.gz");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10-mini");
     assert!(
-        shared.exists(),
+        shared.join("cifar-10-binary.tar.gz").is_file(),
         "the tests need ../shared/data/cifar10-mini beside the checkout"
     );
-    let shared = shared.canonicalize().unwrap();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-mini");
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("cifar-10-binary.tar.gz");
-    // The target folder outlives checkouts (CI keeps it between clones), so a link made from
-    // another checkout may point nowhere: it is replaced, by a rename, because test binaries
-    // run side by side and may find it at any moment.
-    if std::fs::read_link(&link).ok() != Some(shared.clone()) {
-        let fresh = dir.join(format!("link-{}", std::process::id()));
-        let _ = std::fs::remove_file(&fresh);
-        std::os::unix::fs::symlink(&shared, &fresh).unwrap();
-        std::fs::rename(&fresh, &link).unwrap();
-    }
-    dir
+    shared.canonicalize().unwrap()
 }
 
-/// A copy of the mini archive in its own folder, so tests can extract it without sharing state.
+/// A copy of the mini archive in `dir/data`, a data folder of the test's own that it may
+/// change.
 pub fn mini_data_copy(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
