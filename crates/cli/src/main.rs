@@ -33,6 +33,18 @@ fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// Hands the pages freed so far back to the kernel (purging at once, then keeping pages again),
+/// so that each model of `bench --model all` reports its own peak memory, not the pages the
+/// models before it left in mimalloc's keeping.
+pub fn release_freed_pages() {
+    // Safety: sets one integer option and asks mimalloc to collect, both thread-safe calls.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_collect(true);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
+}
+
 /// A reader that closes the pipe early (`cnnzoo models | head -1`) ends the process quietly, as
 /// it ends `ls` or `cat`: Rust starts programs with SIGPIPE ignored, so the next print would
 /// fail and panic with a stack trace instead.
@@ -191,7 +203,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            // A run stopped by Ctrl-C ends as programs interrupted by SIGINT do (128 + 2).
+            if error.is::<cnnzoo_train::train::Interrupted>() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

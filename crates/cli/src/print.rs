@@ -8,17 +8,53 @@ use cnnzoo_train::import::{self, ImportRequest};
 use cnnzoo_train::models;
 use cnnzoo_train::predict::{self, PredictRequest};
 use cnnzoo_train::report::group_thousands;
+use cnnzoo_train::run_dir::{RunDir, RunFile};
 use cnnzoo_train::runs::{self, RunInfo};
 use cnnzoo_train::train::{self, TrainRequest};
 use serde::Serialize;
 
 /// Pretty JSON through a `Value`, whose keys are sorted: the order cnnzoo has always printed.
+/// An array of plain values stays on one line, so a confusion matrix reads as its rows.
 fn print_sorted_json(result: &impl Serialize) -> Result<()> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::to_value(result)?)?
-    );
+    let mut out = String::new();
+    write_json(&serde_json::to_value(result)?, 0, &mut out);
+    println!("{out}");
     Ok(())
+}
+
+fn write_json(value: &serde_json::Value, depth: usize, out: &mut String) {
+    use serde_json::Value;
+    let indent = |depth: usize| "  ".repeat(depth);
+    match value {
+        Value::Array(items) if items.iter().all(|v| !v.is_array() && !v.is_object()) => {
+            let items: Vec<String> = items.iter().map(Value::to_string).collect();
+            out.push_str(&format!("[{}]", items.join(", ")));
+        }
+        Value::Array(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&indent(depth + 1));
+                write_json(item, depth + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&format!("{}]", indent(depth)));
+        }
+        Value::Object(fields) if fields.is_empty() => out.push_str("{}"),
+        Value::Object(fields) => {
+            out.push_str("{\n");
+            for (i, (key, item)) in fields.iter().enumerate() {
+                out.push_str(&format!(
+                    "{}{}: ",
+                    indent(depth + 1),
+                    Value::from(key.as_str())
+                ));
+                write_json(item, depth + 1, out);
+                out.push_str(if i + 1 < fields.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&format!("{}}}", indent(depth)));
+        }
+        plain => out.push_str(&plain.to_string()),
+    }
 }
 
 pub fn models(json: bool, family: Option<&str>, num_classes: usize) -> Result<()> {
@@ -47,7 +83,11 @@ pub fn models(json: bool, family: Option<&str>, num_classes: usize) -> Result<()
 /// `--print-config`: the configuration a run would use (defaults, then the file, then the flags),
 /// as TOML that `--config` reads back.
 pub fn config(request: &TrainRequest) -> Result<()> {
-    print!("{}", train::resolve_config(request)?.to_toml()?);
+    let config = train::resolve_config(request)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", config.to_toml()?);
     Ok(())
 }
 
@@ -89,6 +129,7 @@ pub fn bench(request: &BenchRequest) -> Result<()> {
         );
     }
     for &entry in &plan.models {
+        crate::release_freed_pages();
         let figures = bench::measure(entry, &plan.device, request)?;
         if request.json {
             // One compact line per model, keys sorted through a `Value` as ever.
@@ -138,7 +179,7 @@ pub fn import(request: &ImportRequest) -> Result<()> {
 pub fn predict(request: &PredictRequest) -> Result<()> {
     let report = predict::run(request)?;
     for failure in &report.errors {
-        eprintln!("error: {}", failure.error);
+        eprintln!("error: {}", failure.message);
     }
     if request.json {
         print_sorted_json(&report)?;
@@ -160,6 +201,12 @@ pub fn predict(request: &PredictRequest) -> Result<()> {
 
 pub fn eval(request: &EvalRequest) -> Result<()> {
     let report = eval::run(request)?;
+    if report.nonfinite > 0 {
+        eprintln!(
+            "warning: {} of {} images got NaN or infinite logits and count as wrong at every k: the weights are likely broken",
+            report.nonfinite, report.n
+        );
+    }
     if request.json {
         return print_sorted_json(&report);
     }
@@ -172,7 +219,7 @@ pub fn eval(request: &EvalRequest) -> Result<()> {
     );
     println!("top-1 {:.2}%  top-5 {:.2}%", report.top1, report.top5);
     println!("{:<12} {:>9} {:>14}", "class", "accuracy", "correct/total");
-    for row in &report.classes {
+    for row in &report.class_rows {
         let correct = format!("{}/{}", row.correct, row.total);
         println!("{:<12} {:>8.2}% {correct:>14}", row.class, row.accuracy);
     }
@@ -194,6 +241,15 @@ pub fn runs(dir: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     print_runs_table(&runs);
+    if runs
+        .iter()
+        .any(|r| RunDir::new(&r.run).file(RunFile::TensorBoard).is_dir())
+    {
+        println!(
+            "\ncurves side by side in TensorBoard: tensorboard --logdir {}",
+            dir.display()
+        );
+    }
     Ok(())
 }
 

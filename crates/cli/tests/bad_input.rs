@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use common::{assert_clean_failure, cnnzoo, cnnzoo_downloading_from, mini_data};
 
+/// One step of making a working folder.
+type Setup = Box<dyn Fn(&Path)>;
+
 /// One bad input: what it is, how to make it, the command, and what the message must name.
 struct Case {
     group: &'static str,
@@ -19,7 +22,7 @@ struct Case {
     command: String,
     expect: &'static [&'static str],
     /// What is made in the working folder before the command runs, in order.
-    setup: Vec<Box<dyn Fn(&Path)>>,
+    setup: Vec<Setup>,
     /// Bytes a local HTTP server answers every download with.
     serve: Option<&'static [u8]>,
 }

@@ -39,3 +39,132 @@ fn a_negative_learning_rate_is_refused_by_name() {
     let out = cnnzoo(&args.split(' ').collect::<Vec<_>>(), dir.path());
     assert_clean_failure(&out, &["optimizer.lr must be a positive number (got -0.1)"]);
 }
+
+#[test]
+fn milestones_past_the_last_epoch_are_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = cnnzoo(
+        &[
+            "train",
+            "--model",
+            "resnet",
+            "--epochs",
+            "30",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    assert!(short.status.success(), "{}", common::text(&short));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert_eq!(
+        stderr.matches("warning: ").count(),
+        1,
+        "one warning expected:\n{stderr}"
+    );
+    common::assert_contains_all(
+        &stderr,
+        &["schedule.milestones [100, 150] lie at or beyond the last epoch (30)"],
+    );
+    // The recipe's own 180 epochs reach both milestones: nothing to say.
+    let full = cnnzoo(
+        &["train", "--model", "resnet", "--print-config"],
+        dir.path(),
+    );
+    assert!(full.status.success());
+    assert_eq!(String::from_utf8_lossy(&full.stderr), "");
+    // One milestone reached, one not: only the late one is named.
+    let between = cnnzoo(
+        &[
+            "train",
+            "--model",
+            "resnet",
+            "--epochs",
+            "120",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    common::assert_contains_all(
+        &String::from_utf8_lossy(&between.stderr),
+        &["schedule.milestones [150] lie at or beyond the last epoch (120)"],
+    );
+}
+
+#[test]
+fn resuming_a_folder_that_does_not_exist_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo(
+        &[
+            "train",
+            "--model",
+            "resnet",
+            "--resume",
+            "--output",
+            "runs/never",
+        ],
+        dir.path(),
+    );
+    assert_clean_failure(
+        &out,
+        &[
+            "--resume: runs/never does not exist, so there is no run to resume",
+            "start it without --resume",
+        ],
+    );
+    assert!(!dir.path().join("runs/never").exists());
+}
+
+#[test]
+fn set_reaches_any_key_and_names_itself_when_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo(
+        &[
+            "train",
+            "--model",
+            "resnet",
+            "--set",
+            "optimizer.lr=0.05",
+            "--set",
+            "schedule.milestones=[60,120]",
+            "--set",
+            "device=cpu",
+            "--epochs",
+            "150",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let printed: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(printed["optimizer"]["lr"].as_float(), Some(0.05));
+    assert_eq!(
+        printed["schedule"]["milestones"],
+        toml::Value::Array(vec![60.into(), 120.into()])
+    );
+    assert_eq!(
+        printed["device"].as_str(),
+        Some("cpu"),
+        "a bare word is text"
+    );
+    assert_eq!(printed["epochs"].as_integer(), Some(150));
+
+    for (setting, expected) in [
+        ("optimizer.lrr=0.05", "unknown field `lrr`"),
+        ("epochs=two", "invalid type"),
+        ("epochs.max=3", "epochs is a value, not a table"),
+        ("seed", "expected KEY=VALUE"),
+    ] {
+        let out = cnnzoo(
+            &[
+                "train",
+                "--model",
+                "resnet",
+                "--set",
+                setting,
+                "--print-config",
+            ],
+            dir.path(),
+        );
+        assert_clean_failure(&out, &[&format!("--set {setting}"), expected]);
+    }
+}

@@ -138,6 +138,14 @@ fn predict_reads_every_format_matches_pytorch_and_names_bad_files() {
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[0]["file"], "notes.txt");
     assert_eq!(errors[1]["file"], "missing.png");
+    // The README names the fields of each error: file and message.
+    for error in errors {
+        assert_eq!(error.as_object().unwrap().len(), 2, "{error}");
+    }
+    assert_eq!(
+        errors[1]["message"], "missing.png: no such file",
+        "{errors:?}"
+    );
 
     let classes = common::cifar10_classes();
     let expected: Value = serde_json::from_str(

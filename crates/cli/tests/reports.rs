@@ -110,6 +110,10 @@ fn a_run_draws_its_curves_and_runs_follows_it_from_running_to_stopped_to_finishe
         table.contains("runs/tiny") && table.contains("2/2") && table.contains("finished"),
         "{table}"
     );
+    assert!(
+        table.ends_with("curves side by side in TensorBoard: tensorboard --logdir runs\n"),
+        "{table}"
+    );
 
     // The confusion heat map, on two splits: other images, another picture.
     let checkpoint = run.join("best.bpk");

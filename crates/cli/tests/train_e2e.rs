@@ -55,6 +55,9 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
     ] {
         assert!(run.join(file).is_file(), "{file} missing:\n{}", text(&out));
     }
+    // TensorBoard's log is on by default: one event file for the one session.
+    let event_files = std::fs::read_dir(run.join("tb")).unwrap().count();
+    assert_eq!(event_files, 1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Each epoch's lines carry its own number: the last line of each split is always printed.
     for epoch in 1..=3 {
@@ -133,7 +136,36 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
             dir.path(),
         );
         assert!(eval.status.success(), "{checkpoint}: {}", text(&eval));
+        // The confusion matrix prints one row per line, in the order `classes` gives.
+        let printed = String::from_utf8_lossy(&eval.stdout);
+        let rows: Vec<&str> = printed
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with('[') && line.contains(", "))
+            .collect();
+        assert_eq!(rows.len(), 10, "{printed}");
+        for row in &rows {
+            assert_eq!(row.trim_end_matches(',').split(", ").count(), 10, "{row}");
+        }
         let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert_eq!(
+            eval["classes"],
+            serde_json::json!(common::cifar10_classes()),
+            "{checkpoint}"
+        );
+        let confusion = eval["confusion"].as_array().unwrap();
+        let airplanes: u64 = confusion[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        let per_class = eval["per_class"]["airplane"].as_f64().unwrap();
+        let hits = confusion[0][0].as_u64().unwrap();
+        assert!(
+            (per_class - 100.0 * hits as f64 / airplanes as f64).abs() < 1e-9,
+            "row 0 is not the airplanes: {eval}"
+        );
         assert_eq!(eval["checkpoint"], "full/best.bpk", "{checkpoint}");
         assert_eq!(eval["n"], 1020);
         let top1 = eval["top1"].as_f64().unwrap();
@@ -208,5 +240,76 @@ fn resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run() {
     common::assert_same_weights(
         &dir.path().join("full/checkpoint/model-2.bpk"),
         &dir.path().join("resumed/checkpoint/model-2.bpk"),
+    );
+
+    // The run's time is both sessions': at least the two epochs summary.csv timed.
+    let epochs_seconds: f64 = resumed_summary
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(7).unwrap().parse::<f64>().unwrap())
+        .sum();
+    let results = json(&dir.path().join("resumed/results.json"));
+    let wall = results["wall_seconds"].as_f64().unwrap();
+    assert!(
+        wall >= epochs_seconds - 0.02,
+        "wall time {wall} s is less than the epochs' {epochs_seconds} s"
+    );
+    let runs = cnnzoo(&["runs", "resumed", "--json"], dir.path());
+    let listed: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(listed[0]["wall_seconds"].as_f64(), Some(wall), "{listed}");
+}
+
+#[test]
+fn without_validation_images_the_last_epoch_is_kept_and_no_nan_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("small.toml"),
+        common::small_resnet_config(2, 9, "log.tensorboard = false"),
+    )
+    .unwrap();
+    let out = train(
+        dir.path(),
+        &[
+            "--config",
+            "small.toml",
+            "--val-fraction",
+            "0",
+            "--output",
+            "noval",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert_eq!(
+        all.matches("no validation images (val_fraction 0)").count(),
+        1,
+        "{all}"
+    );
+    assert!(!all.contains("NaN"), "{all}");
+    assert!(
+        !all.contains(" valid "),
+        "an empty validation was reported:\n{all}"
+    );
+    assert!(all.contains("epoch 2/2 train"), "{all}");
+
+    let run = dir.path().join("noval");
+    assert!(
+        !run.join("tb").exists(),
+        "log.tensorboard = false still logged"
+    );
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["best_epoch"], 2, "{results}");
+    assert!(results["val_top1"].is_null(), "{results}");
+    assert_eq!(json(&run.join("best.bpk.json"))["epoch"], 2);
+    let summary = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    for line in summary.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(&fields[4..7], ["", "", ""], "validation figures in {line}");
+    }
+    let runs = cnnzoo(&["runs", "."], dir.path());
+    let listed = String::from_utf8_lossy(&runs.stdout);
+    assert!(
+        listed.contains("noval") && !listed.contains("NaN"),
+        "{listed}"
     );
 }

@@ -132,7 +132,7 @@ fn bench_model(
     request: &BenchRequest,
 ) -> Result<BenchFigures> {
     reset_peak_rss();
-    let config = recipe_for(entry.name);
+    let config = recipe_for(entry.name)?;
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
     device.seed(config.seed);

@@ -40,6 +40,26 @@ pub struct TrainConfig {
     /// Hyper-parameters of the model that differ from the registry variant's defaults.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub model_params: toml::Table,
+    /// What the run records besides summary.csv and curves.png.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: the run's logs for other tools.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// TensorBoard event files in the run folder's `tb/` (see [`crate::tensorboard`]).
+    #[serde(default = "defaults::tensorboard")]
+    pub tensorboard: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            tensorboard: defaults::tensorboard(),
+        }
+    }
 }
 
 mod defaults {
@@ -57,6 +77,9 @@ mod defaults {
     }
     pub fn workers() -> usize {
         2
+    }
+    pub fn tensorboard() -> bool {
+        true
     }
     pub fn device() -> String {
         "auto".into()
@@ -190,9 +213,31 @@ pub struct Overrides {
     /// Threads preparing batches.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Any key of the config, as KEY=VALUE with a TOML value (optimizer.lr=0.05,
+    /// schedule.milestones=[60,120], optimizer.name=adam); repeatable, applied after --config and
+    /// before the flags above.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 impl TrainConfig {
+    /// This config with each `--set KEY=VALUE` applied to its TOML tree in turn; a key that does
+    /// not exist or a value of the wrong type is refused as in a file, naming the argument.
+    pub fn with_settings(self, settings: &[String]) -> Result<Self> {
+        let mut config = self;
+        for setting in settings {
+            let (key, value) = setting.split_once('=').with_context(|| {
+                format!("--set {setting}: expected KEY=VALUE (e.g. --set optimizer.lr=0.05)")
+            })?;
+            let mut tree = toml::Table::try_from(&config).context("cannot serialise the config")?;
+            set_key(&mut tree, key.trim(), parse_value(value.trim()))
+                .with_context(|| format!("--set {setting}"))?;
+            config = Self::from_toml(&toml::to_string(&tree)?)
+                .with_context(|| format!("--set {setting}"))?;
+        }
+        Ok(config)
+    }
+
     /// Parses a config file; errors name the file, the key and the line.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -247,6 +292,7 @@ impl TrainConfig {
                 min_lr: 0.0,
             },
             model_params: toml::Table::new(),
+            log: LogConfig::default(),
         }
     }
 
@@ -278,6 +324,22 @@ impl TrainConfig {
         if let Some(v) = o.workers {
             self.workers = v;
         }
+    }
+
+    /// What is valid but likely not meant, to say once before training starts.
+    pub fn warnings(&self) -> Vec<String> {
+        // Milestone m lowers the rate from epoch m + 1 on: at or past the last epoch it never does.
+        let late: Vec<usize> = (self.schedule.milestones.iter())
+            .copied()
+            .filter(|&m| m >= self.epochs)
+            .collect();
+        if late.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "schedule.milestones {late:?} lie at or beyond the last epoch ({}): the learning rate never drops there; set milestones within the {} epochs in the config's [schedule]",
+            self.epochs, self.epochs
+        )]
     }
 
     /// Checks every value a run depends on; the message names the key and the value.
@@ -386,6 +448,34 @@ impl TrainConfig {
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(self).context("cannot serialise the resolved config")
     }
+}
+
+/// A TOML value, or the text itself for a bare word (`adam`, `cpu`), as a user types it.
+fn parse_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("value = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+/// Puts `value` at the dotted `key`, creating the tables on the way.
+fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let mut parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    if parts.iter().any(|part| part.is_empty()) {
+        bail!("'{key}' is not a key (parts are separated by single dots)");
+    }
+    let last = parts.pop().expect("split gives at least one part");
+    let mut table = tree;
+    for (depth, part) in parts.iter().enumerate() {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .with_context(|| format!("{} is a value, not a table", parts[..=depth].join(".")))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
 }
 
 fn check_weight_decay(weight_decay: f64) -> Result<()> {

@@ -53,13 +53,17 @@ pub struct EvalReport {
     pub top1: f64,
     pub top5: f64,
     pub n: usize,
+    /// Images whose logits held a NaN or an infinity: counted wrong at every k.
+    pub nonfinite: usize,
     /// Accuracy (%) by class name.
     pub per_class: BTreeMap<String, f64>,
+    /// The class names in the data set's order: the order of `confusion`'s rows and columns.
+    pub classes: Vec<String>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
     /// One row per class, in the data set's order.
     #[serde(skip)]
-    pub classes: Vec<ClassAccuracy>,
+    pub class_rows: Vec<ClassAccuracy>,
     /// Where the heat map was drawn.
     #[serde(skip)]
     pub confusion_png: Option<PathBuf>,
@@ -123,13 +127,12 @@ fn report_of(
     let rows: Vec<ClassAccuracy> = classes
         .iter()
         .zip(result.per_class())
-        .zip(&result.confusion)
         .enumerate()
-        .map(|(c, ((class, accuracy), row))| ClassAccuracy {
+        .map(|(c, (class, accuracy))| ClassAccuracy {
             class: class.clone(),
             accuracy,
-            correct: row[c],
-            total: row.iter().sum(),
+            correct: result.confusion[c][c],
+            total: result.class_total(c),
         })
         .collect();
     EvalReport {
@@ -139,9 +142,11 @@ fn report_of(
         top1: result.top1,
         top5: result.top5,
         n: result.n,
+        nonfinite: result.nonfinite,
         per_class: rows.iter().map(|r| (r.class.clone(), r.accuracy)).collect(),
+        classes: classes.to_vec(),
         confusion: result.confusion,
-        classes: rows,
+        class_rows: rows,
         confusion_png: request.confusion.clone(),
     }
 }

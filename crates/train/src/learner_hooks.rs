@@ -20,6 +20,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::fault;
 use crate::run_dir::{RunDir, RunFile};
 use crate::summary::{EpochRow, best_row};
+use crate::tensorboard::{TensorBoardLog, TrainFigures};
 
 /// Called with every epoch's rows once an epoch ends (the curves are redrawn from them).
 type EpochHook = Box<dyn Fn(&[EpochRow]) + Send>;
@@ -42,14 +43,19 @@ pub struct RunState {
     steps: usize,
     /// Epoch and step where the loss stopped being finite.
     diverged: Option<(usize, usize)>,
+    /// Whether images were held out: without, burn-train still runs an empty validation whose
+    /// figures are NaN, and they are left out.
+    validates: bool,
+    tensorboard: Option<TensorBoardLog>,
 }
 
 #[derive(Clone)]
 pub struct SharedRun(Arc<Mutex<RunState>>);
 
 impl SharedRun {
-    /// `rows` are the epochs already done (when resuming).
-    pub fn new(dir: RunDir, rows: Vec<EpochRow>, meta: CheckpointMeta) -> Self {
+    /// `rows` are the epochs already done (when resuming); `validates` says whether there is a
+    /// validation split.
+    pub fn new(dir: RunDir, rows: Vec<EpochRow>, meta: CheckpointMeta, validates: bool) -> Self {
         Self(Arc::new(Mutex::new(RunState {
             dir,
             rows,
@@ -62,6 +68,8 @@ impl SharedRun {
             on_epoch_end: None,
             steps: 0,
             diverged: None,
+            validates,
+            tensorboard: None,
         })))
     }
 
@@ -75,6 +83,18 @@ impl SharedRun {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Logs every step's and epoch's figures to TensorBoard too.
+    pub fn log_to(&self, tensorboard: TensorBoardLog) {
+        self.lock().tensorboard = Some(tensorboard);
+    }
+
+    /// The evaluation of best.bpk, in the TensorBoard log if there is one.
+    pub fn finish_log(&self, epochs: usize, val_top1: Option<f64>, test_top1: f64) {
+        if let Some(tensorboard) = &mut self.lock().tensorboard {
+            tensorboard.finish(epochs, val_top1, test_top1);
+        }
     }
 
     /// Epoch and step at which the training loss became NaN or infinite, if it did.
@@ -128,13 +148,17 @@ impl RunState {
             .iter()
             .find(|((valid, name), _)| *valid && name.starts_with("Top"))
             .map(|(_, v)| *v);
-        let has_valid = self.metric(true, "Loss").is_some();
+        let has_valid = self.validates && self.metric(true, "Loss").is_some();
         let row = EpochRow {
             epoch,
             lr: self.metric(false, "Learning Rate").unwrap_or(0.0),
             train_loss: self.metric(false, "Loss").unwrap_or(f64::NAN),
             train_top1: self.metric(false, "Accuracy").unwrap_or(f64::NAN),
-            val_loss: self.metric(true, "Loss"),
+            val_loss: if has_valid {
+                self.metric(true, "Loss")
+            } else {
+                None
+            },
             val_top1: if has_valid {
                 self.metric(true, "Accuracy")
             } else {
@@ -160,6 +184,9 @@ impl RunState {
         self.train_seconds = 0.0;
         self.steps = 0;
         self.dir.write_summary(&self.rows)?;
+        if let (Some(tensorboard), Some(row)) = (&mut self.tensorboard, self.rows.last()) {
+            tensorboard.epoch_end(row);
+        }
         if let Some(hook) = &self.on_epoch_end {
             hook(&self.rows);
         }
@@ -219,6 +246,17 @@ impl MetricLogger for RunLogger {
             }
         }
         let steps = state.steps;
+        if !valid {
+            let figure = |name: &str| state.metric(false, name).unwrap_or(f64::NAN);
+            let figures = TrainFigures {
+                loss: figure("Loss"),
+                top1: figure("Accuracy"),
+                lr: figure("Learning Rate"),
+            };
+            if let Some(tensorboard) = &mut state.tensorboard {
+                tensorboard.train_step(epoch, steps, figures);
+            }
+        }
         drop(state);
         if !valid {
             fault::pause_if_asked(&format!("step:{epoch}:{steps}"), || {

@@ -13,12 +13,15 @@
 //! - [`learner_hooks`]: the metric logger, checkpointers and checkpoint strategy `train` gives
 //!   burn-train.
 //! - [`progress`]: the one-line-every-few-seconds progress display for logs.
+//! - [`tensorboard`]: the run's TensorBoard event files (`tb/`).
+//! - [`terminal`]: Ctrl-C, and the live display on a terminal (burn-train's TUI, made to stop).
 //! - [`run_dir`]: the layout of a run folder, and `results.json` ([`run_dir::RunResults`]).
 //! - [`summary`]: `summary.csv`, one row per epoch, and the best epoch.
 //! - [`run_lock`]: `run.lock`, which tells a running run from a stopped one.
 //! - [`runs`]: `cnnzoo runs`, the run folders under a folder and their state.
 //! - [`checkpoint`]: self-describing checkpoints (`NAME.bpk` and `NAME.bpk.json`).
 //! - [`atomic`]: files written to a temporary name and renamed into place.
+//! - [`accuracy`]: when a prediction counts as right (ties and NaN never do), everywhere.
 //! - [`evaluation`]: top-1, top-5 and the confusion matrix over a loader.
 //! - [`eval`]: `cnnzoo eval`, a checkpoint on one split, with the confusion heat map.
 //! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
@@ -27,6 +30,7 @@
 //! - [`models`]: `cnnzoo models`, the registry's models with their sizes.
 //! - [`report`]: the pictures (`curves.png`, the confusion heat map) and the reference accuracy.
 //! - [`fault`]: reproducible pause points for the crash-safety tests.
+pub mod accuracy;
 pub mod atomic;
 pub mod bench;
 pub mod checkpoint;
@@ -50,4 +54,6 @@ pub mod run_lock;
 pub mod runs;
 pub mod schedule;
 pub mod summary;
+pub mod tensorboard;
+pub mod terminal;
 pub mod train;

@@ -64,8 +64,8 @@ pub struct Prediction {
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
     pub file: PathBuf,
-    /// Names the file.
-    pub error: String,
+    /// What went wrong, naming the file.
+    pub message: String,
 }
 
 /// The predictions of every image file; serialises to `cnnzoo predict --json`.
@@ -114,7 +114,7 @@ pub fn run(request: &PredictRequest) -> Result<PredictReport> {
             Ok(pixels) => inputs.push((file.clone(), pixels)),
             Err(error) => errors.push(Failure {
                 file: file.clone(),
-                error: format!("{}: {error}", file.display()),
+                message: format!("{}: {error}", file.display()),
             }),
         }
     }

@@ -88,6 +88,10 @@ impl LineRenderer {
     }
 
     fn maybe_print(&mut self, force: bool) {
+        // An empty split (validation with val_fraction 0) has nothing to report.
+        if self.total_items == 0 {
+            return;
+        }
         if force || self.last_print.elapsed() >= PRINT_EVERY {
             println!("{}", self.line());
             self.last_print = Instant::now();

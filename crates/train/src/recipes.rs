@@ -1,17 +1,27 @@
 //! The configs shipped in `configs/`, which each zoo entry carries, so that
 //! `cnnzoo train --model NAME` follows the reference recipe without a `--config`.
+use anyhow::{Context, Result};
+
 use crate::config::TrainConfig;
 
 /// The recipe used when no `--config` is given: the shipped config for this model if there is
 /// one, else SGD with the reference's multi-step schedule.
-pub fn recipe_for(model: &str) -> TrainConfig {
-    shipped(model).unwrap_or_else(|| TrainConfig::reference_sgd(model))
+pub fn recipe_for(model: &str) -> Result<TrainConfig> {
+    Ok(shipped(model)?.unwrap_or_else(|| TrainConfig::reference_sgd(model)))
 }
 
-/// The shipped config of `model`: its zoo entry's recipe.
-pub fn shipped(model: &str) -> Option<TrainConfig> {
-    let recipe = cnnzoo_models::lookup(model).ok()?.recipe?;
-    TrainConfig::from_toml(recipe).ok()
+/// The shipped config of `model`: its zoo entry's recipe. One that does not parse is an error,
+/// never a silent fall back to the generic recipe.
+pub fn shipped(model: &str) -> Result<Option<TrainConfig>> {
+    let Some(recipe) = cnnzoo_models::lookup(model)
+        .ok()
+        .and_then(|entry| entry.recipe)
+    else {
+        return Ok(None);
+    };
+    TrainConfig::from_toml(recipe)
+        .map(Some)
+        .with_context(|| format!("the shipped recipe of {model} (configs/) does not parse"))
 }
 
 #[cfg(test)]

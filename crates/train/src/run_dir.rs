@@ -27,6 +27,8 @@ pub enum RunFile {
     /// [`RunResults`]: written once the run is finished.
     Results,
     Curves,
+    /// The TensorBoard event files, one per session (see [`crate::tensorboard`]).
+    TensorBoard,
     /// Written by `train` when it starts and removed when it ends (see [`crate::run_lock`]).
     Lock,
 }
@@ -40,6 +42,7 @@ impl RunFile {
             Self::Interrupted => "interrupted.bpk",
             Self::Results => "results.json",
             Self::Curves => "curves.png",
+            Self::TensorBoard => "tb",
             Self::Lock => "run.lock",
         }
     }
@@ -161,6 +164,7 @@ impl RunDir {
             self.file(RunFile::Results),
             self.file(RunFile::Config),
             self.file(RunFile::Curves),
+            self.file(RunFile::TensorBoard),
         ] {
             let removed = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
@@ -221,6 +225,8 @@ pub struct RunResults {
     pub test_top5: Option<f64>,
     pub test_images: Option<usize>,
     pub parameters: Option<usize>,
+    /// Training time over every session of the run (the epochs of earlier sessions as
+    /// summary.csv timed them), without the final evaluation.
     pub wall_seconds: Option<f64>,
     /// The device's description, as `train` printed it.
     pub device: Option<String>,

@@ -21,6 +21,9 @@ pub struct LockInfo {
     pub started_unix: u64,
     #[serde(default)]
     pub parameters: Option<usize>,
+    /// Seconds the run's earlier sessions trained (a resumed run), for its total time.
+    #[serde(default)]
+    pub earlier_seconds: Option<f64>,
 }
 
 impl LockInfo {
@@ -82,15 +85,18 @@ impl RunLock {
                 process_start: process_start(pid),
                 started_unix: now_unix(),
                 parameters: None,
+                earlier_seconds: None,
             },
         };
         lock.write()?;
         Ok(lock)
     }
 
-    /// Records the model's size, which `cnnzoo runs` shows before `results.json` exists.
-    pub fn set_parameters(&mut self, parameters: usize) -> Result<()> {
+    /// Records the model's size and the time earlier sessions trained, which `cnnzoo runs`
+    /// shows before `results.json` exists.
+    pub fn describe(&mut self, parameters: usize, earlier_seconds: f64) -> Result<()> {
         self.info.parameters = Some(parameters);
+        self.info.earlier_seconds = Some(earlier_seconds);
         self.write()
     }
 
@@ -137,6 +143,7 @@ mod tests {
             process_start: process_start(pid),
             started_unix: 0,
             parameters: None,
+            earlier_seconds: None,
         };
         assert!(me.is_alive());
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -154,10 +161,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
         let mut lock = RunLock::create(&run).unwrap();
-        lock.set_parameters(1234).unwrap();
+        lock.describe(1234, 61.5).unwrap();
         let info = LockInfo::read(&run).unwrap();
         assert_eq!(info.pid, std::process::id());
         assert_eq!(info.parameters, Some(1234));
+        assert_eq!(info.earlier_seconds, Some(61.5));
         // This process holds it: a train of its own is not refused.
         ensure_not_running(&run).unwrap();
         drop(lock);

@@ -119,7 +119,10 @@ fn inspect(dir: &RunDir) -> RunInfo {
     let best = best_row(&rows);
     let wall_seconds = match status {
         Status::Finished => results.wall_seconds,
-        Status::Running => live.map(|l| run_lock::now_unix().saturating_sub(l.started_unix) as f64),
+        Status::Running => live.map(|l| {
+            l.earlier_seconds.unwrap_or(0.0)
+                + run_lock::now_unix().saturating_sub(l.started_unix) as f64
+        }),
         Status::Stopped => (!rows.is_empty()).then(|| rows.iter().map(|r| r.seconds).sum()),
     };
     let RunResults {

@@ -24,7 +24,7 @@ pub struct EpochRow {
 }
 
 impl EpochRow {
-    /// The figure the best epoch is chosen by: validation top-1, or training top-1 without a
+    /// The top-1 the curves mark at the best epoch: validation, or training without a
     /// validation split.
     pub fn score(&self) -> f64 {
         self.val_top1.unwrap_or(self.train_top1)
@@ -100,11 +100,16 @@ pub fn read(path: &Path) -> Result<Vec<EpochRow>> {
         .collect()
 }
 
-/// The best epoch: highest score, the earlier on ties.
+/// The best epoch: the highest validation top-1, the earlier on ties; without a validation split
+/// (`val_fraction = 0`) there is nothing to choose by, and the last epoch is the best.
 pub fn best_row(rows: &[EpochRow]) -> Option<&EpochRow> {
+    if rows.iter().all(|row| row.val_top1.is_none()) {
+        return rows.last();
+    }
     rows.iter()
+        .filter(|row| row.val_top1.is_some())
         .fold(None, |best: Option<&EpochRow>, row| match best {
-            Some(b) if b.score() >= row.score() => Some(b),
+            Some(b) if b.val_top1 >= row.val_top1 => Some(b),
             _ => Some(row),
         })
 }
@@ -127,6 +132,21 @@ mod tests {
         let rows = vec![row(1, 50.0), row(2, 61.0), row(3, 61.0), row(4, 40.0)];
         assert_eq!(best_row(&rows).unwrap().epoch, 2);
         assert!(best_row(&[]).is_none());
+    }
+
+    #[test]
+    fn without_validation_the_last_epoch_is_best_whatever_the_training_accuracy() {
+        let train_only = |epoch, train_top1| EpochRow {
+            epoch,
+            train_top1,
+            ..EpochRow::default()
+        };
+        let rows = vec![
+            train_only(1, 30.0),
+            train_only(2, 80.0),
+            train_only(3, 70.0),
+        ];
+        assert_eq!(best_row(&rows).unwrap().epoch, 3);
     }
 
     #[test]

@@ -3,17 +3,20 @@
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
-use burn::train::{Learner, LearningResult, SupervisedTraining};
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::renderer::MetricsRenderer;
+use burn::train::{Interruption, Learner, LearningResult, SupervisedTraining, TrainingError};
 use cnnzoo_cifar::IMAGE_SIDE;
 use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
 use serde::Serialize;
 
+use crate::accuracy::TopKAccuracy;
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, FORMAT};
 use crate::classifier::Classifier;
@@ -30,6 +33,8 @@ use crate::report::curves::Curves;
 use crate::run_dir::{RunDir, RunFile, RunResults};
 use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
+use crate::tensorboard::TensorBoardLog;
+use crate::terminal::{self, TerminalDisplay};
 
 /// What `cnnzoo train` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
@@ -73,12 +78,13 @@ pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
                     "name a model with --model, or a config file with --config (`cnnzoo models` lists the models)"
                 );
             };
-            recipes::recipe_for(model)
+            recipes::recipe_for(model)?
         }
     };
     if let Some(model) = &request.model {
         config.model = model.clone();
     }
+    config = config.with_settings(&request.overrides.set)?;
     config.apply(&request.overrides);
     let source = request
         .config_file
@@ -95,6 +101,9 @@ pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
 /// Trains, keeps the best epoch as `best.bpk`, evaluates it and writes `results.json`.
 pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     let config = resolve_config(request)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let entry = lookup(&config.model)?;
     let run_dir = config.run_dir();
     run_lock::ensure_not_running(&run_dir)?;
@@ -127,11 +136,34 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         split_seed: config.seed,
         val_fraction: config.val_fraction,
     };
-    let run = track_epochs(&run_dir, &config, resume_from, meta.clone())?;
+    if data.val.is_empty() {
+        println!(
+            "cnnzoo: no validation images (val_fraction {}): validation is skipped, and best.bpk is the last epoch's weights",
+            config.val_fraction
+        );
+    }
+    let run = track_epochs(
+        &run_dir,
+        &config,
+        resume_from,
+        meta.clone(),
+        !data.val.is_empty(),
+    )?;
 
     let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
     let num_params = classifier.model.num_trainable_params();
-    lock.set_parameters(num_params)?;
+    // A resumed run's time includes its earlier sessions: the epochs they completed, as
+    // summary.csv timed them (work a killed session lost after its last checkpoint is not counted).
+    let earlier_seconds: f64 = run.rows().iter().map(|row| row.seconds).sum();
+    lock.describe(num_params, earlier_seconds)?;
+    if config.log.tensorboard {
+        run.log_to(TensorBoardLog::open(
+            &run_dir,
+            &config,
+            steps_per_epoch,
+            resume_from,
+        )?);
+    }
 
     let started = Instant::now();
     let result = fit(
@@ -144,13 +176,14 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         resume_from,
     )?;
     check_completed(&run_dir, &config, &run, result, meta)?;
-    let wall_seconds = started.elapsed().as_secs_f64();
+    let wall_seconds = earlier_seconds + started.elapsed().as_secs_f64();
 
     let best_epoch = run
         .best()
         .context("training finished without a single completed epoch")?
         .epoch;
     let (val, test, classes) = evaluate_best(&run_dir, &config, &data, &selected.device)?;
+    run.finish_log(config.epochs, val.as_ref().map(|v| v.top1), test.top1);
     run_dir.write_results(&RunResults {
         model: Some(config.model.clone()),
         best_epoch: Some(best_epoch),
@@ -215,6 +248,7 @@ fn track_epochs(
     config: &TrainConfig,
     resume_from: Option<usize>,
     meta: CheckpointMeta,
+    validates: bool,
 ) -> Result<SharedRun> {
     let done_rows = match resume_from {
         Some(epoch) if run_dir.file(RunFile::Summary).exists() => run_dir
@@ -224,7 +258,7 @@ fn track_epochs(
             .collect(),
         _ => Vec::new(),
     };
-    let run = SharedRun::new(run_dir.clone(), done_rows, meta);
+    let run = SharedRun::new(run_dir.clone(), done_rows, meta, validates);
     let curves = Curves::for_run(run_dir, config);
     run.on_epoch_end(move |rows| curves.redraw(rows));
     Ok(run)
@@ -247,8 +281,16 @@ fn initial_classifier(
     }
 }
 
+/// What training left: the weights of the last step, and why it ended early if it did.
+struct Fitted {
+    model: Classifier,
+    interrupted: Option<Interruption>,
+    error: Option<Arc<TrainingError>>,
+}
+
 /// burn-train's supervised training with cnnzoo's metrics, logger, checkpointing and Ctrl-C
-/// handling, from the start or from the checkpoint of `resume_from`.
+/// handling, from the start or from the checkpoint of `resume_from`. The progress display has
+/// closed when this returns, so what is printed next stays on the screen.
 fn fit(
     run_dir: &RunDir,
     config: &TrainConfig,
@@ -257,7 +299,7 @@ fn fit(
     classifier: Classifier,
     steps_per_epoch: usize,
     resume_from: Option<usize>,
-) -> Result<LearningResult<Classifier>> {
+) -> Result<Fitted> {
     let optimizer = optim::build_optimizer(&config.optimizer);
     let schedule = EpochSchedule::new(
         &config.schedule,
@@ -267,15 +309,19 @@ fn fit(
     );
     let training = SupervisedTraining::new(run_dir.path(), loaders.train, loaders.valid);
     let interrupter = training.interrupter();
-    stop_on_ctrl_c(interrupter.clone())?;
+    terminal::stop_on_ctrl_c(interrupter.clone())?;
     let mut training = training
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(TopKAccuracyMetric::new(5))
+        .metric_train_numeric(TopKAccuracy::new(1))
+        .metric_valid_numeric(TopKAccuracy::new(1))
+        .metric_valid_numeric(TopKAccuracy::new(5))
         .metric_train_numeric(LearningRateMetric::new())
-        .with_metric_logger(RunLogger::new(run.clone(), config.batch_size, interrupter))
+        .with_metric_logger(RunLogger::new(
+            run.clone(),
+            config.batch_size,
+            interrupter.clone(),
+        ))
         .with_custom_checkpointers(
             AtomicCheckpointer::new(run_dir.clone(), "model", Some(run.clone())),
             AtomicCheckpointer::new(run_dir.clone(), "optim", None),
@@ -290,9 +336,6 @@ fn fit(
         ))
         .with_application_logger(None)
         .num_epochs(config.epochs);
-    if !std::io::stdout().is_terminal() {
-        training = training.renderer(Box::new(LineRenderer::default()));
-    }
     if let Some(epoch) = resume_from {
         println!(
             "cnnzoo: resuming {} after epoch {epoch}",
@@ -300,16 +343,51 @@ fn fit(
         );
         training = training.checkpoint(epoch);
     }
-    Ok(training.launch(Learner::new(classifier, optimizer, schedule)))
+    // Last: from here until it is dropped, the live display owns the terminal.
+    let display: Box<dyn MetricsRenderer> = if std::io::stdout().is_terminal() {
+        Box::new(TerminalDisplay::new(interrupter, resume_from))
+    } else {
+        Box::new(LineRenderer::default())
+    };
+    let LearningResult {
+        model,
+        renderer,
+        interrupted,
+        error,
+    } = training
+        .renderer(display)
+        .launch(Learner::new(classifier, optimizer, schedule));
+    drop(renderer);
+    Ok(Fitted {
+        model,
+        interrupted,
+        error,
+    })
 }
 
-/// Fails when training did not run to its last epoch (an error, a diverged loss, Ctrl-C), saying
-/// how to go on; after Ctrl-C the weights of the last step are kept as `interrupted.bpk`.
+/// Training stopped before its last epoch on request (Ctrl-C or the display's stop): the
+/// binary exits with status 130, as a program interrupted by Ctrl-C does.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub message: String,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Fails when training did not run to its last epoch (an error, a diverged loss, a stop asked
+/// for), saying how to go on; after a stop the weights of the last step are kept as
+/// `interrupted.bpk`.
 fn check_completed(
     run_dir: &RunDir,
     config: &TrainConfig,
     run: &SharedRun,
-    result: LearningResult<Classifier>,
+    fitted: Fitted,
     meta: CheckpointMeta,
 ) -> Result<()> {
     let resume_hint = || match run_dir.last_complete_checkpoint() {
@@ -319,7 +397,7 @@ fn check_completed(
         ),
         None => "no epoch was completed, so there is no checkpoint to resume from".into(),
     };
-    if let Some(error) = result.error {
+    if let Some(error) = fitted.error {
         bail!("training stopped with an error: {error}; {}", resume_hint());
     }
     if let Some((epoch, step)) = run.diverged() {
@@ -329,20 +407,24 @@ fn check_completed(
             resume_hint()
         );
     }
-    if result.interrupted.is_some() {
+    if let Some(interruption) = fitted.interrupted {
         let stopped = run_dir.file(RunFile::Interrupted);
         atomic::write_with(&stopped, |temp| {
-            result
+            fitted
                 .model
                 .save_file(temp)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))
         })?;
         checkpoint::write_meta(&stopped, &meta)?;
         eprintln!(
-            "stopped by Ctrl-C; the weights at the last step are in {} (eval, predict and train --init read it)",
+            "stopped by {}; the weights at the last step are in {} (eval, predict and train --init read it)",
+            interruption.reason.as_deref().unwrap_or("request"),
             stopped.display()
         );
-        bail!("training was interrupted; {}", resume_hint());
+        return Err(Interrupted {
+            message: format!("training was interrupted; {}", resume_hint()),
+        }
+        .into());
     }
     Ok(())
 }
@@ -371,31 +453,17 @@ fn evaluate_best(
     Ok((val, test, meta.dataset.classes))
 }
 
-/// The first Ctrl-C stops training at the end of the current step (the learner checks the
-/// interrupter after each step); a second one exits at once.
-fn stop_on_ctrl_c(interrupter: burn::train::Interrupter) -> Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])
-        .context("cannot install the Ctrl-C handler")?;
-    std::thread::spawn(move || {
-        for (count, _) in signals.forever().enumerate() {
-            if count == 0 {
-                eprintln!(
-                    "\nCtrl-C: stopping after the current step (press again to quit at once)"
-                );
-                interrupter.stop(Some("Ctrl-C"));
-            } else {
-                std::process::exit(130);
-            }
-        }
-    });
-    Ok(())
-}
-
 /// A finished run is kept unless `--overwrite`; `--resume` needs a checkpoint to resume from.
 /// Returns the epoch to resume after.
 fn prepare_output(run_dir: &RunDir, request: &TrainRequest) -> Result<Option<usize>> {
     let out = run_dir.path();
     if request.resume {
+        if !out.exists() {
+            bail!(
+                "--resume: {} does not exist, so there is no run to resume; start it without --resume (or give the run's folder with --output)",
+                out.display()
+            );
+        }
         return match run_dir.last_complete_checkpoint() {
             Some(epoch) => {
                 run_dir.remove_partial_writes()?;

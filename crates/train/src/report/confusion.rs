@@ -195,6 +195,8 @@ mod tests {
             top5: 95.0,
             n: 1000,
             confusion: matrix(hit),
+            nonfinite: 0,
+            nonfinite_by_class: vec![0; 10],
         };
         let a = draw(&evaluation(80), &classes, "resnet, test split").unwrap();
         let b = draw(&evaluation(20), &classes, "resnet, test split").unwrap();
@@ -207,6 +209,8 @@ mod tests {
             top5: 5.0,
             n: 100,
             confusion: vec![vec![1; 100]; 100],
+            nonfinite: 0,
+            nonfinite_by_class: vec![0; 100],
         };
         let (w, h, _) = decode(&draw(&big, &[], "cifar-100").unwrap());
         assert_eq!((w as u32, h as u32), CONFUSION_SIZE);

@@ -61,16 +61,13 @@ impl Curves {
             self.model, self.epochs
         );
         if let Some(b) = best {
-            let what = if b.val_top1.is_some() {
-                "validation"
-            } else {
-                "train"
-            };
-            title.push_str(&format!(
-                "  ·  best {what} top-1 {:.2}% at epoch {}",
-                b.score(),
-                b.epoch
-            ));
+            title.push_str(&match b.val_top1 {
+                Some(top1) => format!("  ·  best validation top-1 {top1:.2}% at epoch {}", b.epoch),
+                None => format!(
+                    "  ·  no validation: the last epoch is kept (train top-1 {:.2}%)",
+                    b.train_top1
+                ),
+            });
         }
         c.text(&title, 600.0, 24.0, 22.0, INK, Align::Center);
         let subtitle = c.fit(&self.subtitle, 13.0, 1160.0);
@@ -518,7 +515,7 @@ mod tests {
     }
 
     fn curves(model: &str) -> Curves {
-        let mut config = recipe_for(model);
+        let mut config = recipe_for(model).unwrap();
         config.epochs = 10;
         Curves::for_run(&RunDir::new("unused"), &config)
     }
@@ -571,7 +568,7 @@ mod tests {
 
     #[test]
     fn subtitle_names_the_recipe() {
-        let text = describe(&recipe_for("resnet"));
+        let text = describe(&recipe_for("resnet").unwrap());
         assert!(
             text.contains("lr 0.1") && text.contains("batch 128"),
             "{text}"
