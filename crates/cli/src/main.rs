@@ -33,18 +33,6 @@ fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
-/// Hands the pages freed so far back to the kernel (purging at once, then keeping pages again),
-/// so that each model of `bench --model all` reports its own peak memory, not the pages the
-/// models before it left in mimalloc's keeping.
-pub fn release_freed_pages() {
-    // Safety: sets one integer option and asks mimalloc to collect, both thread-safe calls.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_collect(true);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
-    }
-}
-
 /// A reader that closes the pipe early (`cnnzoo models | head -1`) ends the process quietly, as
 /// it ends `ls` or `cat`: Rust starts programs with SIGPIPE ignored, so the next print would
 /// fail and panic with a stack trace instead.

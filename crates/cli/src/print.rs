@@ -1,7 +1,7 @@
 //! What each command prints: the library's typed results as tables, lines or JSON.
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cnnzoo_train::bench::{self, BenchRequest};
 use cnnzoo_train::eval::{self, EvalRequest};
 use cnnzoo_train::import::{self, ImportRequest};
@@ -128,9 +128,12 @@ pub fn bench(request: &BenchRequest) -> Result<()> {
             names.join(", ")
         );
     }
+    let exe = std::env::current_exe().context("cannot find the cnnzoo executable")?;
     for &entry in &plan.models {
-        crate::release_freed_pages();
-        let figures = bench::measure(entry, &plan.device, request)?;
+        let figures = match plan.models.len() {
+            1 => bench::measure(entry, &plan.device, request)?,
+            _ => bench::measure_apart(&exe, entry, request)?,
+        };
         if request.json {
             // One compact line per model, keys sorted through a `Value` as ever.
             println!("{}", serde_json::to_value(&figures)?);

@@ -6,6 +6,8 @@
 //! `InferenceStep` of the validation snapshot (`valid()`), as burn-train's validation epoch runs
 //! it. Inputs are random, so no data set is needed; the data loader is measured on its own with
 //! random images through the training `EpochLoader`.
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,12 +18,13 @@ use burn::tensor::Distribution;
 use burn::train::{InferenceStep, Learner};
 use cnnzoo_cifar::{CifarBatch, CifarDataset, CifarSet, EpochLoader, IMAGE_BYTES};
 use cnnzoo_models::{MODELS, ModelEntry, lookup};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
 use crate::config::{OptimizerConfig, TrainConfig};
 use crate::device::{self, SelectedDevice};
 use crate::optim;
+use crate::peak_memory::peak_rss_mb;
 use crate::recipes::recipe_for;
 use crate::schedule::EpochSchedule;
 
@@ -76,10 +79,10 @@ pub struct BenchPlan {
     pub skipped: Vec<&'static ModelEntry>,
 }
 
-/// One model's figures; serialises to a line of `cnnzoo bench --json`.
-#[derive(Clone, Debug, Serialize)]
+/// One model's figures; a line of `cnnzoo bench --json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchFigures {
-    pub model: &'static str,
+    pub model: String,
     /// The device name asked for.
     pub device: String,
     pub device_description: String,
@@ -88,7 +91,7 @@ pub struct BenchFigures {
     pub steps: usize,
     pub warmup: usize,
     pub threads: usize,
-    pub optimizer: &'static str,
+    pub optimizer: String,
     pub train_img_s: f64,
     pub train_step_ms: f64,
     pub infer_img_s: f64,
@@ -126,12 +129,57 @@ pub fn measure(
     bench_model(entry, selected, request).with_context(|| format!("bench of {}", entry.name))
 }
 
+/// Measures one model in a process of its own (`exe bench --model NAME --json`), so that its
+/// peak memory is its own: pages the models before it freed stay in the allocator's keeping
+/// (ResNet-20's peak read 614 MB after GoogLeNet's run, 241 MB alone).
+pub fn measure_apart(
+    exe: &Path,
+    entry: &'static ModelEntry,
+    request: &BenchRequest,
+) -> Result<BenchFigures> {
+    let numbers = [
+        ("--batch", request.batch),
+        ("--infer-batch", request.infer_batch),
+        ("--steps", request.steps),
+        ("--warmup", request.warmup),
+    ];
+    let mut command = Command::new(exe);
+    command.args([
+        "bench",
+        "--model",
+        entry.name,
+        "--device",
+        &request.device,
+        "--json",
+    ]);
+    for (flag, value) in numbers {
+        command.args([flag, &value.to_string()]);
+    }
+    let output = command.stderr(Stdio::inherit()).output().with_context(|| {
+        format!(
+            "cannot start {} for the bench of {}",
+            exe.display(),
+            entry.name
+        )
+    })?;
+    if !output.status.success() {
+        bail!("the bench of {} failed ({})", entry.name, output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| {
+        format!(
+            "the bench of {} printed {line:?}, not its figures",
+            entry.name
+        )
+    })
+}
+
 fn bench_model(
     entry: &'static ModelEntry,
     selected: &SelectedDevice,
     request: &BenchRequest,
 ) -> Result<BenchFigures> {
-    reset_peak_rss();
     let config = recipe_for(entry.name)?;
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
@@ -191,7 +239,7 @@ fn bench_model(
 
     let loader_img_s = loader_rate(request.batch, entry.input_size, &config, &autodiff)?;
     Ok(BenchFigures {
-        model: entry.name,
+        model: entry.name.to_string(),
         device: request.device.clone(),
         device_description: selected.description.clone(),
         batch: request.batch,
@@ -202,7 +250,8 @@ fn bench_model(
         optimizer: match config.optimizer {
             OptimizerConfig::Sgd { .. } => "sgd",
             OptimizerConfig::Adamw { .. } => "adamw",
-        },
+        }
+        .to_string(),
         train_img_s: rate(request.batch * request.steps, train_time),
         train_step_ms: train_time.as_secs_f64() * 1e3 / request.steps as f64,
         infer_img_s: rate(request.infer_batch * request.steps, infer_time),
@@ -292,17 +341,4 @@ fn rate(images: usize, time: Duration) -> f64 {
 /// The threads the CPU backend and the loaders may use.
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Linux resets the peak resident set size (`VmHWM`) when "5" is written to `clear_refs`, so each
-/// model of `--model all` reports its own peak; elsewhere the peak stays the process's.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -112,22 +112,6 @@ impl SharedRun {
     }
 }
 
-/// The process's peak resident memory since the last call, in MiB: reads `VmHWM`, then resets
-/// the peak (`clear_refs` 5) so that each epoch reports its own.
-fn take_peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    Some(kib / 1024.0)
-}
-
 fn numeric_value(entry: &NumericEntry) -> f64 {
     match entry {
         NumericEntry::Value(v) | NumericEntry::Final(v) => *v,
@@ -174,7 +158,7 @@ impl RunState {
             } else {
                 0.0
             },
-            peak_rss_mb: take_peak_rss_mb(),
+            peak_rss_mb: crate::peak_memory::take_peak_rss_mb(),
         };
         self.rows.retain(|r| r.epoch < epoch);
         self.rows.push(row);

@@ -27,6 +27,7 @@
 //! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
 //! - [`import`]: `cnnzoo import`, PyTorch weights into a cnnzoo checkpoint.
 //! - [`bench`](mod@bench): `cnnzoo bench`, training and inference throughput.
+//! - [`peak_memory`]: the process's peak resident memory, for `summary.csv` and `bench`.
 //! - [`models`]: `cnnzoo models`, the registry's models with their sizes.
 //! - [`report`]: the pictures (`curves.png`, the confusion heat map) and the reference accuracy.
 //! - [`fault`]: reproducible pause points for the crash-safety tests.
@@ -45,6 +46,7 @@ pub mod import;
 pub mod learner_hooks;
 pub mod models;
 pub mod optim;
+pub mod peak_memory;
 pub mod predict;
 pub mod progress;
 pub mod recipes;
