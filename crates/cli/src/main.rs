@@ -69,7 +69,8 @@ epochs, the best epoch marked, and the reference accuracy of the model where the
 Examples:
   cnnzoo train --model densenet --config configs/densenet.toml
   cnnzoo train --model resnet --epochs 2 --batch-size 64 --data-dir ../shared/data/cifar10-mini --output runs/quick
-  cnnzoo train --config runs/resnet/config.toml --resume
+  cnnzoo train --resume --output runs/resnet
+  cnnzoo train --resume --output runs/resnet --epochs 200
   cnnzoo train --model resnet --lr 0.05 --epochs 30 --print-config > resnet-30.toml"
     )]
     Train {

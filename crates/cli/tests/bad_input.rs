@@ -4,11 +4,10 @@
 //! the table and the program disagree.
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{assert_clean_failure, cnnzoo, cnnzoo_downloading_from, mini_data};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_downloading_from, mini_data, snapshot};
 
 /// One step of making a working folder.
 type Setup = Box<dyn Fn(&Path)>;
@@ -577,23 +576,6 @@ fn cases() -> Vec<Case> {
             &["unknown device 'tpu'", "cpu", "vulkan"],
         ),
     ]
-}
-
-/// Every file under `dir` with its contents, to prove a failed command changed nothing.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// An earlier finished run that no failing command may touch.

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{cnnzoo, mini_data, text};
+use common::{cnnzoo, text, train_small_args};
 
 /// Three epochs with a milestone in the middle, so a run stopped anywhere has a schedule and an
 /// optimizer state to resume.
@@ -24,22 +24,6 @@ fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
     common::small_resnet_weights(path)
 }
 
-fn train_args(output: &str) -> Vec<String> {
-    let data = mini_data();
-    [
-        "train",
-        "--config",
-        "small.toml",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--output",
-        output,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// How a paused run is stopped.
 #[derive(Clone, Copy, Debug)]
 enum Stop {
@@ -50,7 +34,7 @@ enum Stop {
 /// Starts a run that pauses at `point`, waits until it is there, and stops it; returns what it
 /// printed on stderr.
 fn stop_at(dir: &Path, output: &str, point: &str, how: Stop) -> String {
-    let args = train_args(output);
+    let args = train_small_args(output);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let common::Paused {
         mut child,
@@ -97,7 +81,7 @@ fn assert_checkpoints_load(run: &Path) {
 fn killed_runs_resume_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.toml"), small_resnet()).unwrap();
-    let args = train_args("uninterrupted");
+    let args = train_small_args("uninterrupted");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let reference = cnnzoo(&args, dir.path());
     assert!(reference.status.success(), "{}", text(&reference));
@@ -135,7 +119,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
             );
             assert!(!run.join("checkpoint/model-2.bpk").exists());
         }
-        let resume = train_args(output);
+        let resume = train_small_args(output);
         let mut resume: Vec<&str> = resume.iter().map(String::as_str).collect();
         resume.push("--resume");
         let resumed = cnnzoo(&resume, dir.path());

@@ -217,7 +217,7 @@ fn ctrl_c_on_the_display_stops_after_the_step_and_says_how_to_resume() {
         &[
             "stopped by Ctrl-C",
             "interrupted.bpk",
-            "continue with: cnnzoo train --config runs/ctrl-c/config.toml --resume",
+            "continue with: cnnzoo train --resume --output runs/ctrl-c",
         ],
     );
     let run_dir = dir.path().join("runs/ctrl-c");

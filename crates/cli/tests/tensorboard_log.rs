@@ -9,7 +9,7 @@ use std::path::Path;
 use cnnzoo_tensorboard::proto::{Event, event::What};
 use cnnzoo_tensorboard::{HPARAMS_SESSION_START_TAG, ScalarPoint, event_files, read_events};
 
-use common::{cnnzoo, mini_data, text};
+use common::{cnnzoo, text};
 
 fn events_of(run: &Path) -> (Vec<Event>, usize) {
     let files = event_files(&run.join("tb")).expect("the run has a tb/ folder");
@@ -65,16 +65,8 @@ fn a_killed_and_resumed_run_logs_every_step_once_with_the_summary_figures() {
         common::small_resnet_config(2, 41, ""),
     )
     .unwrap();
-    let data = mini_data();
-    let args = [
-        "train",
-        "--config",
-        "small.toml",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--output",
-        "run",
-    ];
+    let args = common::train_small_args("run");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut paused = common::run_until_paused(&args, dir.path(), "checkpoint:model:2");
     paused.child.kill().unwrap();
     paused.child.wait().unwrap();

@@ -448,6 +448,30 @@ impl TrainConfig {
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(self).context("cannot serialise the resolved config")
     }
+
+    /// Every key of the resolved config with its value, dotted (`optimizer.lr`,
+    /// `schedule.milestones`), in key order: what TensorBoard's hparams and `--resume`'s
+    /// comparison see.
+    pub fn flat_keys(&self) -> Result<Vec<(String, toml::Value)>> {
+        let table = toml::Table::try_from(self).context("cannot serialise the resolved config")?;
+        let mut out = Vec::new();
+        flatten("", &table, &mut out);
+        Ok(out)
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, out),
+            value => out.push((name, value.clone())),
+        }
+    }
 }
 
 /// A TOML value, or the text itself for a bare word (`adam`, `cpu`), as a user types it.

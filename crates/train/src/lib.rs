@@ -9,6 +9,7 @@
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
 //! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
+//! - [`resume`]: what `--resume` continues, and the changes it refuses.
 //! - [`train`]: `cnnzoo train`, from the request to the run folder and its results.
 //! - [`learner_hooks`]: the metric logger, checkpointers and checkpoint strategy `train` gives
 //!   burn-train.
@@ -51,6 +52,7 @@ pub mod predict;
 pub mod progress;
 pub mod recipes;
 pub mod report;
+pub mod resume;
 pub mod run_dir;
 pub mod run_lock;
 pub mod runs;

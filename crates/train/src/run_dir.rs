@@ -18,6 +18,8 @@ pub const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 pub enum RunFile {
     /// The resolved configuration, written before the first epoch.
     Config,
+    /// The config changes `--resume --allow-config-change` accepted (see [`crate::resume`]).
+    ConfigHistory,
     /// One row per finished epoch (see [`crate::summary`]).
     Summary,
     /// The weights of the best epoch, with their metadata beside them.
@@ -37,6 +39,7 @@ impl RunFile {
     pub fn name(self) -> &'static str {
         match self {
             Self::Config => "config.toml",
+            Self::ConfigHistory => "config_history.json",
             Self::Summary => "summary.csv",
             Self::Best => "best.bpk",
             Self::Interrupted => "interrupted.bpk",
@@ -163,6 +166,7 @@ impl RunDir {
             self.file(RunFile::Summary),
             self.file(RunFile::Results),
             self.file(RunFile::Config),
+            self.file(RunFile::ConfigHistory),
             self.file(RunFile::Curves),
             self.file(RunFile::TensorBoard),
         ] {

@@ -4,7 +4,8 @@ use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 
 use crate::config::{ScheduleConfig, ScheduleKind};
 
-const ITERATION_KEY: &str = "iteration";
+/// The record's one field: the index of the next step.
+pub const ITERATION_KEY: &str = "iteration";
 
 #[derive(Clone, Debug)]
 pub struct EpochSchedule {

@@ -54,7 +54,7 @@ impl TensorBoardLog {
         let first_step = resume_from.unwrap_or(0) * steps_per_epoch + 1;
         let start = now();
         let toml = config.to_toml()?;
-        let hparams = hparams(&toml)?;
+        let hparams = hparams(config)?;
         let group = run_dir.path().display().to_string();
         (|| {
             writer.add_session_start(first_step as i64, start)?;
@@ -159,31 +159,19 @@ impl TrainFigures {
 
 /// The resolved config as hparams, one per key (`optimizer.lr`, `schedule.milestones`, ...);
 /// lists and other values without a TensorBoard type become text.
-fn hparams(toml: &str) -> Result<Vec<(String, HParamValue)>> {
-    let table: toml::Table = toml::from_str(toml).context("the resolved config")?;
-    let mut out = Vec::new();
-    flatten("", &table, &mut out);
-    Ok(out)
-}
-
-fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, HParamValue)>) {
-    for (key, value) in table {
-        let name = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        let value = match value {
-            toml::Value::Table(inner) => {
-                flatten(&name, inner, out);
-                continue;
-            }
-            toml::Value::Integer(n) => HParamValue::Number(*n as f64),
-            toml::Value::Float(x) => HParamValue::Number(*x),
-            toml::Value::Boolean(b) => HParamValue::Bool(*b),
-            toml::Value::String(s) => HParamValue::Text(s.clone()),
-            other => HParamValue::Text(other.to_string()),
-        };
-        out.push((name, value));
-    }
+fn hparams(config: &TrainConfig) -> Result<Vec<(String, HParamValue)>> {
+    let keys = config.flat_keys()?;
+    Ok(keys
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                toml::Value::Integer(n) => HParamValue::Number(n as f64),
+                toml::Value::Float(x) => HParamValue::Number(x),
+                toml::Value::Boolean(b) => HParamValue::Bool(b),
+                toml::Value::String(s) => HParamValue::Text(s),
+                other => HParamValue::Text(other.to_string()),
+            };
+            (name, value)
+        })
+        .collect())
 }

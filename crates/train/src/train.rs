@@ -30,6 +30,7 @@ use crate::optim;
 use crate::progress::LineRenderer;
 use crate::recipes;
 use crate::report::curves::Curves;
+use crate::resume;
 use crate::run_dir::{RunDir, RunFile, RunResults};
 use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
@@ -47,9 +48,14 @@ pub struct TrainRequest {
     pub config_file: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,
-    /// Continue the run in the output folder from its last checkpoint.
+    /// Continue the run in the output folder from its last checkpoint, with the config it
+    /// started with (`--resume --output DIR` needs nothing else).
     #[arg(long)]
     pub resume: bool,
+    /// With --resume, accept a config or flags that change how the run trains (seed, batch
+    /// size, optimizer, ...); the changes are recorded in the run's config_history.json.
+    #[arg(long, requires = "resume")]
+    pub allow_config_change: bool,
     /// Replace a run already in the output folder.
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
@@ -68,10 +74,21 @@ pub struct TrainOutcome {
     pub test: Evaluation,
 }
 
-/// Reads the config file (or the model's shipped recipe) and applies the flags.
+/// Reads the config file (or, resuming, the run's own config; or the model's shipped recipe)
+/// and applies the flags.
 pub fn resolve_config(request: &TrainRequest) -> Result<TrainConfig> {
     let mut config = match &request.config_file {
         Some(path) => TrainConfig::from_file(path)?,
+        None if request.resume => {
+            let dir = match (&request.overrides.output, &request.model) {
+                (Some(output), _) => RunDir::new(output),
+                (None, Some(model)) => RunDir::new(std::path::Path::new("runs").join(model)),
+                (None, None) => {
+                    bail!("--resume needs the run folder: cnnzoo train --resume --output DIR")
+                }
+            };
+            resume::saved_config(&dir)?
+        }
         None => {
             let Some(model) = &request.model else {
                 bail!(
@@ -110,6 +127,10 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     let resume_from = prepare_output(&run_dir, request)?;
 
     let data = data::load_cifar10(&config.data_dir(), config.val_fraction, config.seed)?;
+    let steps_per_epoch = steps_per_epoch(&config, &data)?;
+    if let Some(completed) = resume_from {
+        check_resume(&run_dir, &config, completed, steps_per_epoch, request)?;
+    }
     let model_config = model_config(&config, entry, data.classes.len())?;
     let selected = device::select(&config.device)?;
     println!(
@@ -123,7 +144,6 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     let mut lock = RunLock::create(&run_dir)?;
     atomic::write_bytes(&run_dir.file(RunFile::Config), config.to_toml()?.as_bytes())?;
 
-    let steps_per_epoch = steps_per_epoch(&config, &data)?;
     let start_epoch = resume_from.map_or(1, |e| e + 1);
     let loaders = data::training_loaders(&data, &config, start_epoch, &selected.device)?;
     let meta = CheckpointMeta {
@@ -392,8 +412,8 @@ fn check_completed(
 ) -> Result<()> {
     let resume_hint = || match run_dir.last_complete_checkpoint() {
         Some(epoch) => format!(
-            "the checkpoint of epoch {epoch} is kept; continue with: cnnzoo train --config {} --resume",
-            run_dir.file(RunFile::Config).display()
+            "the checkpoint of epoch {epoch} is kept; continue with: cnnzoo train --resume --output {}",
+            run_dir.path().display()
         ),
         None => "no epoch was completed, so there is no checkpoint to resume from".into(),
     };
@@ -453,17 +473,45 @@ fn evaluate_best(
     Ok((val, test, meta.dataset.classes))
 }
 
+/// Refuses a resume that would continue a different run or from a damaged checkpoint, before
+/// anything in the folder changes; records the config changes it accepts.
+fn check_resume(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    completed: usize,
+    steps_per_epoch: usize,
+    request: &TrainRequest,
+) -> Result<()> {
+    let saved = resume::saved_config(run_dir)?;
+    let changes = resume::check(
+        run_dir,
+        &saved,
+        config,
+        completed,
+        request.allow_config_change,
+    )?;
+    // Epochs of another length (an accepted change of batch size or split) end at other steps.
+    let same_epochs =
+        saved.batch_size == config.batch_size && saved.val_fraction == config.val_fraction;
+    resume::check_scheduler_record(run_dir, completed, same_epochs.then_some(steps_per_epoch))?;
+    for change in &changes {
+        eprintln!(
+            "note: resuming with {} = {} (was {})",
+            change.key, change.new, change.old
+        );
+    }
+    if !changes.is_empty() {
+        resume::record(run_dir, completed, changes)?;
+    }
+    Ok(())
+}
+
 /// A finished run is kept unless `--overwrite`; `--resume` needs a checkpoint to resume from.
 /// Returns the epoch to resume after.
 fn prepare_output(run_dir: &RunDir, request: &TrainRequest) -> Result<Option<usize>> {
     let out = run_dir.path();
     if request.resume {
-        if !out.exists() {
-            bail!(
-                "--resume: {} does not exist, so there is no run to resume; start it without --resume (or give the run's folder with --output)",
-                out.display()
-            );
-        }
+        resume::ensure_run_folder(run_dir)?;
         return match run_dir.last_complete_checkpoint() {
             Some(epoch) => {
                 run_dir.remove_partial_writes()?;

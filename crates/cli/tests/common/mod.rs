@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: running the binary and finding the mini archive.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
@@ -242,4 +243,38 @@ pub fn assert_contains_all(text: &str, needles: &[&str]) {
     for needle in needles {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
+}
+
+/// Every file under `dir` with its contents, to prove a failed command changed nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// `cnnzoo train` of `small.toml` (in the working folder) on the mini archive into `output`.
+pub fn train_small_args(output: &str) -> Vec<String> {
+    let data = mini_data();
+    [
+        "train",
+        "--config",
+        "small.toml",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        output,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
