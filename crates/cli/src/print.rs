@@ -161,10 +161,10 @@ pub fn import(request: &ImportRequest) -> Result<()> {
     let weights = import::read(request)?;
     println!("{}", weights.description(&request.from));
     let imported = import::convert(request, weights)?;
-    if let Some(statistics) = imported.guessed_statistics {
+    println!("normalisation statistics: {}", imported.statistics);
+    if !imported.class_names_known() {
         println!(
-            "note: {} classes is not CIFAR-10: predictions name the classes 0..{} and normalise with {statistics}'s statistics",
-            imported.num_classes,
+            "note: the class names are not known: predictions name the classes 0..{}",
             imported.num_classes - 1,
         );
     }

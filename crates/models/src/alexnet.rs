@@ -16,7 +16,7 @@ use crate::layers::{ConvSpec, Convolution, Init, MaxPooling, linear};
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = variants![
+pub const VARIANTS: &[ModelEntry] = variants![ImageNet;
     "alexnet", "alexnet", 224, "AlexNet, torchvision" => ModelConfig::AlexNet(AlexNetConfig::new());
 ];
 

@@ -24,12 +24,12 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![Cifar10;
     "densenet", "densenet", 32, "DenseNet, CIFAR variant (4x6 layers, growth 16)"
         => ModelConfig::DenseNet(DenseNetCifarConfig::new()), reference(90.72, 90.23), recipe("densenet.toml");
 ];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![ImageNet;
     "densenet121", "densenet", 224, "DenseNet-121, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet121());
     "densenet161", "densenet", 224, "DenseNet-161, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet161());
     "densenet169", "densenet", 224, "DenseNet-169, torchvision" => ModelConfig::DenseNetImageNet(DenseNetImageNetConfig::densenet169());

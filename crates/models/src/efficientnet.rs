@@ -17,7 +17,7 @@ use crate::layers::{
     SqueezeExcitation, forward_stages, global_avg_pool, linear, make_divisible,
 };
 use crate::model::ModelConfig;
-use crate::registry::ModelEntry;
+use crate::registry::{ImageStatistics, ModelEntry};
 
 /// B0 to B7: one entry each, at the resolution of its compound scaling.
 macro_rules! efficientnet_variants {
@@ -28,7 +28,8 @@ macro_rules! efficientnet_variants {
             concat!("EfficientNet-B", $b, ", torchvision (compound scaling of B0)"),
             EFFICIENTNET_SCALING[$b].resolution,
             || ModelConfig::EfficientNet(EfficientNetConfig::b($b)),
-        )),*]
+        )
+        .with_statistics(ImageStatistics::ImageNet)),*]
     };
 }
 

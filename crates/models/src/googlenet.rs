@@ -21,12 +21,12 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![Cifar10;
     "googlenet", "googlenet", 32, "GoogleNet, CIFAR variant (9 inception blocks)"
         => ModelConfig::GoogleNet(GoogleNetCifarConfig::new()), reference(90.40, 89.70), recipe("googlenet.toml");
 ];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![ImageNet;
     "inception_v1", "inception", 224, "Inception v1 (GoogLeNet), torchvision, without auxiliary heads"
         => ModelConfig::InceptionV1(InceptionV1Config::new());
 ];

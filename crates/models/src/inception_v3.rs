@@ -20,7 +20,7 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = variants![
+pub const VARIANTS: &[ModelEntry] = variants![ImageNet;
     "inception_v3", "inception", 299, "Inception v3, torchvision, with its auxiliary head"
         => ModelConfig::InceptionV3(InceptionV3Config::new());
 ];

@@ -27,4 +27,4 @@ pub mod vgg;
 
 pub use layers::Act;
 pub use model::{Family, Model, ModelConfig};
-pub use registry::{MODELS, ModelEntry, ReferenceTop1, RegistryError, lookup};
+pub use registry::{ImageStatistics, MODELS, ModelEntry, ReferenceTop1, RegistryError, lookup};

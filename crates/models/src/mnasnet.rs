@@ -17,7 +17,7 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = variants![
+pub const VARIANTS: &[ModelEntry] = variants![ImageNet;
     "mnasnet1_0", "mnasnet", 224, "MnasNet-B1 1.0, torchvision" => ModelConfig::MnasNet(MnasNetConfig::mnasnet1_0());
 ];
 

@@ -17,7 +17,7 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = variants![
+pub const VARIANTS: &[ModelEntry] = variants![ImageNet;
     "mobilenet_v2", "mobilenet", 224, "MobileNet v2, torchvision" => ModelConfig::MobileNetV2(MobileNetV2Config::new());
     "mobilenet_v3_large", "mobilenet", 224, "MobileNet v3 large, torchvision"
         => ModelConfig::MobileNetV3(MobileNetV3Config::new());

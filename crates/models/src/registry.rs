@@ -33,9 +33,10 @@ const VARIANT_LISTS: &[&[ModelEntry]] = &[
 /// [`ModelConfig`], then optionally `, reference(val, test)` (the reference's top-1) and
 /// `, recipe("file.toml")` (its shipped recipe in `configs/`), and a `;`.
 macro_rules! variants {
-    ($($name:literal, $family:literal, $side:expr, $description:literal => $config:expr
+    ($statistics:ident; $($name:literal, $family:literal, $side:expr, $description:literal => $config:expr
         $(, reference($val:expr, $test:expr))? $(, recipe($recipe:literal))?;)*) => {
         &[$(crate::registry::ModelEntry::new($name, $family, $description, $side, || $config)
+            .with_statistics(crate::registry::ImageStatistics::$statistics)
             $(.with_reference($val, $test))?
             $(.with_recipe(include_str!(concat!("../../../configs/", $recipe))))?),*]
     };
@@ -60,6 +61,24 @@ pub struct ReferenceTop1 {
     pub test: f64,
 }
 
+/// The images a variant is made for, whose per-channel mean and standard deviation its weights
+/// expect inputs normalised with: the reference's CIFAR networks were trained on CIFAR-10,
+/// torchvision's published weights on ImageNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageStatistics {
+    Cifar10,
+    ImageNet,
+}
+
+impl ImageStatistics {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "CIFAR-10",
+            Self::ImageNet => "ImageNet",
+        }
+    }
+}
+
 /// A named model: its family, the input size it is meant for, its default hyper-parameters, and
 /// where known the reference's accuracy and the recipe that reaches it.
 #[derive(Clone, Copy)]
@@ -73,6 +92,8 @@ pub struct ModelEntry {
     pub reference: Option<ReferenceTop1>,
     /// The shipped training recipe (a `configs/` file, as TOML text).
     pub recipe: Option<&'static str>,
+    /// The normalisation its weights expect.
+    pub statistics: ImageStatistics,
     default_config: fn() -> ModelConfig,
 }
 
@@ -91,8 +112,13 @@ impl ModelEntry {
             input_size,
             reference: None,
             recipe: None,
+            statistics: ImageStatistics::ImageNet,
             default_config,
         }
+    }
+
+    pub const fn with_statistics(self, statistics: ImageStatistics) -> Self {
+        Self { statistics, ..self }
     }
 
     pub const fn with_reference(self, val: f64, test: f64) -> Self {

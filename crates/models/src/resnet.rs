@@ -24,7 +24,7 @@ use crate::layers::{
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
+pub const CIFAR_VARIANTS: &[ModelEntry] = variants![Cifar10;
     "resnet", "resnet", 32, "ResNet-20, CIFAR variant"
         => ModelConfig::ResNet(ResNetCifarConfig::new()), reference(91.84, 91.06), recipe("resnet.toml");
     "resnet_preact", "resnet", 32, "Pre-activation ResNet-20, CIFAR variant"
@@ -32,7 +32,7 @@ pub const CIFAR_VARIANTS: &[ModelEntry] = variants![
         reference(91.80, 91.07), recipe("resnet_preact.toml");
 ];
 
-pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![
+pub const IMAGENET_VARIANTS: &[ModelEntry] = variants![ImageNet;
     "resnet18", "resnet", 224, "ResNet-18, torchvision (basic blocks)"
         => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet18()), recipe("resnet18.toml");
     "resnet34", "resnet", 224, "ResNet-34, torchvision (basic blocks)" => ModelConfig::ResNetImageNet(ResNetImageNetConfig::resnet34());

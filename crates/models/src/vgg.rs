@@ -15,7 +15,7 @@ use crate::layers::{Act, BatchNorm2d, ConvSpec, Convolution, Init, MaxPooling, N
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
 
-pub const VARIANTS: &[ModelEntry] = variants![
+pub const VARIANTS: &[ModelEntry] = variants![ImageNet;
     "vgg11", "vgg", 224, "VGG-11 (configuration A), torchvision" => ModelConfig::Vgg(VggConfig::vgg11());
     "vgg16", "vgg", 224, "VGG-16 (configuration D), torchvision" => ModelConfig::Vgg(VggConfig::vgg16());
     "vgg16_bn", "vgg", 224, "VGG-16 with batch norm, torchvision" => ModelConfig::Vgg(VggConfig::vgg16_bn());

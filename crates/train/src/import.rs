@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use cnnzoo_cifar::{CIFAR10_MEAN, CIFAR10_STD, CifarKind};
 use cnnzoo_models::import::TorchWeights;
-use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
+use cnnzoo_models::{ImageStatistics, ModelConfig, ModelEntry, lookup};
 
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, DatasetInfo, FORMAT};
@@ -34,6 +34,25 @@ pub struct ImportRequest {
     /// Classes of the model's last layer.
     #[arg(long, default_value_t = 10)]
     pub num_classes: usize,
+    /// Per-channel mean (R,G,B, in [0, 1]) the weights expect inputs normalised with; default:
+    /// the statistics of the data the zoo entry is made for (CIFAR-10 or ImageNet).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 3,
+        requires = "std",
+        value_name = "R,G,B"
+    )]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation (R,G,B), with --mean.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 3,
+        requires = "mean",
+        value_name = "R,G,B"
+    )]
+    pub std: Option<Vec<f32>>,
 }
 
 /// The tensors of the PyTorch file, read and mapped onto the model's keys, not yet checked
@@ -77,8 +96,15 @@ pub struct Imported {
     pub model: &'static str,
     pub parameters: usize,
     pub num_classes: usize,
-    /// For a model that is not a CIFAR-10 one: whose normalisation statistics it was given.
-    pub guessed_statistics: Option<&'static str>,
+    /// Where the normalisation statistics in the metadata come from, in words.
+    pub statistics: String,
+}
+
+impl Imported {
+    /// Whether the metadata names the classes (a CIFAR-10 model) or numbers them.
+    pub fn class_names_known(&self) -> bool {
+        self.meta.dataset.name == "cifar10"
+    }
 }
 
 /// Checks the request and reads the PyTorch file.
@@ -119,7 +145,7 @@ pub fn convert(request: &ImportRequest, read: ReadWeights) -> Result<Imported> {
             )
         })?;
     let parameters = model.num_trainable_params();
-    let (dataset, guessed_statistics) = dataset_for(request.num_classes, entry.input_size);
+    let (dataset, statistics) = dataset_for(request, entry)?;
     let meta = CheckpointMeta {
         format: FORMAT.into(),
         model: entry.name.into(),
@@ -136,7 +162,7 @@ pub fn convert(request: &ImportRequest, read: ReadWeights) -> Result<Imported> {
         model: entry.name,
         parameters,
         num_classes: request.num_classes,
-        guessed_statistics,
+        statistics,
     })
 }
 
@@ -153,39 +179,60 @@ pub fn write(request: &ImportRequest, imported: Imported) -> Result<PathBuf> {
     Ok(checkpoint::meta_path(&request.output))
 }
 
-/// What `predict` needs to know about the data the weights were trained on. The tutorial's
-/// checkpoints are CIFAR-10 models normalised with SPEC §3's statistics. For another number of
-/// classes the names are unknown, so they are numbered, and the statistics are a guess by input
-/// size, which is named in the second value.
-fn dataset_for(num_classes: usize, input_size: usize) -> (DatasetInfo, Option<&'static str>) {
-    let cifar = input_size <= cnnzoo_cifar::IMAGE_SIDE;
-    if cifar && num_classes == CifarKind::Cifar10.num_classes() {
-        let dataset = DatasetInfo {
+/// What `predict` needs to know about the data the weights were trained on: the class names
+/// where they are known (a CIFAR-10 model with its 10 classes; otherwise they are numbered), and
+/// the normalisation statistics, from the flags or else from the zoo entry; the second value
+/// says which.
+fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetInfo, String)> {
+    let (mean, std, source) = match (&request.mean, &request.std) {
+        (Some(mean), Some(std)) => {
+            if std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+                || mean.iter().any(|m| !m.is_finite())
+            {
+                bail!(
+                    "--std must be positive and --mean finite (got --mean {mean:?} --std {std:?})"
+                );
+            }
+            let three = |v: &[f32]| [v[0], v[1], v[2]];
+            (three(mean), three(std), "--mean/--std".to_string())
+        }
+        _ => {
+            let (mean, std) = match entry.statistics {
+                ImageStatistics::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),
+                ImageStatistics::ImageNet => (IMAGENET_MEAN, IMAGENET_STD),
+            };
+            let source = format!(
+                "{}'s, as the zoo entry of {} says",
+                entry.statistics.name(),
+                entry.name
+            );
+            (mean, std, source)
+        }
+    };
+    let cifar10 = entry.statistics == ImageStatistics::Cifar10
+        && request.num_classes == CifarKind::Cifar10.num_classes();
+    let dataset = if cifar10 {
+        DatasetInfo {
             name: "cifar10".into(),
             classes: CifarKind::Cifar10
                 .default_classes()
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),
-            mean: CIFAR10_MEAN,
-            std: CIFAR10_STD,
-            input_size,
-        };
-        return (dataset, None);
-    }
-    let (statistics, mean, std) = if cifar {
-        ("CIFAR-10", CIFAR10_MEAN, CIFAR10_STD)
+            mean,
+            std,
+            input_size: entry.input_size,
+        }
     } else {
-        ("ImageNet (torchvision)", IMAGENET_MEAN, IMAGENET_STD)
+        DatasetInfo {
+            name: "custom".into(),
+            classes: (0..request.num_classes).map(|c| c.to_string()).collect(),
+            mean,
+            std,
+            input_size: entry.input_size,
+        }
     };
-    let dataset = DatasetInfo {
-        name: "custom".into(),
-        classes: (0..num_classes).map(|c| c.to_string()).collect(),
-        mean,
-        std,
-        input_size,
-    };
-    (dataset, Some(statistics))
+    Ok((dataset, source))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -217,4 +264,52 @@ pub fn init_from(
     }
     println!("cnnzoo: starting from the weights of {}", path.display());
     Ok(classifier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(model: &str, num_classes: usize, mean_std: Option<[f32; 3]>) -> ImportRequest {
+        ImportRequest {
+            from: "weights.pth".into(),
+            model: model.into(),
+            output: "out.bpk".into(),
+            num_classes,
+            mean: mean_std.map(|v| v.to_vec()),
+            std: mean_std.map(|v| v.to_vec()),
+        }
+    }
+
+    fn dataset(request: &ImportRequest) -> Result<(DatasetInfo, String)> {
+        dataset_for(request, lookup(&request.model).unwrap())
+    }
+
+    #[test]
+    fn statistics_come_from_the_zoo_entry_not_the_input_size() {
+        let (cifar, source) = dataset(&request("resnet", 10, None)).unwrap();
+        assert_eq!((cifar.mean, cifar.std), (CIFAR10_MEAN, CIFAR10_STD));
+        assert_eq!(cifar.classes[0], "airplane");
+        assert!(source.starts_with("CIFAR-10's"), "{source}");
+
+        // A torchvision model keeps ImageNet's statistics whatever its classes or input size.
+        let (imagenet, source) = dataset(&request("resnet18", 10, None)).unwrap();
+        assert_eq!((imagenet.mean, imagenet.std), (IMAGENET_MEAN, IMAGENET_STD));
+        assert_eq!(imagenet.name, "custom");
+        assert_eq!(imagenet.classes[9], "9");
+        assert!(source.starts_with("ImageNet's"), "{source}");
+
+        let (given, source) = dataset(&request("resnet18", 5, Some([0.5; 3]))).unwrap();
+        assert_eq!((given.mean, given.std), ([0.5; 3], [0.5; 3]));
+        assert_eq!(source, "--mean/--std");
+    }
+
+    #[test]
+    fn a_zero_standard_deviation_is_refused_by_flag() {
+        let error = dataset(&request("resnet", 10, Some([0.0; 3]))).unwrap_err();
+        assert!(
+            format!("{error}").contains("--std must be positive"),
+            "{error}"
+        );
+    }
 }
