@@ -6,6 +6,10 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use cnnzoo_cifar::CifarBatch;
 use cnnzoo_models::Model;
 
+/// torchvision's reference recipe trains Inception v3 on its main loss plus 0.4 times its
+/// auxiliary classifier's loss (`references/classification/train.py`).
+pub const AUX_LOSS_WEIGHT: f64 = 0.4;
+
 /// burn-train's step traits live outside the models crate, so training goes through this wrapper;
 /// every checkpoint cnnzoo writes is a record of it.
 #[derive(Module, Debug)]
@@ -14,11 +18,28 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// Logits and their cross-entropy: what validation, eval and the metrics see.
     pub fn forward_classification(&self, batch: CifarBatch) -> ClassificationOutput {
         let logits = self.model.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
+        ClassificationOutput::new(loss, logits, batch.targets)
+    }
+
+    /// The training loss: a network with an auxiliary classifier (inception_v3) adds its loss,
+    /// weighted [`AUX_LOSS_WEIGHT`], so the auxiliary head it counts in its parameters is
+    /// trained; the metrics still read the main logits.
+    pub fn forward_training(&self, batch: CifarBatch) -> ClassificationOutput {
+        let (logits, aux) = self.model.forward_with_aux(batch.images);
+        let cross_entropy = CrossEntropyLossConfig::new().init(&logits.device());
+        let mut loss = cross_entropy.forward(logits.clone(), batch.targets.clone());
+        if let Some(aux) = aux {
+            loss = loss
+                + cross_entropy
+                    .forward(aux, batch.targets.clone())
+                    .mul_scalar(AUX_LOSS_WEIGHT);
+        }
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 }
@@ -28,7 +49,7 @@ impl TrainStep for Classifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: CifarBatch) -> TrainOutput<ClassificationOutput> {
-        let output = self.forward_classification(batch);
+        let output = self.forward_training(batch);
         TrainOutput::new(self, output.loss.backward(), output)
     }
 }
@@ -39,5 +60,53 @@ impl InferenceStep for Classifier {
 
     fn step(&self, batch: CifarBatch) -> ClassificationOutput {
         self.forward_classification(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+    use cnnzoo_models::lookup;
+    use serde_json::json;
+
+    use super::*;
+
+    fn scalar(tensor: Tensor<1>) -> f64 {
+        f64::from(tensor.into_scalar::<f32>())
+    }
+
+    #[test]
+    fn inception_v3_trains_its_auxiliary_head_and_evaluates_without_it() {
+        let device = Device::flex();
+        device.seed(5);
+        let device = device.autodiff();
+        // Without dropout, every forward of the same batch gives the same logits.
+        let overrides = json!({"cifar_stem": true, "dropout": 0.0});
+        let config = lookup("inception_v3")
+            .unwrap()
+            .config_with(10, overrides.as_object().unwrap())
+            .unwrap();
+        let classifier = Classifier {
+            model: config.init(&device),
+        };
+        let batch = CifarBatch {
+            images: Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
+            targets: Tensor::from_ints([1, 7], &device),
+        };
+        let (logits, aux) = classifier.model.forward_with_aux(batch.images.clone());
+        let cross_entropy = CrossEntropyLossConfig::new().init(&device);
+        let main = scalar(cross_entropy.forward(logits, batch.targets.clone()));
+        let aux = scalar(cross_entropy.forward(aux.unwrap(), batch.targets.clone()));
+
+        let training = scalar(classifier.forward_training(batch.clone()).loss);
+        assert!(
+            (training - (main + AUX_LOSS_WEIGHT * aux)).abs() < 1e-4 * training,
+            "training loss {training}, main {main}, auxiliary {aux}"
+        );
+        let evaluation = scalar(classifier.forward_classification(batch).loss);
+        assert!(
+            (evaluation - main).abs() < 1e-4 * main,
+            "{evaluation} vs {main}"
+        );
     }
 }
