@@ -1,8 +1,10 @@
 //! A reproducible place to kill a run, for the crash-safety tests: with
-//! `CNNZOO_PAUSE_AT=step:E:S` (after training step S of epoch E) or
-//! `CNNZOO_PAUSE_AT=checkpoint:NAME:E` (epoch E's NAME checkpoint written to its temporary file,
-//! not yet renamed), cnnzoo announces the point on stderr and waits there to be killed, or until
-//! `released` says so (a Ctrl-C arriving at a step point).
+//! `CNNZOO_PAUSE_AT=step:E:S` (after training step S of epoch E), `valid:E:S` (after validation
+//! batch S of epoch E), `checkpoint:NAME:E` (epoch E's NAME checkpoint written to its temporary
+//! file, not yet renamed), `report:evaluate` (training done, best.bpk not yet evaluated) or
+//! `report:results` (evaluated, results.json not yet written), cnnzoo announces the point on
+//! stderr and waits there to be killed, or until `released` says so (a Ctrl-C arriving at a step
+//! point).
 use std::sync::OnceLock;
 use std::time::Duration;
 

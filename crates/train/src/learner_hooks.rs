@@ -41,6 +41,8 @@ pub struct RunState {
     on_epoch_end: Option<EpochHook>,
     /// Training steps logged in the epoch in progress.
     steps: usize,
+    /// Validation batches logged in the epoch in progress.
+    valid_steps: usize,
     /// Epoch and step where the loss stopped being finite.
     diverged: Option<(usize, usize)>,
     /// Whether images were held out: without, burn-train still runs an empty validation whose
@@ -67,6 +69,7 @@ impl SharedRun {
             meta,
             on_epoch_end: None,
             steps: 0,
+            valid_steps: 0,
             diverged: None,
             validates,
             tensorboard: None,
@@ -167,6 +170,7 @@ impl RunState {
         self.train_items = 0;
         self.train_seconds = 0.0;
         self.steps = 0;
+        self.valid_steps = 0;
         self.dir.write_summary(&self.rows)?;
         if let (Some(tensorboard), Some(row)) = (&mut self.tensorboard, self.rows.last()) {
             tensorboard.epoch_end(row);
@@ -206,6 +210,8 @@ impl MetricLogger for RunLogger {
             state.train_items += self.batch_size;
             state.train_seconds = now.duration_since(started).as_secs_f64();
             state.steps += 1;
+        } else {
+            state.valid_steps += 1;
         }
         for metric in update.entries_numeric {
             let Some(name) = state.names.get(&metric.entry.metric_id).cloned() else {
@@ -230,6 +236,7 @@ impl MetricLogger for RunLogger {
             }
         }
         let steps = state.steps;
+        let valid_steps = state.valid_steps;
         if !valid {
             let figure = |name: &str| state.metric(false, name).unwrap_or(f64::NAN);
             let figures = TrainFigures {
@@ -242,7 +249,9 @@ impl MetricLogger for RunLogger {
             }
         }
         drop(state);
-        if !valid {
+        if valid {
+            fault::pause_if_asked(&format!("valid:{epoch}:{valid_steps}"), || false);
+        } else {
             fault::pause_if_asked(&format!("step:{epoch}:{steps}"), || {
                 self.interrupter.should_stop()
             });

@@ -103,15 +103,17 @@ fn changes_the_run(change: &ConfigChange, saved: &TrainConfig) -> bool {
 
 /// Checks the new command against the run's config and returns every difference it accepts;
 /// refuses with each key listed when one changes the run and `allow` is not given, and when
-/// the new epoch count leaves nothing to train.
+/// the new epoch count leaves nothing to do (a run killed after its last epoch, before its
+/// results were written, still has its evaluation to do).
 pub fn check(
     dir: &RunDir,
     saved: &TrainConfig,
     new: &TrainConfig,
     completed: usize,
+    finished: bool,
     allow: bool,
 ) -> Result<Vec<ConfigChange>> {
-    if new.epochs <= completed {
+    if new.epochs < completed || (new.epochs == completed && finished) {
         bail!(
             "--resume: {} has done {completed} of its {} epochs, so there is nothing to train; \
              extend it with --epochs (more than {completed})",
@@ -213,7 +215,7 @@ mod tests {
         allow: bool,
     ) -> Result<Vec<ConfigChange>> {
         let dir = RunDir::new("runs/x");
-        check(&dir, saved, new, 4, allow)
+        check(&dir, saved, new, 4, true, allow)
     }
 
     #[test]
@@ -263,5 +265,8 @@ mod tests {
         shorter.epochs = 4;
         let message = format!("{:#}", check_with(&saved, &shorter, true).unwrap_err());
         assert!(message.contains("has done 4 of its 4 epochs"), "{message}");
+        // Killed after its last epoch but before its results: the evaluation is left to do.
+        let dir = RunDir::new("runs/x");
+        assert!(check(&dir, &shorter, &shorter, 4, false, false).is_ok());
     }
 }

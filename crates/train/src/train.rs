@@ -24,6 +24,7 @@ use crate::config::{Overrides, TrainConfig};
 use crate::data::{self, Data, Loaders};
 use crate::device;
 use crate::evaluation::{self, Evaluation};
+use crate::fault;
 use crate::import;
 use crate::learner_hooks::{AtomicCheckpointer, KeepBestAndLast, RunLogger, SharedRun};
 use crate::optim;
@@ -202,8 +203,10 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         .best()
         .context("training finished without a single completed epoch")?
         .epoch;
+    fault::pause_if_asked("report:evaluate", || false);
     let (val, test, classes) = evaluate_best(&run_dir, &config, &data, &selected.device)?;
     run.finish_log(config.epochs, val.as_ref().map(|v| v.top1), test.top1);
+    fault::pause_if_asked("report:results", || false);
     run_dir.write_results(&RunResults {
         model: Some(config.model.clone()),
         best_epoch: Some(best_epoch),
@@ -488,6 +491,7 @@ fn check_resume(
         &saved,
         config,
         completed,
+        run_dir.is_finished(),
         request.allow_config_change,
     )?;
     // Epochs of another length (an accepted change of batch size or split) end at other steps.
