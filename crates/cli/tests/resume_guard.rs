@@ -135,3 +135,26 @@ fn a_scheduler_record_without_its_step_is_refused_by_name() {
     );
     assert_clean_failure(&out, &["scheduler-1.bpk", "`iteration` is 5", "epoch 1"]);
 }
+
+#[test]
+fn a_damaged_checkpoint_or_summary_is_refused_by_name_without_a_panic() {
+    let (dir, run) = finished_run(54);
+    let resume = ["train", "--resume", "--output", "run", "--epochs", "2"];
+    for (file, expected) in [
+        ("checkpoint/model-1.bpk", "cannot read the weights"),
+        ("checkpoint/optim-1.bpk", "cannot read the optimizer state"),
+    ] {
+        let path = run.join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let out = cnnzoo(&resume, dir.path());
+        assert_clean_failure(&out, &[file, expected]);
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    let summary = run.join("summary.csv");
+    let rows = std::fs::read_to_string(&summary).unwrap();
+    std::fs::write(&summary, format!("{}\n", rows.lines().next().unwrap())).unwrap();
+    let out = cnnzoo(&resume, dir.path());
+    assert_clean_failure(&out, &["summary.csv", "no row for epoch [1]"]);
+    assert!(!run.join("checkpoint/model-2.bpk").exists());
+}

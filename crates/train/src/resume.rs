@@ -10,11 +10,15 @@
 //! (milestones stay where they are). A cosine schedule spreads its curve over all the epochs, so
 //! a new count would have changed the epochs already done: that needs `--allow-config-change`,
 //! and the curve is then stretched from the next step on.
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
+use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
+use crate::classifier::Classifier;
 use crate::config::{ScheduleKind, TrainConfig};
 use crate::run_dir::{RunDir, RunFile};
 use crate::run_lock::now_unix;
@@ -162,11 +166,48 @@ pub fn record(dir: &RunDir, completed: usize, changes: Vec<ConfigChange>) -> Res
     atomic::write_bytes(&path, text.as_bytes())
 }
 
+/// Every record `--resume` reads loads completely, before training starts: burn's learner panics
+/// on a model or optimizer checkpoint it cannot load, and its scheduler interface cannot fail at
+/// all. The model's weights must fit `model` (the network about to be trained), the optimizer
+/// state must read, the scheduler must hold its step ([`check_scheduler_record`]), and
+/// summary.csv must have a row for every epoch done (the best epoch is chosen from them).
+pub fn check_records(
+    dir: &RunDir,
+    completed: usize,
+    steps_per_epoch: Option<usize>,
+    model: &Classifier,
+) -> Result<()> {
+    let path = dir.checkpoint("model", completed);
+    let record = ModuleRecord::load(path.clone())
+        .map_err(|e| anyhow!("{}: cannot read the weights: {e}", path.display()))?;
+    model.clone().try_load_record(record).map_err(|e| {
+        anyhow!(
+            "{}: the weights do not fit the run's model: {e}",
+            path.display()
+        )
+    })?;
+    let path = dir.checkpoint("optim", completed);
+    OptimizerRecord::load(path.clone())
+        .map_err(|e| anyhow!("{}: cannot read the optimizer state: {e}", path.display()))?;
+    check_scheduler_record(dir, completed, steps_per_epoch)?;
+    let rows = dir.read_summary()?;
+    let missing: Vec<usize> = (1..=completed)
+        .filter(|epoch| !rows.iter().any(|row| row.epoch == *epoch))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: no row for epoch {missing:?}, though the checkpoint of epoch {completed} is complete",
+            dir.file(RunFile::Summary).display()
+        );
+    }
+    Ok(())
+}
+
 /// The scheduler record of the checkpoint `--resume` continues from must hold the step the run
 /// reached, and (given the epochs' length) that step must be where `completed` epochs end:
 /// burn's scheduler interface cannot fail, so a record without it would restart the schedule
 /// from step 0 without a word.
-pub fn check_scheduler_record(
+fn check_scheduler_record(
     dir: &RunDir,
     completed: usize,
     steps_per_epoch: Option<usize>,

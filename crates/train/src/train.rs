@@ -129,11 +129,21 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
 
     let data = data::load_cifar10(&config.data_dir(), config.val_fraction, config.seed)?;
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
-    if let Some(completed) = resume_from {
-        check_resume(&run_dir, &config, completed, steps_per_epoch, request)?;
-    }
     let model_config = model_config(&config, entry, data.classes.len())?;
     let selected = device::select(&config.device)?;
+    if let Some(completed) = resume_from {
+        let model = Classifier {
+            model: model_config.init(&selected.device),
+        };
+        check_resume(
+            &run_dir,
+            &config,
+            completed,
+            steps_per_epoch,
+            &model,
+            request,
+        )?;
+    }
     println!(
         "cnnzoo: training {} on {}",
         config.model, selected.description
@@ -274,7 +284,7 @@ fn track_epochs(
     validates: bool,
 ) -> Result<SharedRun> {
     let done_rows = match resume_from {
-        Some(epoch) if run_dir.file(RunFile::Summary).exists() => run_dir
+        Some(epoch) => run_dir
             .read_summary()?
             .into_iter()
             .filter(|r| r.epoch <= epoch)
@@ -483,6 +493,7 @@ fn check_resume(
     config: &TrainConfig,
     completed: usize,
     steps_per_epoch: usize,
+    model: &Classifier,
     request: &TrainRequest,
 ) -> Result<()> {
     let saved = resume::saved_config(run_dir)?;
@@ -497,7 +508,12 @@ fn check_resume(
     // Epochs of another length (an accepted change of batch size or split) end at other steps.
     let same_epochs =
         saved.batch_size == config.batch_size && saved.val_fraction == config.val_fraction;
-    resume::check_scheduler_record(run_dir, completed, same_epochs.then_some(steps_per_epoch))?;
+    resume::check_records(
+        run_dir,
+        completed,
+        same_epochs.then_some(steps_per_epoch),
+        model,
+    )?;
     for change in &changes {
         eprintln!(
             "note: resuming with {} = {} (was {})",
