@@ -213,10 +213,14 @@ pub struct Overrides {
     /// Threads preparing batches.
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Any key of the config, as KEY=VALUE with a TOML value (optimizer.lr=0.05,
-    /// schedule.milestones=[60,120], optimizer.name=adam); repeatable, applied after --config and
-    /// before the flags above.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    // The help as an attribute: as a doc comment, rustdoc would read `[60,120]` as a link.
+    #[arg(
+        long = "set",
+        value_name = "KEY=VALUE",
+        help = "Any key of the config, as KEY=VALUE with a TOML value (optimizer.lr=0.05, \
+                schedule.milestones=[60,120], optimizer.name=adam); repeatable, applied after \
+                --config and before the flags above"
+    )]
     pub set: Vec<String>,
 }
 

@@ -169,7 +169,7 @@ pub fn record(dir: &RunDir, completed: usize, changes: Vec<ConfigChange>) -> Res
 /// Every record `--resume` reads loads completely, before training starts: burn's learner panics
 /// on a model or optimizer checkpoint it cannot load, and its scheduler interface cannot fail at
 /// all. The model's weights must fit `model` (the network about to be trained), the optimizer
-/// state must read, the scheduler must hold its step ([`check_scheduler_record`]), and
+/// state must read, the scheduler must hold its step (`check_scheduler_record`), and
 /// summary.csv must have a row for every epoch done (the best epoch is chosen from them).
 pub fn check_records(
     dir: &RunDir,
