@@ -36,22 +36,10 @@ pub struct ImportRequest {
     pub num_classes: usize,
     /// Per-channel mean (R,G,B, in [0, 1]) the weights expect inputs normalised with; default:
     /// the statistics of the data the zoo entry is made for (CIFAR-10 or ImageNet).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        num_args = 3,
-        requires = "std",
-        value_name = "R,G,B"
-    )]
+    #[arg(long, value_delimiter = ',', requires = "std", value_name = "R,G,B")]
     pub mean: Option<Vec<f32>>,
     /// Per-channel standard deviation (R,G,B), with --mean.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        num_args = 3,
-        requires = "mean",
-        value_name = "R,G,B"
-    )]
+    #[arg(long, value_delimiter = ',', requires = "mean", value_name = "R,G,B")]
     pub std: Option<Vec<f32>>,
 }
 
@@ -186,6 +174,11 @@ pub fn write(request: &ImportRequest, imported: Imported) -> Result<PathBuf> {
 fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetInfo, String)> {
     let (mean, std, source) = match (&request.mean, &request.std) {
         (Some(mean), Some(std)) => {
+            if mean.len() != 3 || std.len() != 3 {
+                bail!(
+                    "--mean and --std take three values each, R,G,B (got --mean {mean:?} --std {std:?})"
+                );
+            }
             if std.iter().any(|s| !(s.is_finite() && *s > 0.0))
                 || mean.iter().any(|m| !m.is_finite())
             {
@@ -305,11 +298,15 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_standard_deviation_is_refused_by_flag() {
+    fn a_zero_standard_deviation_or_two_channels_are_refused_by_flag() {
         let error = dataset(&request("resnet", 10, Some([0.0; 3]))).unwrap_err();
         assert!(
             format!("{error}").contains("--std must be positive"),
             "{error}"
         );
+        let mut two = request("resnet", 10, Some([0.5; 3]));
+        two.std = Some(vec![0.2, 0.2]);
+        let error = dataset(&two).unwrap_err();
+        assert!(format!("{error}").contains("three values each"), "{error}");
     }
 }
