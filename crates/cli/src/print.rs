@@ -128,11 +128,13 @@ pub fn bench(request: &BenchRequest) -> Result<()> {
             names.join(", ")
         );
     }
-    let exe = std::env::current_exe().context("cannot find the cnnzoo executable")?;
     for &entry in &plan.models {
         let figures = match plan.models.len() {
             1 => bench::measure(entry, &plan.device, request)?,
-            _ => bench::measure_apart(&exe, entry, request)?,
+            _ => {
+                let exe = std::env::current_exe().context("cannot find the cnnzoo executable")?;
+                bench::measure_apart(&exe, entry, request)?
+            }
         };
         if request.json {
             // One compact line per model, keys sorted through a `Value` as ever.

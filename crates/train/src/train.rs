@@ -131,16 +131,14 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
     let model_config = model_config(&config, entry, data.classes.len())?;
     let selected = device::select(&config.device)?;
+    let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
     if let Some(completed) = resume_from {
-        let model = Classifier {
-            model: model_config.init(&selected.device),
-        };
         check_resume(
             &run_dir,
             &config,
             completed,
             steps_per_epoch,
-            &model,
+            &classifier,
             request,
         )?;
     }
@@ -181,7 +179,6 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         !data.val.is_empty(),
     )?;
 
-    let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
     let num_params = classifier.model.num_trainable_params();
     // A resumed run's time includes its earlier sessions: the epochs they completed, as
     // summary.csv timed them (work a killed session lost after its last checkpoint is not counted).
