@@ -36,21 +36,7 @@ fn filled_checkpoint(path: &Path, value: f32) {
 
 fn eval_json(dir: &Path, checkpoint: &str) -> (serde_json::Value, String) {
     let data = mini_data();
-    let out = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            checkpoint,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--split",
-            "test",
-            "--json",
-        ],
-        dir,
-    );
+    let out = common::eval_json(checkpoint, &data, &["--split", "test"], dir);
     assert!(out.status.success(), "{}", text(&out));
     (
         serde_json::from_slice(&out.stdout).unwrap(),

@@ -75,19 +75,7 @@ fn import_writes_a_self_describing_checkpoint_that_eval_runs() {
     assert!((meta["dataset"]["mean"][0].as_f64().unwrap() - 0.491_399_68).abs() < 1e-6);
 
     let data = mini_data();
-    let out = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            "resnet.bpk",
-            "--device",
-            "cpu",
-            "--json",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let out = common::eval_json("resnet.bpk", &data, &[], dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["model"], "resnet");

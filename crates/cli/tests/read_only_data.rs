@@ -75,19 +75,7 @@ fn train_and_eval_read_a_read_only_data_folder_without_writing_to_it() {
     assert_eq!(results["epochs_done"], 1, "{results}");
     assert_eq!(results["test_images"], 1020, "{results}");
 
-    let eval = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            "run",
-            "--data-dir",
-            data_dir,
-            "--device",
-            "cpu",
-            "--json",
-        ],
-        &work,
-    );
+    let eval = common::eval_json("run", &data, &[], &work);
     assert!(eval.status.success(), "{}", text(&eval));
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(report["n"], 1020, "{}", text(&eval));

@@ -122,19 +122,7 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
     let data = mini_data();
     // The run folder stands for its best.bpk.
     for checkpoint in ["full/best.bpk", "full"] {
-        let eval = cnnzoo(
-            &[
-                "eval",
-                "--checkpoint",
-                checkpoint,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--json",
-            ],
-            dir.path(),
-        );
+        let eval = common::eval_json(checkpoint, &data, &[], dir.path());
         assert!(eval.status.success(), "{checkpoint}: {}", text(&eval));
         // The confusion matrix prints one row per line, in the order `classes` gives.
         let printed = String::from_utf8_lossy(&eval.stdout);

@@ -21,7 +21,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::MaxPoolOptions;
 use cnnzoo_flex_kernels as flex_kernels;
-use cnnzoo_flex_kernels::conv::GemmConvBackend;
+use cnnzoo_flex_kernels::conv::{ConvGrad, GemmConvBackend};
 use cnnzoo_flex_kernels::{batch_norm, pool};
 
 const REPEATS: usize = 10;
@@ -89,22 +89,20 @@ fn main() {
             Distribution::Normal(0.0, 1.0),
             &device,
         ));
-        time("flex_kernels conv 3x3 input gradient", &shape, &|| {
-            Flex::gemm_conv2d_x_backward(
-                x_flex.clone(),
-                weight_flex.clone(),
-                output_grad.clone(),
-                options(),
-            );
-        });
-        time("flex_kernels conv 3x3 weight gradient", &shape, &|| {
-            Flex::gemm_conv2d_weight_backward(
-                x_flex.clone(),
-                weight_flex.clone(),
-                output_grad.clone(),
-                options(),
-            );
-        });
+        for (name, wrt) in [
+            ("flex_kernels conv 3x3 input gradient", ConvGrad::Input),
+            ("flex_kernels conv 3x3 weight gradient", ConvGrad::Weight),
+        ] {
+            time(name, &shape, &|| {
+                Flex::gemm_conv2d_backward(
+                    x_flex.clone(),
+                    weight_flex.clone(),
+                    output_grad.clone(),
+                    options(),
+                    wrt,
+                );
+            });
+        }
         let burn_pool = MaxPool2dConfig::new([3, 3])
             .with_strides([1, 1])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

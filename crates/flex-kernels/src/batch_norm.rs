@@ -42,6 +42,7 @@ pub fn train(
         beta.into_dispatch(),
         statistics.clone().into_dispatch(),
         epsilon,
+        false,
     ));
     let [mean, variance] = [0, 1].map(|row| {
         statistics
@@ -76,12 +77,9 @@ pub fn evaluate(
         beta.into_dispatch(),
         statistics.into_dispatch(),
     ];
-    let y = if relu {
-        <Dispatch as BatchNormBackend>::batch_normalize_relu(x, gamma, beta, statistics, epsilon)
-    } else {
-        <Dispatch as BatchNormBackend>::batch_normalize(x, gamma, beta, statistics, epsilon)
-    };
-    Some(Tensor::from_dispatch(y))
+    Some(Tensor::from_dispatch(
+        <Dispatch as BatchNormBackend>::batch_normalize(x, gamma, beta, statistics, epsilon, relu),
+    ))
 }
 
 /// The forward ops, as a burn backend extension.
@@ -93,22 +91,14 @@ pub trait BatchNormBackend: Backend {
 
     /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` per channel, with the mean and
     /// variance as the rows of `statistics`. The autodiff backward pass takes them to be `x`'s
-    /// own, from `batch_statistics`.
+    /// own, from `batch_statistics`. With `relu`, the ReLU follows in the same pass.
     fn batch_normalize(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
         epsilon: f64,
-    ) -> FloatTensor<Self>;
-
-    /// `batch_normalize` and then the ReLU, in one pass.
-    fn batch_normalize_relu(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
-        epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -146,18 +136,9 @@ impl BatchNormBackend for Flex {
         beta: FlexTensor,
         statistics: FlexTensor,
         epsilon: f64,
+        relu: bool,
     ) -> FlexTensor {
-        normalize([x, gamma, beta, statistics], epsilon, false)
-    }
-
-    fn batch_normalize_relu(
-        x: FlexTensor,
-        gamma: FlexTensor,
-        beta: FlexTensor,
-        statistics: FlexTensor,
-        epsilon: f64,
-    ) -> FlexTensor {
-        normalize([x, gamma, beta, statistics], epsilon, true)
+        normalize([x, gamma, beta, statistics], epsilon, relu)
     }
 }
 
@@ -272,13 +253,22 @@ where
         Self::from_inner(B::batch_statistics(Self::inner(x)))
     }
 
+    /// The ReLU is fused only for inference: under autodiff, the normalisation's own backward
+    /// pass and burn's ReLU. (Fusing the ReLU's mask into the backward kernels measured slower
+    /// than this; the figures are in `docs/performance.md`.)
     fn batch_normalize(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
+        if relu {
+            return Self::relu(Self::batch_normalize(
+                x, gamma, beta, statistics, epsilon, false,
+            ));
+        }
         let statistics = Self::inner(statistics);
         match BatchNormalizeBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -294,6 +284,7 @@ where
                     Self::inner(beta),
                     statistics.clone(),
                     epsilon,
+                    false,
                 );
                 prep.finish((x_state, gamma_state, statistics, epsilon), y)
             }
@@ -303,21 +294,9 @@ where
                 Self::inner(beta),
                 statistics,
                 epsilon,
+                false,
             )),
         }
-    }
-
-    /// Fused only for inference: under autodiff, the normalisation's own backward pass and
-    /// burn's ReLU. (Fusing the ReLU's mask into the backward kernels measured slower than this;
-    /// the figures are in `docs/performance.md`.)
-    fn batch_normalize_relu(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        Self::relu(Self::batch_normalize(x, gamma, beta, statistics, epsilon))
     }
 }
 

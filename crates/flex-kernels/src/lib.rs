@@ -89,6 +89,69 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// Runs a kernel of two operands on them made contiguous, and shapes its output as `shape`.
+fn run_kernel<const D: usize>(
+    [a, b]: [FlexTensor; 2],
+    shape: [usize; D],
+    kernel: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
+) -> FlexTensor {
+    let (a, b) = (a.to_contiguous(), b.to_contiguous());
+    flex_tensor(kernel(f32s(&a), f32s(&b)), shape)
+}
+
+/// The spatial sizes of a windowed op (convolution, pooling) over `[N, C, H, W]`: the input's and
+/// the output's, and the window's taps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Window2d {
+    height: usize,
+    width: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    /// Padding before the first row and column; the padding after them only shows in the
+    /// output size.
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    out_height: usize,
+    out_width: usize,
+}
+
+impl Window2d {
+    /// The window over an input of `[height, width]` with `padding` before and after each axis;
+    /// `None` where not even one window fits.
+    fn new(
+        [height, width]: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        // PyTorch's floor-mode size: (size + padding - dilation * (kernel - 1) - 1) / stride + 1.
+        let out_size = |axis: usize, size: usize| {
+            let (begin, end) = padding[axis];
+            let span = dilation[axis] * (kernel[axis] - 1) + 1;
+            (size + begin + end)
+                .checked_sub(span)
+                .map(|room| room / stride[axis] + 1)
+        };
+        Some(Self {
+            height,
+            width,
+            kernel,
+            stride,
+            padding: padding.map(|(begin, _)| begin),
+            dilation,
+            out_height: out_size(0, height)?,
+            out_width: out_size(1, width)?,
+        })
+    }
+
+    /// Axis 0 (rows) or 1 (columns) of the window.
+    fn axis(&self, axis: usize) -> Axis {
+        let sizes = ([self.height, self.width], [self.out_height, self.out_width]);
+        Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
+    }
+}
+
 /// One spatial axis of a windowed op (convolution, pooling): input positions, output positions,
 /// and the window's stride, padding before the first position, and dilation.
 #[derive(Clone, Copy, Debug)]

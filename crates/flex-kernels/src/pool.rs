@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, IntDType};
 use rayon::prelude::*;
 
-use super::{Axis, f32s, flex_tensor, par_write, runs_on_flex};
+use super::{Window2d, f32s, flex_tensor, par_write, run_kernel, runs_on_flex};
 
 /// `max_pool2d` as burn's `module::max_pool2d` computes it, through the kernels below where the
 /// input lives on the flex backend. Asymmetric padding and `ceil_mode` keep burn's path.
@@ -120,9 +120,9 @@ impl WindowMaxPoolBackend for Flex {
         let Some(window) = Window::of(&x, &options) else {
             return burn_max_pool2d_backward::<Self>(x, output_grad, options);
         };
-        let (x, output_grad) = (x.to_contiguous(), output_grad.to_contiguous());
-        let dx = window.input_grad(f32s(&x), f32s(&output_grad));
-        flex_tensor(dx, window.input_shape())
+        run_kernel([x, output_grad], window.input_shape(), |x, dy| {
+            window.input_grad(x, dy)
+        })
     }
 }
 
@@ -168,14 +168,7 @@ impl<B: WindowMaxPoolBackend, C: CheckpointStrategy> WindowMaxPoolBackend for Au
 /// One max pool's sizes, for f32 NCHW tensors with symmetric padding and floor mode.
 #[derive(Clone, Copy, Debug)]
 struct Window {
-    height: usize,
-    width: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    out_height: usize,
-    out_width: usize,
+    spatial: Window2d,
     batch: usize,
     channels: usize,
 }
@@ -188,61 +181,59 @@ impl Window {
             return None;
         }
         let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
-        let padding = options.padding.map(|(begin, _)| begin);
-        // PyTorch's floor-mode size: (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
-        let out_size = |axis: usize, size: usize| {
-            let span = options.dilation[axis] * (options.kernel_size[axis] - 1) + 1;
-            (size + 2 * padding[axis])
-                .checked_sub(span)
-                .map(|room| room / options.stride[axis] + 1)
-        };
+        let spatial = Window2d::new(
+            [height, width],
+            options.kernel_size,
+            options.stride,
+            // burn's own kernel pads both sides by the padding before.
+            options.padding.map(|(begin, _)| (begin, begin)),
+            options.dilation,
+        )?;
         let window = Self {
-            height,
-            width,
-            kernel: options.kernel_size,
-            stride: options.stride,
-            padding,
-            dilation: options.dilation,
-            out_height: out_size(0, height)?,
-            out_width: out_size(1, width)?,
+            spatial,
             batch,
             channels,
         };
         // Padding wider than every window's reach (PyTorch refuses more than half the kernel)
         // would leave the padded row no room for the input: burn's kernels take that.
-        let room = window.padding[1] <= window.padded_width();
+        let room = window.spatial.padding[1] <= window.padded_width();
         (batch * channels * height * width > 0 && room).then_some(window)
     }
 
     fn input_shape(&self) -> [usize; 4] {
-        [self.batch, self.channels, self.height, self.width]
+        [
+            self.batch,
+            self.channels,
+            self.spatial.height,
+            self.spatial.width,
+        ]
     }
 
     fn output_shape(&self) -> [usize; 4] {
-        [self.batch, self.channels, self.out_height, self.out_width]
-    }
-
-    /// Axis 0 (rows) or 1 (columns) of the window.
-    fn axis(&self, axis: usize) -> Axis {
-        let sizes = ([self.height, self.width], [self.out_height, self.out_width]);
-        Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
+        [
+            self.batch,
+            self.channels,
+            self.spatial.out_height,
+            self.spatial.out_width,
+        ]
     }
 
     /// Input columns one window spans, from its first tap to its last.
     fn column_span(&self) -> usize {
-        (self.kernel[1] - 1) * self.dilation[1] + 1
+        (self.spatial.kernel[1] - 1) * self.spatial.dilation[1] + 1
     }
 
     /// Length of a padded row: every column position some window reads, from `-padding` on.
     fn padded_width(&self) -> usize {
-        (self.out_width - 1) * self.stride[1] + self.column_span()
+        (self.spatial.out_width - 1) * self.spatial.stride[1] + self.column_span()
     }
 
     /// The input columns a padded row holds, from position `padding` on: floor mode may leave
     /// the last columns unread.
     fn held_columns(&self) -> usize {
-        self.width
-            .min(self.padded_width().saturating_sub(self.padding[1]))
+        self.spatial
+            .width
+            .min(self.padded_width().saturating_sub(self.spatial.padding[1]))
     }
 
     /// The taps of the window's columns over a padded row, as a base and one offset per kernel
@@ -255,15 +246,19 @@ impl Window {
         gathered: &'a mut Vec<T>,
         offsets: &mut Vec<usize>,
     ) -> &'a [T] {
-        let (stride, dilation, out_width) = (self.stride[1], self.dilation[1], self.out_width);
+        let (stride, dilation, out_width) = (
+            self.spatial.stride[1],
+            self.spatial.dilation[1],
+            self.spatial.out_width,
+        );
         offsets.clear();
         if stride == 1 {
-            offsets.extend((0..self.kernel[1]).map(|kx| kx * dilation));
+            offsets.extend((0..self.spatial.kernel[1]).map(|kx| kx * dilation));
             return padded;
         }
-        offsets.extend((0..self.kernel[1]).map(|kx| kx * out_width));
+        offsets.extend((0..self.spatial.kernel[1]).map(|kx| kx * out_width));
         gathered.clear();
-        for kx in 0..self.kernel[1] {
+        for kx in 0..self.spatial.kernel[1] {
             let taps = &padded[kx * dilation..];
             gathered.extend((0..out_width).map(|o| taps[o * stride]));
         }
@@ -274,7 +269,8 @@ impl Window {
     /// offsets of the rows inside the input, in kernel order.
     fn row_taps(&self, oy: usize, row_len: usize, offsets: &mut Vec<usize>) {
         offsets.clear();
-        let rows = (0..self.kernel[0]).filter_map(|ky| self.axis(0).input_position(oy, ky));
+        let rows = (0..self.spatial.kernel[0])
+            .filter_map(|ky| self.spatial.axis(0).input_position(oy, ky));
         offsets.extend(rows.map(|row| row * row_len));
     }
 
@@ -287,9 +283,9 @@ impl Window {
         (plane, out): (&[f32], &mut [f32]),
         scratch: &mut PlaneScratch,
     ) {
-        let (held, start) = (self.held_columns(), self.padding[1]);
-        for (oy, out_row) in out.chunks_exact_mut(self.out_width).enumerate() {
-            self.row_taps(oy, self.width, &mut scratch.offsets);
+        let (held, start) = (self.held_columns(), self.spatial.padding[1]);
+        for (oy, out_row) in out.chunks_exact_mut(self.spatial.out_width).enumerate() {
+            self.row_taps(oy, self.spatial.width, &mut scratch.offsets);
             let column_maxima = &mut scratch.padded[start..start + held];
             selects.max(column_maxima, (plane, &scratch.offsets));
             let values =
@@ -308,18 +304,25 @@ impl Window {
         (plane, grad, dx): (&[f32], &[f32], &mut [f32]),
         scratch: &mut PlaneScratch,
     ) {
-        let (held, start, out_width) = (self.held_columns(), self.padding[1], self.out_width);
+        let (held, start, out_width) = (
+            self.held_columns(),
+            self.spatial.padding[1],
+            self.spatial.out_width,
+        );
         let row_outputs = scratch.row_maxima.chunks_exact_mut(out_width);
         let row_outputs = row_outputs.zip(scratch.row_argmax.chunks_exact_mut(out_width));
         for (row, slots) in row_outputs.enumerate() {
-            let row_start = row * self.width;
+            let row_start = row * self.spatial.width;
             scratch.padded[start..start + held].copy_from_slice(&plane[row_start..][..held]);
             let values =
                 self.column_taps(&scratch.padded, &mut scratch.gathered, &mut scratch.offsets);
             let taps = (values, scratch.tap_columns.as_slice(), &scratch.offsets[..]);
             selects.argmax(slots, taps, row_start as u32);
         }
-        let phases = self.column_span().div_ceil(self.stride[1]).min(out_width);
+        let phases = self
+            .column_span()
+            .div_ceil(self.spatial.stride[1])
+            .min(out_width);
         for (oy, grad_row) in grad.chunks_exact(out_width).enumerate() {
             self.row_taps(oy, out_width, &mut scratch.offsets);
             let (maxima, argmax) = (&mut scratch.maxima, &mut scratch.argmax);
@@ -348,10 +351,10 @@ impl Window {
     }
 
     fn forward_with<S: Selects>(&self, selects: S, x: &[f32]) -> Vec<f32> {
-        let out_plane = self.out_height * self.out_width;
+        let out_plane = self.spatial.out_height * self.spatial.out_width;
         par_write(
             (self.batch * self.channels * out_plane, out_plane),
-            x.par_chunks(self.height * self.width),
+            x.par_chunks(self.spatial.height * self.spatial.width),
             || PlaneScratch::new(self),
             |scratch, out, plane| self.forward_plane(selects, (plane, out), scratch),
         )
@@ -366,8 +369,8 @@ impl Window {
     }
 
     fn input_grad_with<S: Selects>(&self, selects: S, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
-        let plane_len = self.height * self.width;
-        let out_plane = self.out_height * self.out_width;
+        let plane_len = self.spatial.height * self.spatial.width;
+        let out_plane = self.spatial.out_height * self.spatial.out_width;
         par_write(
             (self.batch * self.channels * plane_len, plane_len),
             x.par_chunks(plane_len)
@@ -400,7 +403,7 @@ struct PlaneScratch {
 
 impl PlaneScratch {
     fn new(window: &Window) -> Self {
-        let (start, held) = (window.padding[1], window.held_columns());
+        let (start, held) = (window.spatial.padding[1], window.held_columns());
         let padded_width = window.padded_width();
         let columns: Vec<_> = (0..padded_width)
             .map(|position| match position.checked_sub(start) {
@@ -408,20 +411,21 @@ impl PlaneScratch {
                 _ => NONE,
             })
             .collect();
-        let mut offsets = Vec::with_capacity(window.kernel[0].max(window.kernel[1]));
+        let mut offsets =
+            Vec::with_capacity(window.spatial.kernel[0].max(window.spatial.kernel[1]));
         let tap_columns = window
             .column_taps(&columns, &mut Vec::new(), &mut offsets)
             .to_vec();
-        let row_outputs = window.height * window.out_width;
+        let row_outputs = window.spatial.height * window.spatial.out_width;
         Self {
             padded: vec![f32::NEG_INFINITY; padded_width],
             tap_columns,
-            gathered: Vec::with_capacity(window.kernel[1] * window.out_width),
+            gathered: Vec::with_capacity(window.spatial.kernel[1] * window.spatial.out_width),
             offsets,
             row_maxima: vec![0.0; row_outputs],
             row_argmax: vec![0; row_outputs],
-            maxima: vec![0.0; window.out_width],
-            argmax: vec![0; window.out_width],
+            maxima: vec![0.0; window.spatial.out_width],
+            argmax: vec![0; window.spatial.out_width],
         }
     }
 }
@@ -620,22 +624,22 @@ mod tests {
     /// reproduce: the output, and the input gradient for output gradient `grad`.
     fn window_scan(window: &Window, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (plane_len, out_plane) = (
-            window.height * window.width,
-            window.out_height * window.out_width,
+            window.spatial.height * window.spatial.width,
+            window.spatial.out_height * window.spatial.out_width,
         );
         let mut y = vec![0.0; x.len() / plane_len * out_plane];
         let mut dx = vec![0.0; x.len()];
         for plane in 0..x.len() / plane_len {
-            for (oy, ox) in
-                (0..window.out_height).flat_map(|oy| (0..window.out_width).map(move |ox| (oy, ox)))
+            for (oy, ox) in (0..window.spatial.out_height)
+                .flat_map(|oy| (0..window.spatial.out_width).map(move |ox| (oy, ox)))
             {
                 let (mut maximum, mut best) = (f32::NEG_INFINITY, NONE);
-                for ky in 0..window.kernel[0] {
-                    for kx in 0..window.kernel[1] {
-                        let row = window.axis(0).input_position(oy, ky);
-                        let column = window.axis(1).input_position(ox, kx);
+                for ky in 0..window.spatial.kernel[0] {
+                    for kx in 0..window.spatial.kernel[1] {
+                        let row = window.spatial.axis(0).input_position(oy, ky);
+                        let column = window.spatial.axis(1).input_position(ox, kx);
                         if let (Some(row), Some(column)) = (row, column) {
-                            let index = row * window.width + column;
+                            let index = row * window.spatial.width + column;
                             let value = x[plane * plane_len + index];
                             if replaces(value, maximum) || best == NONE {
                                 (maximum, best) = (value, index as u32);
@@ -643,7 +647,7 @@ mod tests {
                         }
                     }
                 }
-                let out = plane * out_plane + oy * window.out_width + ox;
+                let out = plane * out_plane + oy * window.spatial.out_width + ox;
                 y[out] = maximum;
                 if best != NONE {
                     dx[plane * plane_len + best as usize] += grad[out];
@@ -693,7 +697,8 @@ mod tests {
                 .with_padding([padding; 2])
                 .with_dilation([dilation; 2]);
             let window = Window::of(&flex_tensor(x.clone(), input), &options).unwrap();
-            let out_len = input[0] * input[1] * window.out_height * window.out_width;
+            let out_len =
+                input[0] * input[1] * window.spatial.out_height * window.spatial.out_width;
             let grad: Vec<f32> = (0..out_len).map(|_| (next() % 7) as f32 - 3.0).collect();
             let (y_scan, dx_scan) = window_scan(&window, &x, &grad);
             let case = format!("{input:?} kernel {kernel} stride {stride} padding {padding}");

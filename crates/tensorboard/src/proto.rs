@@ -7,8 +7,7 @@
 //! `tensorboard/plugins/hparams/{api,plugin_data}.proto`; a wrong number here silently produces
 //! files TensorBoard ignores, which is why `tests/golden.rs` pins the wire bytes.
 //!
-//! Only the fields this crate writes, plus the siblings a reader is likely to inspect, are
-//! declared. Decoding skips unknown fields, so events written by other tools (graphs, images,
+//! Only the fields this crate writes or its tests read back are declared. Decoding skips unknown fields, so events written by other tools (graphs, images,
 //! histograms) still parse; their payload just shows up as `what: None` or `value: None`.
 
 /// One record of an event file.
@@ -45,10 +44,6 @@ pub mod event {
 pub struct SessionLog {
     #[prost(enumeration = "session_log::SessionStatus", tag = "1")]
     pub status: i32,
-    #[prost(string, tag = "2")]
-    pub checkpoint_path: String,
-    #[prost(string, tag = "3")]
-    pub msg: String,
 }
 
 /// Nested types of [`SessionLog`].
@@ -103,10 +98,6 @@ pub mod summary {
 pub struct SummaryMetadata {
     #[prost(message, optional, tag = "1")]
     pub plugin_data: Option<summary_metadata::PluginData>,
-    #[prost(string, tag = "2")]
-    pub display_name: String,
-    #[prost(string, tag = "3")]
-    pub summary_description: String,
 }
 
 /// Nested types of [`SummaryMetadata`].
@@ -129,22 +120,8 @@ pub struct TensorProto {
     /// Present but empty for a scalar; absent means "unknown".
     #[prost(message, optional, tag = "2")]
     pub tensor_shape: Option<TensorShapeProto>,
-    #[prost(int32, tag = "3")]
-    pub version_number: i32,
-    #[prost(bytes = "vec", tag = "4")]
-    pub tensor_content: Vec<u8>,
-    #[prost(float, repeated, tag = "5")]
-    pub float_val: Vec<f32>,
-    #[prost(double, repeated, tag = "6")]
-    pub double_val: Vec<f64>,
-    #[prost(int32, repeated, tag = "7")]
-    pub int_val: Vec<i32>,
     #[prost(bytes = "vec", repeated, tag = "8")]
     pub string_val: Vec<Vec<u8>>,
-    #[prost(int64, repeated, tag = "10")]
-    pub int64_val: Vec<i64>,
-    #[prost(bool, repeated, tag = "11")]
-    pub bool_val: Vec<bool>,
 }
 
 /// TensorFlow element types (the subset of `types.proto` a summary tensor uses).

@@ -185,16 +185,8 @@ impl EventWriter {
             start_time_secs,
             ..SessionStartInfo::default()
         };
-        self.write_hparams(
-            HPARAMS_EXPERIMENT_TAG,
-            Data::Experiment(experiment),
-            start_time_secs,
-        )?;
-        self.write_hparams(
-            HPARAMS_SESSION_START_TAG,
-            Data::SessionStartInfo(start),
-            start_time_secs,
-        )
+        self.write_hparams(Data::Experiment(experiment), start_time_secs)?;
+        self.write_hparams(Data::SessionStartInfo(start), start_time_secs)
     }
 
     /// Marks the session finished, which sets its status in the HParams tab.
@@ -203,11 +195,7 @@ impl EventWriter {
             status: status as i32,
             end_time_secs,
         };
-        self.write_hparams(
-            HPARAMS_SESSION_END_TAG,
-            Data::SessionEndInfo(end),
-            end_time_secs,
-        )
+        self.write_hparams(Data::SessionEndInfo(end), end_time_secs)
     }
 
     /// Marks the beginning of a training process whose first logged step will be `step`.
@@ -233,7 +221,12 @@ impl EventWriter {
             .map_err(Error::io(&self.path))
     }
 
-    fn write_hparams(&mut self, tag: &str, data: Data, wall_time: f64) -> Result<()> {
+    fn write_hparams(&mut self, data: Data, wall_time: f64) -> Result<()> {
+        let tag = match &data {
+            Data::Experiment(_) => HPARAMS_EXPERIMENT_TAG,
+            Data::SessionStartInfo(_) => HPARAMS_SESSION_START_TAG,
+            Data::SessionEndInfo(_) => HPARAMS_SESSION_END_TAG,
+        };
         let content = HParamsPluginData {
             version: 0,
             data: Some(data),

@@ -1,7 +1,7 @@
 mod common;
 
 use cnnzoo_tensorboard::{EventWriter, event_files, read_events, scalars};
-use common::Scratch;
+use common::{Scratch, log_losses, write_losses};
 
 fn steps(dir: &std::path::Path, tag: &str) -> Vec<(i64, f32)> {
     let mut events = Vec::new();
@@ -18,10 +18,8 @@ fn steps(dir: &std::path::Path, tag: &str) -> Vec<(i64, f32)> {
 fn session_start_purges_later_steps_like_tensorboard() {
     let scratch = Scratch::new("purge");
     let mut writer = EventWriter::create(scratch.path()).expect("create");
+    log_losses(&mut writer, 1..=10);
     for step in 1..=10 {
-        writer
-            .add_scalar("loss", step as f64, step, step as f64)
-            .expect("scalar");
         writer
             .add_scalar("acc", -(step as f64), step, step as f64)
             .expect("scalar");
@@ -48,14 +46,7 @@ fn session_start_purges_later_steps_like_tensorboard() {
 #[test]
 fn purge_spans_files_of_one_run() {
     let scratch = Scratch::new("purge-files");
-    let mut first = EventWriter::create(scratch.path()).expect("create");
-    for step in 1..=10 {
-        first
-            .add_scalar("loss", step as f64, step, step as f64)
-            .expect("scalar");
-    }
-    first.flush().expect("flush");
-    drop(first);
+    write_losses(scratch.path(), 1..=10);
     let mut resumed = EventWriter::create(scratch.path()).expect("create");
     resumed.add_session_start(6, 50.0).expect("start");
     for step in 6..=8 {
@@ -74,11 +65,7 @@ fn start_at_every_process_start_purges_only_on_resume() {
     let scratch = Scratch::new("purge-pattern");
     let mut first = EventWriter::create(scratch.path()).expect("create");
     first.add_session_start(1, 0.0).expect("start");
-    for step in 1..=10 {
-        first
-            .add_scalar("loss", step as f64, step, step as f64)
-            .expect("scalar");
-    }
+    log_losses(&mut first, 1..=10);
     first.flush().expect("flush");
     drop(first);
     assert_eq!(steps(scratch.path(), "loss").len(), 10);

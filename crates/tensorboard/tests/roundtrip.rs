@@ -17,6 +17,16 @@ fn only_value(event: &Event) -> &summary::Value {
     }
 }
 
+/// The one value of `event`, after checking its tag, step and wall time.
+fn value_at<'a>(event: &'a Event, (tag, step, wall_time): (&str, i64, f64)) -> &'a summary::Value {
+    let value = only_value(event);
+    assert_eq!(
+        (value.tag.as_str(), event.step, event.wall_time),
+        (tag, step, wall_time)
+    );
+    value
+}
+
 fn hparams_data(value: &summary::Value) -> Data {
     let plugin = value
         .metadata
@@ -111,11 +121,7 @@ fn everything_written_reads_back() {
         .collect();
     assert_eq!(metrics, [("", "val/acc"), ("", "train/loss")]);
 
-    let start = only_value(&ev[2]);
-    assert_eq!(
-        (start.tag.as_str(), ev[2].step, ev[2].wall_time),
-        ("_hparams_/session_start_info", 0, 1000.5)
-    );
+    let start = value_at(&ev[2], ("_hparams_/session_start_info", 0, 1000.5));
     let Data::SessionStartInfo(start) = hparams_data(start) else {
         panic!("not a start info")
     };
@@ -140,20 +146,12 @@ fn everything_written_reads_back() {
         (4, "train/loss", 1.75, 2, 1002.0),
         (5, "val/acc", 0.625, 2, 1002.5),
     ] {
-        let v = only_value(&ev[i]);
-        assert_eq!(
-            (v.tag.as_str(), ev[i].step, ev[i].wall_time),
-            (tag, step, wall)
-        );
+        let v = value_at(&ev[i], (tag, step, wall));
         assert_eq!(v.value, Some(Payload::SimpleValue(value)));
         assert_eq!(v.metadata, None);
     }
 
-    let text = only_value(&ev[6]);
-    assert_eq!(
-        (text.tag.as_str(), ev[6].step, ev[6].wall_time),
-        ("notes", 3, 1003.0)
-    );
+    let text = value_at(&ev[6], ("notes", 3, 1003.0));
     let plugin = text
         .metadata
         .as_ref()
@@ -179,11 +177,7 @@ fn everything_written_reads_back() {
         (LogStatus::Start as i32, 2, 1004.0)
     );
 
-    let end = only_value(&ev[8]);
-    assert_eq!(
-        (end.tag.as_str(), ev[8].step, ev[8].wall_time),
-        ("_hparams_/session_end_info", 0, 1005.75)
-    );
+    let end = value_at(&ev[8], ("_hparams_/session_end_info", 0, 1005.75));
     let Data::SessionEndInfo(end) = hparams_data(end) else {
         panic!("not an end info")
     };

@@ -1,20 +1,13 @@
 mod common;
 
 use cnnzoo_tensorboard::proto::event::What;
-use cnnzoo_tensorboard::{EventWriter, read_events, scalars};
-use common::{Scratch, single_file};
+use cnnzoo_tensorboard::{read_events, scalars};
+use common::{Scratch, single_file, write_losses};
 
 #[test]
 fn truncated_tail_keeps_complete_records() {
     let scratch = Scratch::new("truncated");
-    let mut writer = EventWriter::create(scratch.path()).expect("create");
-    for step in 1..=5 {
-        writer
-            .add_scalar("loss", step as f64, step, step as f64)
-            .expect("scalar");
-    }
-    writer.flush().expect("flush");
-    drop(writer);
+    write_losses(scratch.path(), 1..=5);
     let path = single_file(scratch.path());
     let bytes = std::fs::read(&path).expect("read");
 

@@ -41,6 +41,23 @@ pub fn cnnzoo(args: &[&str], cwd: &Path) -> Output {
     cnnzoo_downloading_from(UNREACHABLE, args, cwd)
 }
 
+/// `cnnzoo eval --json` of `checkpoint` on the CPU over the images in `data`, then `extra`.
+pub fn eval_json(checkpoint: &str, data: &Path, extra: &[&str], cwd: &Path) -> Output {
+    let data = data.to_str().expect("a UTF-8 data path");
+    let mut args = vec![
+        "eval",
+        "--checkpoint",
+        checkpoint,
+        "--data-dir",
+        data,
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    args.extend(extra);
+    cnnzoo(&args, cwd)
+}
+
 /// A run held at a pause point (`CNNZOO_PAUSE_AT`) until the test stops it.
 pub struct Paused {
     pub child: Child,

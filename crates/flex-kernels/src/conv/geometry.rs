@@ -6,7 +6,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use crate::same_conv3x3::SameConv3x3;
-use crate::{Axis, par_write, summed};
+use crate::{Window2d, par_write, summed};
 
 /// The patch matrix of one gemm holds about this many floats (256 KiB, half of a core's L2
 /// cache on the 2-core machine the figures come from): a band of 14 output rows at ResNet-20's
@@ -24,17 +24,8 @@ const MIN_TILE_COLUMNS: usize = 256;
 pub(super) struct Geometry {
     batch: usize,
     channels_in: usize,
-    height: usize,
-    width: usize,
     channels_out: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    /// Padding before the first row and column; the padding after them only shows in the
-    /// output size.
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    out_height: usize,
-    out_width: usize,
+    spatial: Window2d,
 }
 
 impl Geometry {
@@ -53,34 +44,32 @@ impl Geometry {
         if weight_channels != channels_in || sizes.contains(&0) {
             return None;
         }
-        let out_size = |axis: usize, size: usize, kernel: usize| {
-            let (begin, end) = options.padding[axis];
-            let span = options.dilation[axis] * (kernel - 1) + 1;
-            (size + begin + end)
-                .checked_sub(span)
-                .map(|room| room / options.stride[axis] + 1)
-        };
+        let spatial = Window2d::new(
+            [height, width],
+            [kh, kw],
+            options.stride,
+            options.padding,
+            options.dilation,
+        )?;
         Some(Self {
             batch,
             channels_in,
-            height,
-            width,
             channels_out,
-            kernel: [kh, kw],
-            stride: options.stride,
-            padding: options.padding_begin(),
-            dilation: options.dilation,
-            out_height: out_size(0, height, kh)?,
-            out_width: out_size(1, width, kw)?,
+            spatial,
         })
     }
 
     pub(super) fn input_shape(&self) -> [usize; 4] {
-        [self.batch, self.channels_in, self.height, self.width]
+        [
+            self.batch,
+            self.channels_in,
+            self.spatial.height,
+            self.spatial.width,
+        ]
     }
 
     pub(super) fn weight_shape(&self) -> [usize; 4] {
-        let [kh, kw] = self.kernel;
+        let [kh, kw] = self.spatial.kernel;
         [self.channels_out, self.channels_in, kh, kw]
     }
 
@@ -88,22 +77,22 @@ impl Geometry {
         [
             self.batch,
             self.channels_out,
-            self.out_height,
-            self.out_width,
+            self.spatial.out_height,
+            self.spatial.out_width,
         ]
     }
 
     /// Rows of the patch matrix: one per input channel and kernel tap.
     fn patch_len(&self) -> usize {
-        self.channels_in * self.kernel[0] * self.kernel[1]
+        self.channels_in * self.spatial.kernel[0] * self.spatial.kernel[1]
     }
 
     fn image_len(&self) -> usize {
-        self.channels_in * self.height * self.width
+        self.channels_in * self.spatial.height * self.spatial.width
     }
 
     fn out_image_len(&self) -> usize {
-        self.channels_out * self.out_height * self.out_width
+        self.channels_out * self.spatial.out_height * self.spatial.out_width
     }
 
     /// Output positions per gemm: enough for a patch matrix of about `TILE_FLOATS`, and never
@@ -120,15 +109,15 @@ impl Geometry {
         if self.is_pointwise() {
             return 1;
         }
-        let plane = self.out_height * self.out_width;
+        let plane = self.spatial.out_height * self.spatial.out_width;
         (self.tile_columns() / plane.max(1)).clamp(1, self.batch.max(1))
     }
 
     /// The bands of output rows each gemm covers in each of its images: one band of every row
     /// where a tile holds several images.
     fn row_bands(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
-        let rows_per_band = (self.tile_columns() / self.out_width.max(1)).max(1);
-        let out_height = self.out_height;
+        let rows_per_band = (self.tile_columns() / self.spatial.out_width.max(1)).max(1);
+        let out_height = self.spatial.out_height;
         (0..out_height)
             .step_by(rows_per_band)
             .map(move |start| (start, (start + rows_per_band).min(out_height)))
@@ -137,27 +126,29 @@ impl Geometry {
     /// The direct kernels of `same_conv3x3`, for a 3x3 kernel at stride 1 with one pixel of
     /// padding on every side, where the processor runs them.
     fn same_conv3x3(&self) -> Option<SameConv3x3> {
-        let same_3x3 = self.kernel == [3, 3]
-            && self.stride == [1, 1]
-            && self.padding == [1, 1]
-            && self.dilation == [1, 1]
-            && (self.out_height, self.out_width) == (self.height, self.width);
+        let same_3x3 = self.spatial.kernel == [3, 3]
+            && self.spatial.stride == [1, 1]
+            && self.spatial.padding == [1, 1]
+            && self.spatial.dilation == [1, 1]
+            && (self.spatial.out_height, self.spatial.out_width)
+                == (self.spatial.height, self.spatial.width);
         (same_3x3 && SameConv3x3::supported()).then_some(SameConv3x3 {
             batch: self.batch,
             channels_in: self.channels_in,
             channels_out: self.channels_out,
-            height: self.height,
-            width: self.width,
+            height: self.spatial.height,
+            width: self.spatial.width,
         })
     }
 
     /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
     /// image itself, `[C, H*W]`, is the patch matrix.
     fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1]
-            && self.stride == [1, 1]
-            && (self.out_height, self.out_width) == (self.height, self.width)
-            && self.padding == [0, 0]
+        self.spatial.kernel == [1, 1]
+            && self.spatial.stride == [1, 1]
+            && (self.spatial.out_height, self.spatial.out_width)
+                == (self.spatial.height, self.spatial.width)
+            && self.spatial.padding == [0, 0]
     }
 
     /// The patch matrix of output rows `band` of `images` (one or more whole images),
@@ -171,10 +162,10 @@ impl Geometry {
     ) -> Matrix<'a> {
         let count = images.len() / self.image_len();
         if self.is_pointwise() && count == 1 {
-            let plane = self.height * self.width;
-            return Matrix::row_major(&images[band.0 * self.width..], plane);
+            let plane = self.spatial.height * self.spatial.width;
+            return Matrix::row_major(&images[band.0 * self.spatial.width..], plane);
         }
-        let band_columns = (band.1 - band.0) * self.out_width;
+        let band_columns = (band.1 - band.0) * self.spatial.out_width;
         let columns = count * band_columns;
         let cols = scratch(buffer, self.patch_len() * columns);
         for (index, image) in images.chunks_exact(self.image_len()).enumerate() {
@@ -190,27 +181,24 @@ impl Geometry {
     /// col2im move in one go rather than one short output row at a time. At ResNet-20's 8x8
     /// stage, row by row, im2col took a quarter of the forward pass.
     fn shifted_span(&self, (start, end): (usize, usize), (i, j): (usize, usize)) -> Option<Span> {
-        if self.stride != [1, 1] || self.dilation[1] != 1 || self.out_width != self.width {
+        if self.spatial.stride != [1, 1]
+            || self.spatial.dilation[1] != 1
+            || self.spatial.out_width != self.spatial.width
+        {
             return None;
         }
-        let width = self.width as isize;
-        let row_shift = (i * self.dilation[0]) as isize - self.padding[0] as isize;
+        let width = self.spatial.width as isize;
+        let row_shift = (i * self.spatial.dilation[0]) as isize - self.spatial.padding[0] as isize;
         // Output rows [lo, hi) of the band read input rows oy + row_shift inside the image.
         let lo = (-row_shift).clamp(start as isize, end as isize);
-        let hi = (self.height as isize - row_shift).clamp(lo, end as isize);
+        let hi = (self.spatial.height as isize - row_shift).clamp(lo, end as isize);
         Some(Span {
             rows: (lo as usize - start, hi as usize - start),
-            plane_start: (lo + row_shift) * width + j as isize - self.padding[1] as isize,
-            plane_len: self.height * self.width,
-            width: self.width,
-            column_shift: j as isize - self.padding[1] as isize,
+            plane_start: (lo + row_shift) * width + j as isize - self.spatial.padding[1] as isize,
+            plane_len: self.spatial.height * self.spatial.width,
+            width: self.spatial.width,
+            column_shift: j as isize - self.spatial.padding[1] as isize,
         })
-    }
-
-    /// Axis 0 (rows) or 1 (columns) of the window.
-    fn axis(&self, axis: usize) -> Axis {
-        let sizes = ([self.height, self.width], [self.out_height, self.out_width]);
-        Axis::of(axis, sizes, [self.stride, self.padding, self.dilation])
     }
 
     /// Writes the patches of output rows `[start, end)` of one image into the columns from
@@ -223,10 +211,10 @@ impl Geometry {
         (cols, row_len): (&mut [f32], usize),
         column: usize,
     ) {
-        let ow = self.out_width;
+        let ow = self.spatial.out_width;
         let band_len = (end - start) * ow;
-        let [kh, kw] = self.kernel;
-        let plane = self.height * self.width;
+        let [kh, kw] = self.spatial.kernel;
+        let plane = self.spatial.height * self.spatial.width;
         for (c, channel) in image.chunks_exact(plane).enumerate() {
             for i in 0..kh {
                 for j in 0..kw {
@@ -236,19 +224,19 @@ impl Geometry {
                         span.copy(channel, dst);
                         continue;
                     }
-                    let (lo, hi, first) = self.axis(1).valid_outputs(j);
+                    let (lo, hi, first) = self.spatial.axis(1).valid_outputs(j);
                     for (oy, out) in (start..end).zip(dst.chunks_exact_mut(ow)) {
-                        let Some(iy) = self.axis(0).input_position(oy, i) else {
+                        let Some(iy) = self.spatial.axis(0).input_position(oy, i) else {
                             out.fill(0.0);
                             continue;
                         };
-                        let src = &channel[iy * self.width..(iy + 1) * self.width];
+                        let src = &channel[iy * self.spatial.width..(iy + 1) * self.spatial.width];
                         out[..lo].fill(0.0);
                         out[hi..].fill(0.0);
-                        if self.stride[1] == 1 {
+                        if self.spatial.stride[1] == 1 {
                             out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
                         } else {
-                            let taps = src[first..].iter().step_by(self.stride[1]);
+                            let taps = src[first..].iter().step_by(self.spatial.stride[1]);
                             for (value, tap) in out[lo..hi].iter_mut().zip(taps) {
                                 *value = *tap;
                             }
@@ -268,10 +256,10 @@ impl Geometry {
         (start, end): (usize, usize),
         image: &mut [f32],
     ) {
-        let ow = self.out_width;
+        let ow = self.spatial.out_width;
         let band_len = (end - start) * ow;
-        let [kh, kw] = self.kernel;
-        let plane = self.height * self.width;
+        let [kh, kw] = self.spatial.kernel;
+        let plane = self.spatial.height * self.spatial.width;
         for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
             for i in 0..kh {
                 for j in 0..kw {
@@ -281,20 +269,21 @@ impl Geometry {
                         span.add(src_rows, channel);
                         continue;
                     }
-                    let (lo, hi, first) = self.axis(1).valid_outputs(j);
+                    let (lo, hi, first) = self.spatial.axis(1).valid_outputs(j);
                     for (oy, src) in (start..end).zip(src_rows.chunks_exact(ow)) {
-                        let Some(iy) = self.axis(0).input_position(oy, i) else {
+                        let Some(iy) = self.spatial.axis(0).input_position(oy, i) else {
                             continue;
                         };
-                        let dst = &mut channel[iy * self.width..(iy + 1) * self.width];
+                        let dst =
+                            &mut channel[iy * self.spatial.width..(iy + 1) * self.spatial.width];
                         // Stride 1 (most layers) as contiguous slices, which vectorise.
-                        if self.stride[1] == 1 {
+                        if self.spatial.stride[1] == 1 {
                             let pixels = &mut dst[first..first + (hi - lo)];
                             for (pixel, value) in pixels.iter_mut().zip(&src[lo..hi]) {
                                 *pixel += *value;
                             }
                         } else {
-                            let taps = dst[first..].iter_mut().step_by(self.stride[1]);
+                            let taps = dst[first..].iter_mut().step_by(self.spatial.stride[1]);
                             for (pixel, value) in taps.zip(&src[lo..hi]) {
                                 *pixel += *value;
                             }
@@ -314,10 +303,10 @@ impl Geometry {
         band: (usize, usize),
         buffer: &'a mut Vec<f32>,
     ) -> Matrix<'a> {
-        let out_plane = self.out_height * self.out_width;
+        let out_plane = self.spatial.out_height * self.spatial.out_width;
         let count = grads.len() / self.out_image_len();
         if count == 1 {
-            return Matrix::row_major(&grads[band.0 * self.out_width..], out_plane);
+            return Matrix::row_major(&grads[band.0 * self.spatial.out_width..], out_plane);
         }
         let tile = scratch(buffer, grads.len());
         for (index, grad) in grads.chunks_exact(self.out_image_len()).enumerate() {
@@ -340,7 +329,7 @@ impl Geometry {
     ) {
         let count = out.len() / (channels * plane);
         if count == 1 {
-            return product(&mut out[band_start * self.out_width..], plane);
+            return product(&mut out[band_start * self.spatial.out_width..], plane);
         }
         let tile = scratch(buffer, out.len());
         product(tile, count * plane);
@@ -353,7 +342,7 @@ impl Geometry {
 
     /// Output positions in one gemm over `images` (a slice of whole images) and `band`.
     fn columns(&self, images: usize, band: (usize, usize)) -> usize {
-        images * (band.1 - band.0) * self.out_width
+        images * (band.1 - band.0) * self.spatial.out_width
     }
 
     /// A new batch of `out_len` values per image, written a tile of `images_per_tile` images at a
@@ -380,7 +369,7 @@ impl Geometry {
             return direct.forward(x, weight);
         }
         let k = self.patch_len();
-        let out_plane = self.out_height * self.out_width;
+        let out_plane = self.spatial.out_height * self.spatial.out_width;
         let x_tiles = (x, self.image_len());
         self.tiles_in_parallel(
             x_tiles,
@@ -465,7 +454,7 @@ impl Geometry {
                     let weight_t = Matrix::row_major(weight, k).transposed();
                     let dims = [k, n, self.channels_out];
                     if self.is_pointwise() {
-                        let plane = self.height * self.width;
+                        let plane = self.spatial.height * self.spatial.width;
                         let dx_tile = (&mut *dx_tile, self.channels_in, plane);
                         self.write_tile(dx_tile, band.0, &mut buffers.patches, |dst, stride| {
                             gemm(dims, (dst, stride), weight_t, grad, false)

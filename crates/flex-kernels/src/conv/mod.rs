@@ -22,7 +22,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 
-use crate::{f32s, flex_tensor, runs_on_flex};
+use crate::{run_kernel, runs_on_flex};
 
 mod geometry;
 
@@ -66,23 +66,36 @@ pub trait GemmConvBackend: Backend {
         Self::conv2d(x, weight, None, options)
     }
 
-    fn gemm_conv2d_x_backward(
+    fn gemm_conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
+        wrt: ConvGrad,
     ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, weight, output_grad, options)
+        burn_conv2d_backward::<Self>(x, weight, output_grad, options, wrt)
     }
+}
 
-    fn gemm_conv2d_weight_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_weight_backward(x, weight, output_grad, options)
+/// One gradient of `conv2d` by burn's own kernels.
+fn burn_conv2d_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    wrt: ConvGrad,
+) -> FloatTensor<B> {
+    match wrt {
+        ConvGrad::Input => B::conv2d_x_backward(x, weight, output_grad, options),
+        ConvGrad::Weight => B::conv2d_weight_backward(x, weight, output_grad, options),
     }
+}
+
+/// Which gradient of a convolution `gemm_conv2d_backward` computes.
+#[derive(Clone, Copy, Debug)]
+pub enum ConvGrad {
+    Input,
+    Weight,
 }
 
 impl GemmConvBackend for Flex {
@@ -90,37 +103,31 @@ impl GemmConvBackend for Flex {
         let Some(geometry) = Geometry::of(&x, &weight, &options) else {
             return Self::conv2d(x, weight, None, options);
         };
-        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
-        let y = geometry.forward(f32s(&x), f32s(&weight));
-        flex_tensor(y, geometry.output_shape())
+        run_kernel([x, weight], geometry.output_shape(), |x, weight| {
+            geometry.forward(x, weight)
+        })
     }
 
-    fn gemm_conv2d_x_backward(
+    fn gemm_conv2d_backward(
         x: FlexTensor,
         weight: FlexTensor,
         output_grad: FlexTensor,
         options: ConvOptions<2>,
+        wrt: ConvGrad,
     ) -> FlexTensor {
         let Some(geometry) = Geometry::of(&x, &weight, &options) else {
-            return Self::conv2d_x_backward(x, weight, output_grad, options);
+            return burn_conv2d_backward::<Self>(x, weight, output_grad, options, wrt);
         };
-        let (weight, output_grad) = (weight.to_contiguous(), output_grad.to_contiguous());
-        let dx = geometry.input_grad(f32s(&weight), f32s(&output_grad));
-        flex_tensor(dx, geometry.input_shape())
-    }
-
-    fn gemm_conv2d_weight_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        output_grad: FlexTensor,
-        options: ConvOptions<2>,
-    ) -> FlexTensor {
-        let Some(geometry) = Geometry::of(&x, &weight, &options) else {
-            return Self::conv2d_weight_backward(x, weight, output_grad, options);
-        };
-        let (x, output_grad) = (x.to_contiguous(), output_grad.to_contiguous());
-        let dw = geometry.weight_grad(f32s(&x), f32s(&output_grad));
-        flex_tensor(dw, geometry.weight_shape())
+        match wrt {
+            ConvGrad::Input => {
+                run_kernel([weight, output_grad], geometry.input_shape(), |w, dy| {
+                    geometry.input_grad(w, dy)
+                })
+            }
+            ConvGrad::Weight => run_kernel([x, output_grad], geometry.weight_shape(), |x, dy| {
+                geometry.weight_grad(x, dy)
+            }),
+        }
     }
 }
 
@@ -144,12 +151,17 @@ impl<B: GemmConvBackend> Backward<B, 2> for GemmConv2dBackward {
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
 
         if let Some(node) = node_x {
-            let dx =
-                B::gemm_conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            let dx = B::gemm_conv2d_backward(
+                x.clone(),
+                weight.clone(),
+                grad.clone(),
+                options.clone(),
+                ConvGrad::Input,
+            );
             grads.register::<B>(node.id, dx);
         }
         if let Some(node) = node_weight {
-            let dw = B::gemm_conv2d_weight_backward(x, weight, grad, options);
+            let dw = B::gemm_conv2d_backward(x, weight, grad, options, ConvGrad::Weight);
             grads.register::<B>(node.id, dw);
         }
     }

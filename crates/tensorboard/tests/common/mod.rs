@@ -37,3 +37,22 @@ pub fn single_file(dir: &Path) -> PathBuf {
     assert_eq!(files.len(), 1, "expected one event file, got {files:?}");
     files.into_iter().next().expect("one file")
 }
+
+/// Logs `loss = step` at each of `steps`, with the step as its wall time.
+pub fn log_losses(
+    writer: &mut cnnzoo_tensorboard::EventWriter,
+    steps: std::ops::RangeInclusive<i64>,
+) {
+    for step in steps {
+        writer
+            .add_scalar("loss", step as f64, step, step as f64)
+            .expect("scalar");
+    }
+}
+
+/// A writer's whole life in one process: the `loss = step` points of `steps`, flushed and closed.
+pub fn write_losses(dir: &Path, steps: std::ops::RangeInclusive<i64>) {
+    let mut writer = cnnzoo_tensorboard::EventWriter::create(dir).expect("create");
+    log_losses(&mut writer, steps);
+    writer.flush().expect("flush");
+}
