@@ -120,18 +120,6 @@ impl EpochLoader {
         self
     }
 
-    /// Seed of the epoch orders (the batcher has its own for augmentation).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Device the batches are created on.
-    pub fn device(mut self, device: &Device) -> Self {
-        self.device = device.clone();
-        self
-    }
-
     /// Number the next epoch `epoch`: a run resumed at epoch k passes k.
     pub fn with_start_epoch(self, epoch: usize) -> Self {
         self.set_next_epoch(epoch);
@@ -239,7 +227,10 @@ impl DataLoader<CifarBatch> for EpochLoader {
 
     /// The same loader on `device`, sharing the epoch counter.
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<CifarBatch>> {
-        Arc::new(self.clone().device(device))
+        Arc::new(Self {
+            device: device.clone(),
+            ..self.clone()
+        })
     }
 
     /// The loader restricted to dataset positions `start..end` of this loader (each epoch

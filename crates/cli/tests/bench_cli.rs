@@ -1,29 +1,14 @@
 mod common;
 
-use common::{assert_clean_failure, cnnzoo, text};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_line, text};
 
 /// One tiny step through the real binary: the JSON carries every field, with positive figures.
 /// Speed itself is never asserted (benchmarks are commands, not timed tests).
 #[test]
 fn bench_prints_one_json_object_with_positive_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo(
-        &[
-            "bench",
-            "--model",
-            "resnet",
-            "--device",
-            "cpu",
-            "--batch",
-            "4",
-            "--infer-batch",
-            "4",
-            "--steps",
-            "1",
-            "--warmup",
-            "1",
-            "--json",
-        ],
+    let out = cnnzoo_line(
+        "bench --model resnet --device cpu --batch 4 --infer-batch 4 --steps 1 --warmup 1 --json",
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -64,23 +49,10 @@ fn bench_rejects_an_unknown_model_and_a_zero_batch() {
 }
 
 fn bench_json(model: &str, dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = cnnzoo(
-        &[
-            "bench",
-            "--model",
-            model,
-            "--device",
-            "cpu",
-            "--batch",
-            "16",
-            "--infer-batch",
-            "16",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-        ],
+    let out = cnnzoo_line(
+        &format!(
+            "bench --model {model} --device cpu --batch 16 --infer-batch 16 --steps 1 --warmup 0 --json"
+        ),
         dir,
     );
     assert!(out.status.success(), "{}", text(&out));

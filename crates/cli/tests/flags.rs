@@ -2,7 +2,7 @@
 //! and a negative number reaches the check that names the allowed values.
 mod common;
 
-use common::{assert_clean_failure, cnnzoo};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_line};
 
 #[test]
 fn every_option_has_help() {
@@ -35,23 +35,15 @@ fn every_option_has_help() {
 #[test]
 fn a_negative_learning_rate_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let args = "train --model resnet --lr -0.1 --print-config";
-    let out = cnnzoo(&args.split(' ').collect::<Vec<_>>(), dir.path());
+    let out = cnnzoo_line("train --model resnet --lr -0.1 --print-config", dir.path());
     assert_clean_failure(&out, &["optimizer.lr must be a positive number (got -0.1)"]);
 }
 
 #[test]
 fn milestones_past_the_last_epoch_are_warned_about_once() {
     let dir = tempfile::tempdir().unwrap();
-    let short = cnnzoo(
-        &[
-            "train",
-            "--model",
-            "resnet",
-            "--epochs",
-            "30",
-            "--print-config",
-        ],
+    let short = cnnzoo_line(
+        "train --model resnet --epochs 30 --print-config",
         dir.path(),
     );
     assert!(short.status.success(), "{}", common::text(&short));
@@ -66,22 +58,12 @@ fn milestones_past_the_last_epoch_are_warned_about_once() {
         &["schedule.milestones [100, 150] lie at or beyond the last epoch (30)"],
     );
     // The recipe's own 180 epochs reach both milestones: nothing to say.
-    let full = cnnzoo(
-        &["train", "--model", "resnet", "--print-config"],
-        dir.path(),
-    );
+    let full = cnnzoo_line("train --model resnet --print-config", dir.path());
     assert!(full.status.success());
     assert_eq!(String::from_utf8_lossy(&full.stderr), "");
     // One milestone reached, one not: only the late one is named.
-    let between = cnnzoo(
-        &[
-            "train",
-            "--model",
-            "resnet",
-            "--epochs",
-            "120",
-            "--print-config",
-        ],
+    let between = cnnzoo_line(
+        "train --model resnet --epochs 120 --print-config",
         dir.path(),
     );
     common::assert_contains_all(
@@ -93,15 +75,8 @@ fn milestones_past_the_last_epoch_are_warned_about_once() {
 #[test]
 fn resuming_a_folder_that_does_not_exist_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo(
-        &[
-            "train",
-            "--model",
-            "resnet",
-            "--resume",
-            "--output",
-            "runs/never",
-        ],
+    let out = cnnzoo_line(
+        "train --model resnet --resume --output runs/never",
         dir.path(),
     );
     assert_clean_failure(
@@ -117,21 +92,9 @@ fn resuming_a_folder_that_does_not_exist_says_so() {
 #[test]
 fn set_reaches_any_key_and_names_itself_when_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo(
-        &[
-            "train",
-            "--model",
-            "resnet",
-            "--set",
-            "optimizer.lr=0.05",
-            "--set",
-            "schedule.milestones=[60,120]",
-            "--set",
-            "device=cpu",
-            "--epochs",
-            "150",
-            "--print-config",
-        ],
+    let out = cnnzoo_line(
+        "train --model resnet --set optimizer.lr=0.05 --set schedule.milestones=[60,120] \
+         --set device=cpu --epochs 150 --print-config",
         dir.path(),
     );
     assert!(out.status.success(), "{}", common::text(&out));

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 
-use common::{cnnzoo, mini_data, text};
+use common::{mini_data, text};
 
 /// Sets every weight, bias and statistic of a model to one value.
 struct Fill(f32);

@@ -164,13 +164,16 @@ fn train_args<'a>(data: &'a str, output: &'a str) -> Vec<&'a str> {
 }
 
 fn setup(epochs: usize, seed: u64) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("small.toml"),
-        common::small_resnet_config(epochs, seed, ""),
-    )
-    .unwrap();
+    let dir = common::small_resnet_dir(epochs, seed, "");
     (dir, mini_data().to_str().unwrap().to_string())
+}
+
+/// A run on the terminal held at pause point `point`, then sent one Ctrl-C.
+fn ctrl_c_when_paused(dir: &Path, args: &[&str], point: &str) -> TerminalRun {
+    let mut run = TerminalRun::start(args, dir, &[("CNNZOO_PAUSE_AT", point)]);
+    run.wait_for(&format!("paused at {point}"));
+    run.type_keys(b"\x03");
+    run
 }
 
 #[test]
@@ -201,13 +204,7 @@ fn a_finished_run_leaves_its_results_on_the_screen() {
 #[test]
 fn ctrl_c_on_the_display_stops_after_the_step_and_says_how_to_resume() {
     let (dir, data) = setup(3, 32);
-    let mut run = TerminalRun::start(
-        &train_args(&data, "runs/ctrl-c"),
-        dir.path(),
-        &[("CNNZOO_PAUSE_AT", "step:2:1")],
-    );
-    run.wait_for("paused at step:2:1");
-    run.type_keys(b"\x03");
+    let run = ctrl_c_when_paused(dir.path(), &train_args(&data, "runs/ctrl-c"), "step:2:1");
     let (code, mut terminal) = run.finish();
     let shown = everything_shown(&mut terminal);
     assert_eq!(code, 130, "{shown}");
@@ -257,13 +254,8 @@ fn the_displays_own_stop_is_a_stop_not_a_finish() {
 fn a_second_ctrl_c_quits_at_once_and_gives_the_terminal_back() {
     let (dir, data) = setup(2, 34);
     // Held while epoch 1's weights are being written: the first Ctrl-C cannot end that.
-    let mut run = TerminalRun::start(
-        &train_args(&data, "runs/twice"),
-        dir.path(),
-        &[("CNNZOO_PAUSE_AT", "checkpoint:model:1")],
-    );
-    run.wait_for("paused at checkpoint:model:1");
-    run.type_keys(b"\x03");
+    let args = train_args(&data, "runs/twice");
+    let mut run = ctrl_c_when_paused(dir.path(), &args, "checkpoint:model:1");
     std::thread::sleep(Duration::from_millis(500));
     run.type_keys(b"\x03");
     let (code, terminal) = run.finish();

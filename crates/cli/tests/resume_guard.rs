@@ -11,12 +11,7 @@ use common::{assert_clean_failure, cnnzoo, snapshot, text, train_small_args};
 
 /// A finished one-epoch run of the small ResNet in `DIR/run`.
 fn finished_run(seed: u64) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("small.toml"),
-        common::small_resnet_config(1, seed, ""),
-    )
-    .unwrap();
+    let dir = common::small_resnet_dir(1, seed, "");
     let args = train_small_args("run");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = cnnzoo(&args, dir.path());

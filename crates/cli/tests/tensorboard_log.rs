@@ -59,12 +59,7 @@ fn assert_close(points: &[ScalarPoint], expected: &[f64], tolerance: f64, tag: &
 
 #[test]
 fn a_killed_and_resumed_run_logs_every_step_once_with_the_summary_figures() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("small.toml"),
-        common::small_resnet_config(2, 41, ""),
-    )
-    .unwrap();
+    let dir = common::small_resnet_dir(2, 41, "");
     let args = common::train_small_args("run");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut paused = common::run_until_paused(&args, dir.path(), "checkpoint:model:2");

@@ -249,12 +249,7 @@ fn resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run() {
 
 #[test]
 fn without_validation_images_the_last_epoch_is_kept_and_no_nan_is_shown() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("small.toml"),
-        common::small_resnet_config(2, 9, "log.tensorboard = false"),
-    )
-    .unwrap();
+    let dir = common::small_resnet_dir(2, 9, "log.tensorboard = false");
     let out = train(
         dir.path(),
         &[

@@ -2,11 +2,13 @@
 //! gradients, for every stride, padding, dilation and kernel shape the zoo uses and a few it does
 //! not. The 3x3 stride-1 pad-1 cases run the direct kernels (`same_conv3x3`) on processors with
 //! AVX2 and FMA, the others im2col + gemm.
+mod common;
+
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use cnnzoo_flex_kernels::conv::conv2d;
+use common::{normal, seeded_flex};
 
 /// Largest difference relative to the largest magnitude of the reference.
 fn relative_diff<const D: usize>(ours: Tensor<D>, reference: Tensor<D>) -> f32 {
@@ -172,16 +174,12 @@ const CASES: &[Case] = &[
 
 #[test]
 fn output_and_gradients_match_burns_conv2d() {
-    let device = Device::flex().autodiff();
-    device.seed(11);
+    let device = seeded_flex(11, true);
     for case in CASES {
-        let random = |shape: [usize; 4]| {
-            Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
-        };
+        let random = |shape: [usize; 4]| normal(shape, &device).require_grad();
         let x = random(case.input);
         let weight = random(case.weight);
-        let bias = Tensor::<1>::random([case.weight[0]], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
+        let bias = normal([case.weight[0]], &device).require_grad();
         let options = || ConvOptions::new_with_padding(case.stride, case.padding, case.dilation, 1);
 
         let y_ref = burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
@@ -191,37 +189,38 @@ fn output_and_gradients_match_burns_conv2d() {
         assert!(diff < 1e-5, "{}: output differs by {diff}", case.name);
 
         // A random upstream gradient, so that every output element weighs differently.
-        let upstream = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let upstream = normal(y.dims(), &device);
         let grads_ref = (y_ref * upstream.clone()).sum().backward();
         let grads = (y * upstream).sum().backward();
-        let pairs = [
-            ("input", x.grad(&grads), x.grad(&grads_ref)),
-            ("weight", weight.grad(&grads), weight.grad(&grads_ref)),
+        let grad_diff = |ours: Option<Tensor<4>>, reference: Option<Tensor<4>>| {
+            relative_diff(ours.unwrap(), reference.unwrap())
+        };
+        let diffs = [
+            ("input", grad_diff(x.grad(&grads), x.grad(&grads_ref))),
+            (
+                "weight",
+                grad_diff(weight.grad(&grads), weight.grad(&grads_ref)),
+            ),
+            (
+                "bias",
+                relative_diff(bias.grad(&grads).unwrap(), bias.grad(&grads_ref).unwrap()),
+            ),
         ];
-        for (what, ours, reference) in pairs {
-            let (ours, reference) = (ours.unwrap(), reference.unwrap());
-            let diff = relative_diff(ours, reference);
+        for (what, diff) in diffs {
             assert!(
                 diff < 1e-5,
                 "{}: {what} gradient differs by {diff}",
                 case.name
             );
         }
-        let diff = relative_diff(bias.grad(&grads).unwrap(), bias.grad(&grads_ref).unwrap());
-        assert!(
-            diff < 1e-5,
-            "{}: bias gradient differs by {diff}",
-            case.name
-        );
     }
 }
 
 #[test]
 fn inference_without_autodiff_matches_burns_conv2d() {
-    let device = Device::flex();
-    device.seed(12);
-    let x = Tensor::<4>::random([4, 6, 12, 12], Distribution::Normal(0.0, 1.0), &device);
-    let weight = Tensor::<4>::random([8, 6, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let device = seeded_flex(12, false);
+    let x = normal([4, 6, 12, 12], &device);
+    let weight = normal([8, 6, 3, 3], &device);
     let options = || ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
     let diff = relative_diff(
         conv2d(x.clone(), weight.clone(), None, options()),
@@ -232,10 +231,9 @@ fn inference_without_autodiff_matches_burns_conv2d() {
 
 #[test]
 fn grouped_convolution_keeps_burns_kernels_and_result() {
-    let device = Device::flex().autodiff();
-    device.seed(13);
-    let x = Tensor::<4>::random([2, 6, 7, 7], Distribution::Normal(0.0, 1.0), &device);
-    let weight = Tensor::<4>::random([6, 1, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let device = seeded_flex(13, true);
+    let x = normal([2, 6, 7, 7], &device);
+    let weight = normal([6, 1, 3, 3], &device);
     let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 6);
     let y = conv2d(x.clone(), weight.clone(), None, options());
     assert_eq!(y.dims(), [2, 6, 7, 7]);

@@ -2,11 +2,14 @@
 //! `module::max_pool2d` on the same device: the output and the input gradient, for the pools of
 //! the zoo's models, on inputs full of ties (which window position gets the gradient is then
 //! decided by the tie rule: the first maximum in row-major order).
+mod common;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::max_pool2d as burn_max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use cnnzoo_flex_kernels::pool::max_pool2d;
+use common::{normal, seeded_flex};
 
 struct Case {
     name: &'static str,
@@ -73,8 +76,7 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 
 #[test]
 fn output_and_input_gradient_match_burns_max_pool2d() {
-    let device = Device::flex().autodiff();
-    device.seed(21);
+    let device = seeded_flex(21, true);
     for case in CASES {
         // Whole numbers in [-2, 2], clamped below at 0 as after a ReLU: most windows hold ties.
         let x = Tensor::<4>::random(case.input, Distribution::Uniform(-2.0, 2.0), &device)
@@ -92,7 +94,7 @@ fn output_and_input_gradient_match_burns_max_pool2d() {
             case.name
         );
 
-        let upstream = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let upstream = normal(y.dims(), &device);
         let grads_ref = (y_ref * upstream.clone()).sum().backward();
         let grads = (y * upstream).sum().backward();
         let diff = max_abs_diff(x.grad(&grads).unwrap(), x.grad(&grads_ref).unwrap());
@@ -106,9 +108,8 @@ fn output_and_input_gradient_match_burns_max_pool2d() {
 
 #[test]
 fn inference_and_burns_fallbacks_match_burns_max_pool2d() {
-    let device = Device::flex();
-    device.seed(22);
-    let x = Tensor::<4>::random([2, 3, 9, 10], Distribution::Normal(0.0, 1.0), &device);
+    let device = seeded_flex(22, false);
+    let x = normal([2, 3, 9, 10], &device);
     let same = |options: MaxPoolOptions<2>| {
         let ours = max_pool2d(x.clone(), options.clone());
         let reference = burn_max_pool2d(x.clone(), options);

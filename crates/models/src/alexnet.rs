@@ -50,11 +50,10 @@ pub struct AlexNet {
 
 impl AlexNetConfig {
     pub fn init(&self, device: &Device) -> AlexNet {
-        let stem = if self.cifar_stem {
-            ConvSpec::new(3, 64, 3)
-        } else {
-            ConvSpec::new(3, 64, 11).stride(4).padding(2)
-        };
+        let stem = ConvSpec::new(3, 64, 11)
+            .stride(4)
+            .padding(2)
+            .or_cifar_stem(self.cifar_stem);
         let conv = |spec: ConvSpec| spec.init(Init::TorchDefault, Some(Init::TorchDefault), device);
         let fc = |d_in, d_out| linear(d_in, d_out, Init::TorchDefault, Init::TorchDefault, device);
         AlexNet {

@@ -345,11 +345,9 @@ pub struct DenseNetImageNet {
 impl DenseNetImageNetConfig {
     pub fn init(&self, device: &Device) -> DenseNetImageNet {
         let c0 = self.num_init_features;
-        let stem = if self.cifar_stem {
-            ConvSpec::new(3, c0, 3)
-        } else {
-            ConvSpec::new(3, c0, 7).stride(2)
-        };
+        let stem = ConvSpec::new(3, c0, 7)
+            .stride(2)
+            .or_cifar_stem(self.cifar_stem);
         let (blocks, transitions, channels) = dense_stages(
             c0,
             &self.block_config,

@@ -388,11 +388,9 @@ pub struct InceptionV1 {
 
 impl InceptionV1Config {
     pub fn init(&self, device: &Device) -> InceptionV1 {
-        let stem = if self.cifar_stem {
-            ConvSpec::new(3, 64, 3)
-        } else {
-            ConvSpec::new(3, 64, 7).stride(2)
-        };
+        let stem = ConvSpec::new(3, 64, 7)
+            .stride(2)
+            .or_cifar_stem(self.cifar_stem);
         InceptionV1 {
             conv1: basic_conv(stem, device),
             maxpool1: (!self.cifar_stem).then(|| ceil_pool(3, 2, 0)),

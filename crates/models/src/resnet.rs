@@ -476,11 +476,9 @@ const STEM_CHANNELS: usize = 64;
 
 impl ResNetImageNetConfig {
     pub fn init(&self, device: &Device) -> ResNetImageNet {
-        let stem = if self.cifar_stem {
-            ConvSpec::new(3, STEM_CHANNELS, 3)
-        } else {
-            ConvSpec::new(3, STEM_CHANNELS, 7).stride(2)
-        };
+        let stem = ConvSpec::new(3, STEM_CHANNELS, 7)
+            .stride(2)
+            .or_cifar_stem(self.cifar_stem);
         let mut c_in = STEM_CHANNELS;
         let mut layers = Vec::new();
         for (stage, &count) in self.layers.iter().enumerate() {

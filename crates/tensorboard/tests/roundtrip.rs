@@ -5,6 +5,7 @@ use cnnzoo_tensorboard::proto::hparams::{self, HParamsPluginData, hparams_plugin
 use cnnzoo_tensorboard::proto::protobuf::value::Kind;
 use cnnzoo_tensorboard::proto::session_log::SessionStatus as LogStatus;
 use cnnzoo_tensorboard::proto::summary::value::Value as Payload;
+use cnnzoo_tensorboard::proto::summary_metadata::PluginData;
 use cnnzoo_tensorboard::proto::{DataType, Event, summary};
 use cnnzoo_tensorboard::{EventWriter, HParamValue, SessionStatus, read_events, scalars};
 use common::{Scratch, single_file};
@@ -27,13 +28,19 @@ fn value_at<'a>(event: &'a Event, (tag, step, wall_time): (&str, i64, f64)) -> &
     value
 }
 
-fn hparams_data(value: &summary::Value) -> Data {
+/// The plugin data of `value`, after checking which plugin owns it.
+fn plugin_data<'a>(value: &'a summary::Value, plugin_name: &str) -> &'a PluginData {
     let plugin = value
         .metadata
         .as_ref()
         .and_then(|m| m.plugin_data.as_ref())
         .expect("plugin data");
-    assert_eq!(plugin.plugin_name, "hparams");
+    assert_eq!(plugin.plugin_name, plugin_name);
+    plugin
+}
+
+fn hparams_data(value: &summary::Value) -> Data {
+    let plugin = plugin_data(value, "hparams");
     let data = HParamsPluginData::decode(plugin.content.as_slice()).expect("decode plugin data");
     assert_eq!(data.version, 0);
     data.data.expect("hparams oneof set")
@@ -152,12 +159,7 @@ fn everything_written_reads_back() {
     }
 
     let text = value_at(&ev[6], ("notes", 3, 1003.0));
-    let plugin = text
-        .metadata
-        .as_ref()
-        .and_then(|m| m.plugin_data.as_ref())
-        .expect("text plugin data");
-    assert_eq!(plugin.plugin_name, "text");
+    plugin_data(text, "text");
     let Some(Payload::Tensor(t)) = &text.value else {
         panic!("text is not a tensor")
     };

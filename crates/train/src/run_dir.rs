@@ -36,6 +36,18 @@ pub enum RunFile {
 }
 
 impl RunFile {
+    pub const ALL: [RunFile; 9] = [
+        Self::Config,
+        Self::ConfigHistory,
+        Self::Summary,
+        Self::Best,
+        Self::Interrupted,
+        Self::Results,
+        Self::Curves,
+        Self::TensorBoard,
+        Self::Lock,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Config => "config.toml",
@@ -153,23 +165,18 @@ impl RunDir {
         Ok(())
     }
 
-    /// Removes everything a run writes (`--overwrite`); other files in the folder stay.
+    /// Removes everything a run writes (`--overwrite`); other files in the folder stay, and so
+    /// does the lock of the `train` that asks.
     pub fn clear(&self) -> Result<()> {
-        let best = self.file(RunFile::Best);
-        let interrupted = self.file(RunFile::Interrupted);
-        for path in [
-            self.checkpoint_dir(),
-            meta_path(&best),
-            best,
-            meta_path(&interrupted),
-            interrupted,
-            self.file(RunFile::Summary),
-            self.file(RunFile::Results),
-            self.file(RunFile::Config),
-            self.file(RunFile::ConfigHistory),
-            self.file(RunFile::Curves),
-            self.file(RunFile::TensorBoard),
-        ] {
+        let mut paths = vec![self.checkpoint_dir()];
+        for file in RunFile::ALL.into_iter().filter(|&f| f != RunFile::Lock) {
+            let path = self.file(file);
+            if matches!(file, RunFile::Best | RunFile::Interrupted) {
+                paths.push(meta_path(&path));
+            }
+            paths.push(path);
+        }
+        for path in paths {
             let removed = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
             } else {
@@ -246,16 +253,8 @@ mod tests {
     #[test]
     fn every_file_of_the_layout_is_inside_the_folder() {
         let run = RunDir::new("runs/resnet");
-        for path in [
-            run.file(RunFile::Config),
-            run.file(RunFile::Summary),
-            run.file(RunFile::Best),
-            run.file(RunFile::Interrupted),
-            run.file(RunFile::Results),
-            run.file(RunFile::Curves),
-            run.file(RunFile::Lock),
-            run.checkpoint("model", 3),
-        ] {
+        let files = RunFile::ALL.map(|file| run.file(file));
+        for path in files.into_iter().chain([run.checkpoint("model", 3)]) {
             assert!(path.starts_with("runs/resnet"), "{}", path.display());
         }
         assert_eq!(

@@ -96,106 +96,70 @@ impl Drop for TerminalDisplay {
     }
 }
 
+/// What burn's renderer returns at the end of training and of a test.
+type RenderResult = std::result::Result<(), Box<dyn core::error::Error>>;
+
+/// Methods of burn's renderer traits that the display passes on to the renderer it wraps
+/// unchanged: it adds nothing but the lock around it.
+macro_rules! pass_to_inner {
+    ($(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+        $(fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            self.inner().$name($($arg),*)
+        })*
+    };
+}
+
 impl MetricsRendererTraining for TerminalDisplay {
-    fn update_train(&mut self, state: MetricState) {
-        self.inner().update_train(state);
-    }
-
-    fn update_valid(&mut self, state: MetricState) {
-        self.inner().update_valid(state);
-    }
-
-    fn on_train_end(
-        &mut self,
-        summary: Option<LearnerSummary>,
-    ) -> Result<(), Box<dyn core::error::Error>> {
-        self.inner().on_train_end(summary)
+    pass_to_inner! {
+        fn update_train(&mut self, state: MetricState);
+        fn update_valid(&mut self, state: MetricState);
+        fn on_train_end(&mut self, summary: Option<LearnerSummary>) -> RenderResult;
     }
 }
 
 impl MetricsRendererEvaluation for TerminalDisplay {
-    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
-        self.inner().update_test(name, state);
-    }
-
-    fn on_test_end(
-        &mut self,
-        summary: Option<LearnerSummary>,
-    ) -> Result<(), Box<dyn core::error::Error>> {
-        self.inner().on_test_end(summary)
+    pass_to_inner! {
+        fn update_test(&mut self, name: EvaluationName, state: MetricState);
+        fn on_test_end(&mut self, summary: Option<LearnerSummary>) -> RenderResult;
     }
 }
 
 impl TrainingProgressLogger for TerminalDisplay {
-    fn start(
-        &mut self,
-        total_epochs: usize,
-        starting_epoch: usize,
-        total_items: Option<usize>,
-        label: Option<&str>,
-    ) {
-        self.inner()
-            .start(total_epochs, starting_epoch, total_items, label);
-    }
-
-    fn update_epoch(&mut self, epoch: usize) {
-        self.inner().update_epoch(epoch);
-    }
-
-    fn start_split(&mut self, split: &str, total_items: usize) {
-        self.inner().start_split(split, total_items);
-    }
-
-    fn update_split(&mut self, items_processed: usize) {
-        self.inner().update_split(items_processed);
-    }
-
-    fn end_split(&mut self) {
-        self.inner().end_split();
+    pass_to_inner! {
+        fn start(
+            &mut self,
+            total_epochs: usize,
+            starting_epoch: usize,
+            total_items: Option<usize>,
+            label: Option<&str>
+        );
+        fn update_epoch(&mut self, epoch: usize);
+        fn start_split(&mut self, split: &str, total_items: usize);
+        fn update_split(&mut self, items_processed: usize);
+        fn end_split(&mut self);
+        fn log_event_training(&mut self, event: String);
     }
 
     fn end(&mut self) {
         TrainingProgressLogger::end(self.inner());
     }
-
-    fn log_event_training(&mut self, event: String) {
-        self.inner().log_event_training(event);
-    }
 }
 
 impl EvaluationProgressLogger for TerminalDisplay {
-    fn start_global_progress(&mut self, total_tests: usize) {
-        self.inner().start_global_progress(total_tests);
-    }
-
-    fn start_test(&mut self, name: &str, total_items: usize) {
-        self.inner().start_test(name, total_items);
-    }
-
-    fn update_test_progress(&mut self, items_processed: usize) {
-        self.inner().update_test_progress(items_processed);
-    }
-
-    fn end_test(&mut self) {
-        self.inner().end_test();
-    }
-
-    fn end_global_progress(&mut self) {
-        self.inner().end_global_progress();
-    }
-
-    fn log_event_evaluation(&mut self, event: String) {
-        self.inner().log_event_evaluation(event);
+    pass_to_inner! {
+        fn start_global_progress(&mut self, total_tests: usize);
+        fn start_test(&mut self, name: &str, total_items: usize);
+        fn update_test_progress(&mut self, items_processed: usize);
+        fn end_test(&mut self);
+        fn end_global_progress(&mut self);
+        fn log_event_evaluation(&mut self, event: String);
     }
 }
 
 impl MetricsRenderer for TerminalDisplay {
-    fn manual_close(&mut self) {
-        self.inner().manual_close();
-    }
-
-    fn register_metric(&mut self, definition: MetricDefinition) {
-        self.inner().register_metric(definition);
+    pass_to_inner! {
+        fn manual_close(&mut self);
+        fn register_metric(&mut self, definition: MetricDefinition);
     }
 }
 

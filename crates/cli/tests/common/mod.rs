@@ -41,6 +41,11 @@ pub fn cnnzoo(args: &[&str], cwd: &Path) -> Output {
     cnnzoo_downloading_from(UNREACHABLE, args, cwd)
 }
 
+/// Runs the binary with the space-separated words of `line` as its arguments.
+pub fn cnnzoo_line(line: &str, cwd: &Path) -> Output {
+    cnnzoo(&line.split(' ').collect::<Vec<_>>(), cwd)
+}
+
 /// `cnnzoo eval --json` of `checkpoint` on the CPU over the images in `data`, then `extra`.
 pub fn eval_json(checkpoint: &str, data: &Path, extra: &[&str], cwd: &Path) -> Output {
     let data = data.to_str().expect("a UTF-8 data path");
@@ -216,6 +221,17 @@ optimizer.momentum = 0.9
 {extra}
 "#
     )
+}
+
+/// A scratch folder holding `small.toml`, the config [`small_resnet_config`] writes.
+pub fn small_resnet_dir(epochs: usize, seed: u64, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("small.toml"),
+        small_resnet_config(epochs, seed, extra),
+    )
+    .unwrap();
+    dir
 }
 
 /// Every tensor of a model checkpoint of the small ResNet ([`small_resnet_config`]); panics,

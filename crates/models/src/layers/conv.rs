@@ -142,6 +142,16 @@ impl ConvSpec {
         Self { groups, ..self }
     }
 
+    /// This stem convolution as published, or with `cifar_stem` a 3x3 one at stride 1 that keeps
+    /// a 32x32 image's resolution.
+    pub fn or_cifar_stem(self, cifar_stem: bool) -> Self {
+        if cifar_stem {
+            Self::new(self.c_in, self.c_out, 3)
+        } else {
+            self
+        }
+    }
+
     /// A depthwise convolution: one group per channel.
     pub fn depthwise(self) -> Self {
         self.groups(self.c_in)
