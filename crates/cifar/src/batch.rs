@@ -75,8 +75,11 @@ impl Dataset<CifarItem> for CifarDataset {
 pub struct CifarBatch {
     /// The images.
     pub images: Tensor<4>,
-    /// The class of each image.
+    /// The class of each image (what the accuracy counts).
     pub targets: Tensor<1, Int>,
+    /// What the training loss aims at when it is not the one-hot class: a distribution over the
+    /// classes per image `[B, classes]`, from label smoothing or mixup/cutmix.
+    pub soft_targets: Option<Tensor<2>>,
 }
 
 /// Turns items into a [`CifarBatch`], augmenting them when training.
@@ -184,7 +187,11 @@ impl CifarBatcher {
             device,
         );
         let targets = Tensor::from_data(TensorData::new(targets, [count]), device);
-        CifarBatch { images, targets }
+        CifarBatch {
+            images,
+            targets,
+            soft_targets: None,
+        }
     }
 }
 

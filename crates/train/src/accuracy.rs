@@ -145,6 +145,73 @@ impl Numeric for TopKAccuracy {
     }
 }
 
+/// The logits of the trained weights, beside those of their moving average (`[ema]`).
+pub struct RawLogitsInput(pub LogitsInput);
+
+/// Top-1 of the trained weights while validation keeps their moving average: summary.csv's
+/// `val_top1_raw`.
+#[derive(Clone)]
+pub struct RawTop1(TopKAccuracy);
+
+/// The name the run's logger reads this metric by.
+pub const RAW_TOP1_NAME: &str = "Raw Accuracy";
+
+impl RawTop1 {
+    pub fn new() -> Self {
+        let mut top1 = TopKAccuracy::new(1);
+        top1.name = Arc::new(RAW_TOP1_NAME.to_string());
+        Self(top1)
+    }
+}
+
+impl Default for RawTop1 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metric for RawTop1 {
+    type Input = RawLogitsInput;
+
+    fn update(
+        &mut self,
+        input: &RawLogitsInput,
+        metadata: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
+        self.0.update(&input.0, metadata)
+    }
+
+    fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
+        self.0.compute()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn name(&self) -> MetricName {
+        self.0.name()
+    }
+
+    fn attributes(&self) -> MetricAttributes {
+        self.0.attributes()
+    }
+}
+
+impl Numeric for RawTop1 {
+    fn value(&self) -> Option<NumericEntry> {
+        self.0.value()
+    }
+
+    fn running_value(&self) -> Option<NumericEntry> {
+        self.0.running_value()
+    }
+
+    fn final_value(&self) -> NumericEntry {
+        self.0.final_value()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,9 +184,7 @@ fn bench_model(
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
     device.seed(config.seed);
-    let classifier = Classifier {
-        model: entry.config(NUM_CLASSES).init(&autodiff),
-    };
+    let classifier = Classifier::new(entry.config(NUM_CLASSES).init(&autodiff));
     let steps_per_epoch = (TRAIN_IMAGES / request.batch).max(1);
     let schedule = EpochSchedule::new(
         &config.schedule,
@@ -223,7 +221,7 @@ fn bench_model(
     // Inference: the validation snapshot, as burn-train's validation epoch runs it.
     let model = learner.model().valid();
     let batch = random_batch(request.infer_batch, entry.input_size, device);
-    let infer = |model: &Classifier| InferenceStep::step(model, batch.clone()).loss;
+    let infer = |model: &Classifier| InferenceStep::step(model, batch.clone()).kept.loss;
     for _ in 0..request.warmup {
         read_scalar(infer(&model))?;
     }
@@ -290,7 +288,11 @@ fn random_batch(size: usize, side: usize, device: &Device) -> CifarBatch {
     );
     let labels: Vec<i64> = (0..size).map(|i| (i % NUM_CLASSES) as i64).collect();
     let targets = Tensor::from_data(TensorData::new(labels, [size]), device);
-    CifarBatch { images, targets }
+    CifarBatch {
+        images,
+        targets,
+        soft_targets: None,
+    }
 }
 
 /// Augmented training batches per second of the training loader (`train`'s workers, flip +

@@ -11,7 +11,9 @@ use cnnzoo_models::{ModelConfig, lookup};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
+use crate::augment_config::EmaConfig;
 use crate::classifier::Classifier;
+use crate::ema::Ema;
 
 pub const FORMAT: &str = "cnnzoo-checkpoint/1";
 
@@ -41,6 +43,10 @@ pub struct CheckpointMeta {
     pub split_seed: u64,
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// Whether the record holds the moving average of the weights too (`[ema]`), which eval
+    /// and predict then run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ema: bool,
 }
 
 fn default_seed() -> u64 {
@@ -98,9 +104,10 @@ pub fn load(checkpoint: &Path, device: &Device) -> Result<(Classifier, Checkpoin
     }
     let meta = read_meta(checkpoint)?;
     lookup(&meta.model).map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
-    let classifier = Classifier {
-        model: meta.config.init(device),
-    };
+    let model = meta.config.init(device);
+    // The average's decay only matters to training; loading needs the slot for its weights.
+    let ema = meta.ema.then(|| Ema::new(&model, EmaConfig::default()));
+    let classifier = Classifier { model, ema };
     let record = ModuleRecord::load(checkpoint).map_err(|e| {
         anyhow::anyhow!(
             "{}: cannot read the weights ({e}); the file may be truncated or not a burnpack record",

@@ -1,10 +1,19 @@
-//! The learner's view of a zoo model: logits, cross-entropy, and the outputs burn-train's
+//! The learner's view of a zoo model: logits, cross-entropy (against soft targets when label
+//! smoothing or mixup makes them), the moving average of its weights, and the outputs burn-train's
 //! classification metrics read.
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::ExecutionError;
+use burn::tensor::activation::log_softmax;
+use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use cnnzoo_cifar::CifarBatch;
 use cnnzoo_models::Model;
+
+use crate::accuracy::{LogitsInput, RawLogitsInput};
+use crate::ema::Ema;
 
 /// torchvision's reference recipe trains Inception v3 on its main loss plus 0.4 times its
 /// auxiliary classifier's loss (`references/classification/train.py`).
@@ -15,33 +24,53 @@ pub const AUX_LOSS_WEIGHT: f64 = 0.4;
 #[derive(Module, Debug)]
 pub struct Classifier {
     pub model: Model,
+    /// The moving average of `model`'s weights, when the recipe keeps one (`[ema]`).
+    pub ema: Option<Ema>,
 }
 
 impl Classifier {
+    /// A classifier without a moving average.
+    pub fn new(model: Model) -> Self {
+        Self { model, ema: None }
+    }
+
+    /// The network that validation, eval and predict run: the moving average when there is one.
+    pub fn inference_model(&self) -> &Model {
+        self.ema.as_ref().map_or(&self.model, |ema| &ema.model)
+    }
+
     /// Logits and their cross-entropy: what validation, eval and the metrics see.
     pub fn forward_classification(&self, batch: CifarBatch) -> ClassificationOutput {
-        let logits = self.model.forward(batch.images);
+        let logits = self.inference_model().forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 
-    /// The training loss: a network with an auxiliary classifier (inception_v3) adds its loss,
+    /// The training loss: cross-entropy against the batch's soft targets when it has them, else
+    /// its classes. A network with an auxiliary classifier (inception_v3) adds that head's loss,
     /// weighted [`AUX_LOSS_WEIGHT`], so the auxiliary head it counts in its parameters is
     /// trained; the metrics still read the main logits.
     pub fn forward_training(&self, batch: CifarBatch) -> ClassificationOutput {
         let (logits, aux) = self.model.forward_with_aux(batch.images);
-        let cross_entropy = CrossEntropyLossConfig::new().init(&logits.device());
-        let mut loss = cross_entropy.forward(logits.clone(), batch.targets.clone());
+        let loss_of = |logits: Tensor<2>| match &batch.soft_targets {
+            Some(targets) => soft_target_cross_entropy(logits, targets.clone()),
+            None => CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits, batch.targets.clone()),
+        };
+        let mut loss = loss_of(logits.clone());
         if let Some(aux) = aux {
-            loss = loss
-                + cross_entropy
-                    .forward(aux, batch.targets.clone())
-                    .mul_scalar(AUX_LOSS_WEIGHT);
+            loss = loss + loss_of(aux).mul_scalar(AUX_LOSS_WEIGHT);
         }
         ClassificationOutput::new(loss, logits, batch.targets)
     }
+}
+
+/// timm's `SoftTargetCrossEntropy`: the batch mean of `-sum(targets * log_softmax(logits))`.
+pub fn soft_target_cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    (targets * log_softmax(logits, 1)).sum_dim(1).mean().neg()
 }
 
 impl TrainStep for Classifier {
@@ -52,14 +81,70 @@ impl TrainStep for Classifier {
         let output = self.forward_training(batch);
         TrainOutput::new(self, output.loss.backward(), output)
     }
+
+    /// The optimizer's step, then the moving average's.
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr_module: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        let Self { model, ema } = optim.step(lr_module, self, grads);
+        let ema = ema.map(|ema| ema.updated(&model));
+        Self { model, ema }
+    }
+}
+
+/// What validation sees: the figures of the weights the run keeps (the moving average when there
+/// is one), and beside a moving average those of the trained weights too.
+pub struct ValidationOutput {
+    pub kept: ClassificationOutput,
+    pub trained: Option<ClassificationOutput>,
+}
+
+impl ItemLazy for ValidationOutput {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        Ok(Self {
+            kept: self.kept.sync()?,
+            trained: self.trained.map(ItemLazy::sync).transpose()?,
+        })
+    }
+}
+
+impl Adaptor<LossInput> for ValidationOutput {
+    fn adapt(&self) -> LossInput {
+        self.kept.adapt()
+    }
+}
+
+impl Adaptor<LogitsInput> for ValidationOutput {
+    fn adapt(&self) -> LogitsInput {
+        self.kept.adapt()
+    }
+}
+
+impl Adaptor<RawLogitsInput> for ValidationOutput {
+    fn adapt(&self) -> RawLogitsInput {
+        RawLogitsInput(self.trained.as_ref().unwrap_or(&self.kept).adapt())
+    }
 }
 
 impl InferenceStep for Classifier {
     type Input = CifarBatch;
-    type Output = ClassificationOutput;
+    type Output = ValidationOutput;
 
-    fn step(&self, batch: CifarBatch) -> ClassificationOutput {
-        self.forward_classification(batch)
+    fn step(&self, batch: CifarBatch) -> ValidationOutput {
+        let trained = self.ema.is_some().then(|| {
+            let logits = self.model.forward(batch.images.clone());
+            let loss = CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits.clone(), batch.targets.clone());
+            ClassificationOutput::new(loss, logits, batch.targets.clone())
+        });
+        ValidationOutput {
+            kept: self.forward_classification(batch),
+            trained,
+        }
     }
 }
 
@@ -86,12 +171,11 @@ mod tests {
             .unwrap()
             .config_with(10, overrides.as_object().unwrap())
             .unwrap();
-        let classifier = Classifier {
-            model: config.init(&device),
-        };
+        let classifier = Classifier::new(config.init(&device));
         let batch = CifarBatch {
             images: Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
             targets: Tensor::from_ints([1, 7], &device),
+            soft_targets: None,
         };
         let (logits, aux) = classifier.model.forward_with_aux(batch.images.clone());
         let cross_entropy = CrossEntropyLossConfig::new().init(&device);

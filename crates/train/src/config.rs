@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::augment_config::{AugmentConfig, EmaConfig, check_label_smoothing, is_zero};
 use crate::run_dir::RunDir;
 
 /// Everything a training run needs besides the data itself.
@@ -43,6 +44,15 @@ pub struct TrainConfig {
     /// What the run records besides summary.csv and curves.png.
     #[serde(default)]
     pub log: LogConfig,
+    /// Training augmentation; without it, the SPEC's flip + random-resized crop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<AugmentConfig>,
+    /// Label smoothing of the training loss (timm's `--smoothing`), in [0, 1); 0 is off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
+    /// An exponential moving average of the weights, validated and kept instead of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<EmaConfig>,
 }
 
 /// `[log]`: the run's logs for other tools.
@@ -297,6 +307,9 @@ impl TrainConfig {
             },
             model_params: toml::Table::new(),
             log: LogConfig::default(),
+            augment: None,
+            label_smoothing: 0.0,
+            ema: None,
         }
     }
 
@@ -426,6 +439,13 @@ impl TrainConfig {
                 "schedule.min_lr must be in [0, optimizer.lr) (got {})",
                 s.min_lr
             );
+        }
+        if let Some(augment) = &self.augment {
+            augment.validate()?;
+        }
+        check_label_smoothing(self.label_smoothing)?;
+        if let Some(ema) = &self.ema {
+            ema.validate()?;
         }
         if s.warmup_epochs >= self.epochs {
             bail!(

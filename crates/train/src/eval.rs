@@ -89,7 +89,7 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
     let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
     let set = data.split(request.split)?;
     let loader = data::eval_loader(set, request.batch_size, &selected.device)?;
-    let result = evaluate(&classifier.model, &loader, &selected.device)?;
+    let result = evaluate(classifier.inference_model(), &loader, &selected.device)?;
     let classes = &meta.dataset.classes;
     if let Some(path) = &request.confusion {
         let mut title = format!(

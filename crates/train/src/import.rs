@@ -143,9 +143,10 @@ pub fn convert(request: &ImportRequest, read: ReadWeights) -> Result<Imported> {
         val_top1: None,
         split_seed: 42,
         val_fraction: cnnzoo_cifar::DEFAULT_VAL_FRACTION,
+        ema: false,
     };
     Ok(Imported {
-        classifier: Classifier { model },
+        classifier: Classifier::new(model),
         meta,
         model: entry.name,
         parameters,

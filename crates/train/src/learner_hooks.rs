@@ -15,6 +15,7 @@ use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, EventStoreClient, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 
+use crate::accuracy::RAW_TOP1_NAME;
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::fault;
@@ -162,6 +163,11 @@ impl RunState {
                 0.0
             },
             peak_rss_mb: crate::peak_memory::take_peak_rss_mb(),
+            val_top1_raw: if has_valid {
+                self.metric(true, RAW_TOP1_NAME)
+            } else {
+                None
+            },
         };
         self.rows.retain(|r| r.epoch < epoch);
         self.rows.push(row);

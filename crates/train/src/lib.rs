@@ -4,10 +4,12 @@
 //!
 //! Where each concern lives:
 //! - [`config`]: the training configuration (TOML), command-line overrides, validation.
+//! - [`augment_config`]: its `[augment]` and `[ema]` sections, the modern recipe toolbox.
 //! - [`recipes`]: the shipped reference recipe of each model (`configs/`).
 //! - [`data`]: CIFAR-10's train/validation/test splits and the loaders over them.
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
+//! - [`ema`]: the moving average of the weights (`[ema]`), part of every checkpoint.
 //! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
 //! - [`resume`]: what `--resume` continues, and the changes it refuses.
 //! - [`train`]: `cnnzoo train`, from the request to the run folder and its results.
@@ -34,12 +36,14 @@
 //! - [`fault`]: reproducible pause points for the crash-safety tests.
 pub mod accuracy;
 pub mod atomic;
+pub mod augment_config;
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod ema;
 pub mod eval;
 pub mod evaluation;
 pub mod fault;

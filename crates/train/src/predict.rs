@@ -129,7 +129,7 @@ pub fn run(request: &PredictRequest) -> Result<PredictReport> {
             side,
             side,
         ]);
-        let probabilities = softmax(classifier.model.forward(images), 1)
+        let probabilities = softmax(classifier.inference_model().forward(images), 1)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("cannot read the probabilities: {e:?}"))?;

@@ -234,6 +234,12 @@ pub struct RunResults {
     pub val_top5: Option<f64>,
     pub test_top1: Option<f64>,
     pub test_top5: Option<f64>,
+    /// With `[ema]`, the figures above are the moving average's, and these the trained
+    /// weights' (same checkpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_top1_raw: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_top1_raw: Option<f64>,
     pub test_images: Option<usize>,
     pub parameters: Option<usize>,
     /// Training time over every session of the run (the epochs of earlier sessions as

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-pub const SUMMARY_HEADER: &str = "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds,images_per_second,peak_rss_mb";
+pub const SUMMARY_HEADER: &str = "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds,images_per_second,peak_rss_mb,val_top1_raw";
 
 /// One row of `summary.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21,6 +21,9 @@ pub struct EpochRow {
     pub images_per_second: f64,
     /// Peak resident memory during the epoch (Linux), to check that memory stays flat.
     pub peak_rss_mb: Option<f64>,
+    /// With `[ema]`, the validation figures above are the moving average's and this is the
+    /// trained weights' top-1.
+    pub val_top1_raw: Option<f64>,
 }
 
 impl EpochRow {
@@ -33,7 +36,7 @@ impl EpochRow {
     fn to_csv(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
         format!(
-            "{},{:.6e},{:.5},{:.3},{},{},{},{:.2},{:.1},{}",
+            "{},{:.6e},{:.5},{:.3},{},{},{},{:.2},{:.1},{},{}",
             self.epoch,
             self.lr,
             self.train_loss,
@@ -45,13 +48,15 @@ impl EpochRow {
             self.images_per_second,
             self.peak_rss_mb
                 .map(|v| format!("{v:.1}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            opt(self.val_top1_raw)
         )
     }
 
     fn from_csv(line: &str) -> Option<Self> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 10 {
+        // Files written before `val_top1_raw` existed have ten columns.
+        if !(10..=11).contains(&f.len()) {
             return None;
         }
         let opt = |s: &str| {
@@ -72,6 +77,7 @@ impl EpochRow {
             seconds: f[7].parse().ok()?,
             images_per_second: f[8].parse().ok()?,
             peak_rss_mb: opt(f[9])?,
+            val_top1_raw: f.get(10).map_or(Some(None), |s| opt(s))?,
         })
     }
 }
@@ -162,9 +168,13 @@ mod tests {
             seconds: 12.5,
             images_per_second: 400.0,
             peak_rss_mb: Some(812.5),
+            val_top1_raw: Some(59.5),
         };
         assert_eq!(EpochRow::from_csv(&r.to_csv()), Some(r.clone()));
-        assert_eq!(SUMMARY_HEADER.split(',').count(), 10);
+        assert_eq!(SUMMARY_HEADER.split(',').count(), 11);
+        // A row of a file written before the raw column existed.
+        let old = EpochRow::from_csv("2,1.0e-1,1.5,40.0,1.4,45.5,90.0,10.0,300.0,800.0").unwrap();
+        assert_eq!((old.val_top1, old.val_top1_raw), (Some(45.5), None));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.csv");

@@ -115,6 +115,7 @@ impl TensorBoardLog {
                 ("val/loss", row.val_loss),
                 ("val/top1", row.val_top1),
                 ("val/top5", row.val_top5),
+                ("val/top1_raw", row.val_top1_raw),
             ] {
                 if let Some(value) = value {
                     w.add_scalar(tag, value, step, time)?;

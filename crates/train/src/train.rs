@@ -16,13 +16,14 @@ use cnnzoo_cifar::IMAGE_SIDE;
 use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
 use serde::Serialize;
 
-use crate::accuracy::TopKAccuracy;
+use crate::accuracy::{RawTop1, TopKAccuracy};
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, FORMAT};
 use crate::classifier::Classifier;
 use crate::config::{Overrides, TrainConfig};
 use crate::data::{self, Data, Loaders};
 use crate::device;
+use crate::ema::Ema;
 use crate::evaluation::{self, Evaluation};
 use crate::fault;
 use crate::import;
@@ -164,6 +165,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         val_top1: None,
         split_seed: config.seed,
         val_fraction: config.val_fraction,
+        ema: config.ema.is_some(),
     };
     if data.val.is_empty() {
         println!(
@@ -211,7 +213,13 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         .context("training finished without a single completed epoch")?
         .epoch;
     fault::pause_if_asked("report:evaluate", || false);
-    let (val, test, classes) = evaluate_best(&run_dir, &config, &data, &selected.device)?;
+    let BestEvaluation {
+        val,
+        test,
+        val_raw,
+        test_raw,
+        classes,
+    } = evaluate_best(&run_dir, &config, &data, &selected.device)?;
     run.finish_log(config.epochs, val.as_ref().map(|v| v.top1), test.top1);
     fault::pause_if_asked("report:results", || false);
     run_dir.write_results(&RunResults {
@@ -223,6 +231,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         val_top5: val.as_ref().map(|v| v.top5),
         test_top1: Some(test.top1),
         test_top5: Some(test.top5),
+        val_top1_raw: val_raw.map(|v| v.top1),
+        test_top1_raw: test_raw.map(|t| t.top1),
         test_images: Some(test.n),
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
@@ -303,12 +313,12 @@ fn initial_classifier(
 ) -> Result<Classifier> {
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
-    match &request.init {
-        Some(path) => import::init_from(path, &config.model, model_config, &autodiff),
-        None => Ok(Classifier {
-            model: model_config.init(&autodiff),
-        }),
-    }
+    let model = match &request.init {
+        Some(path) => import::init_from(path, &config.model, model_config, &autodiff)?.model,
+        None => model_config.init(&autodiff),
+    };
+    let ema = config.ema.map(|ema| Ema::new(&model, ema));
+    Ok(Classifier { model, ema })
 }
 
 /// What training left: the weights of the last step, and why it ended early if it did.
@@ -346,7 +356,11 @@ fn fit(
         .metric_train_numeric(TopKAccuracy::new(1))
         .metric_valid_numeric(TopKAccuracy::new(1))
         .metric_valid_numeric(TopKAccuracy::new(5))
-        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(LearningRateMetric::new());
+    if config.ema.is_some() {
+        training = training.metric_valid_numeric(RawTop1::new());
+    }
+    let mut training = training
         .with_metric_logger(RunLogger::new(
             run.clone(),
             config.batch_size,
@@ -459,28 +473,42 @@ fn check_completed(
     Ok(())
 }
 
-/// Validation (when images were held out) and test accuracy of `best.bpk`, with its classes.
+/// The evaluation of `best.bpk`: validation (when images were held out) and test accuracy of
+/// the weights it keeps, and of the trained weights beside a moving average.
+struct BestEvaluation {
+    val: Option<Evaluation>,
+    test: Evaluation,
+    val_raw: Option<Evaluation>,
+    test_raw: Option<Evaluation>,
+    classes: Vec<String>,
+}
+
 fn evaluate_best(
     run_dir: &RunDir,
     config: &TrainConfig,
     data: &Data,
     device: &Device,
-) -> Result<(Option<Evaluation>, Evaluation, Vec<String>)> {
-    let (model, meta) = checkpoint::load(&run_dir.file(RunFile::Best), device)?;
-    let evaluate = |set| {
+) -> Result<BestEvaluation> {
+    let (classifier, meta) = checkpoint::load(&run_dir.file(RunFile::Best), device)?;
+    let evaluate = |model, set| {
         evaluation::evaluate(
-            &model.model,
+            model,
             &data::eval_loader(set, config.batch_size, device)?,
             device,
         )
     };
-    let val = if data.val.is_empty() {
-        None
-    } else {
-        Some(evaluate(&data.val)?)
-    };
-    let test = evaluate(&data.test)?;
-    Ok((val, test, meta.dataset.classes))
+    let validates = !data.val.is_empty();
+    let kept = classifier.inference_model();
+    let raw = classifier.ema.is_some().then_some(&classifier.model);
+    Ok(BestEvaluation {
+        val: validates.then(|| evaluate(kept, &data.val)).transpose()?,
+        test: evaluate(kept, &data.test)?,
+        val_raw: (raw.filter(|_| validates))
+            .map(|m| evaluate(m, &data.val))
+            .transpose()?,
+        test_raw: raw.map(|m| evaluate(m, &data.test)).transpose()?,
+        classes: meta.dataset.classes,
+    })
 }
 
 /// Refuses a resume that would continue a different run or from a damaged checkpoint, before

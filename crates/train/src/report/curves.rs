@@ -509,6 +509,7 @@ mod tests {
                     seconds: 10.0,
                     images_per_second: 100.0,
                     peak_rss_mb: None,
+                    val_top1_raw: None,
                 }
             })
             .collect()
