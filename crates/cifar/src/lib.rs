@@ -28,6 +28,7 @@
 //! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
 //! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
+//! - `crop`: torchvision's padded random crop of one uint8 image ([`RandomCrop`]).
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -38,6 +39,7 @@
 
 mod augment;
 mod batch;
+mod crop;
 mod error;
 mod files;
 mod kind;
@@ -56,6 +58,7 @@ pub use augment::{
     Normalization, RandomResizedCrop, normalize_into, resample, resample_normalized_into,
 };
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
+pub use crop::{PaddingMode, RandomCrop};
 pub use error::{CifarError, Result};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};

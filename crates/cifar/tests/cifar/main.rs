@@ -2,6 +2,7 @@
 
 mod augment;
 mod common;
+mod crop;
 mod data;
 mod download;
 mod loader;
