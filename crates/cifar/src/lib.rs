@@ -29,6 +29,8 @@
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
 //! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
 //! - `crop`: torchvision's padded random crop of one uint8 image ([`RandomCrop`]).
+//! - `erasing`: random erasing and Cutout of one normalised image ([`RandomErasing`],
+//!   [`Cutout`]).
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -40,6 +42,7 @@
 mod augment;
 mod batch;
 mod crop;
+mod erasing;
 mod error;
 mod files;
 mod kind;
@@ -59,6 +62,7 @@ pub use augment::{
 };
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
 pub use crop::{PaddingMode, RandomCrop};
+pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};

@@ -5,4 +5,5 @@ mod common;
 mod crop;
 mod data;
 mod download;
+mod erasing;
 mod loader;
