@@ -31,6 +31,8 @@
 //! - `crop`: torchvision's padded random crop of one uint8 image ([`RandomCrop`]).
 //! - `erasing`: random erasing and Cutout of one normalised image ([`RandomErasing`],
 //!   [`Cutout`]).
+//! - `mixing`: timm's batch Mixup/CutMix and smoothed soft targets ([`Mixup`],
+//!   [`smoothed_one_hot`]).
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -47,6 +49,7 @@ mod error;
 mod files;
 mod kind;
 mod loader;
+mod mixing;
 mod parse;
 mod pickle;
 mod seed;
@@ -66,6 +69,7 @@ pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
+pub use mixing::{MixKind, MixOutcome, Mixup, smoothed_one_hot};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};
 pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 pub use source::{

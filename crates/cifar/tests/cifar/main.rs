@@ -7,3 +7,4 @@ mod data;
 mod download;
 mod erasing;
 mod loader;
+mod mixing;
