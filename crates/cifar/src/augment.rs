@@ -106,7 +106,7 @@ impl Affine {
     };
 }
 
-/// A crop rectangle in pixels.
+/// A rectangle in pixels: a crop, or the box that erasing, cutout or CutMix overwrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CropParams {
     /// First row.
@@ -167,12 +167,12 @@ impl Default for RandomResizedCrop {
 }
 
 /// `a + (b - a) * u` with `u` uniform in [0, 1) in single precision, as `torch.Tensor.uniform_`.
-fn uniform_f32(rng: &mut impl Rng, low: f32, high: f32) -> f32 {
+pub(crate) fn uniform_f32(rng: &mut impl Rng, low: f32, high: f32) -> f32 {
     low + (high - low) * rng.random::<f32>()
 }
 
 /// Python's `int(round(x))`: halves go to the even neighbour; NaN and negatives give 0.
-fn python_round(value: f64) -> usize {
+pub(crate) fn python_round(value: f64) -> usize {
     value.round_ties_even().max(0.0) as usize
 }
 

@@ -207,6 +207,28 @@ pub enum CifarError {
         /// The data set's size.
         len: usize,
     },
+
+    /// A label that has no column in the soft targets of Mixup, CutMix or label smoothing.
+    #[error("label {label} of batch image {index} is outside the {num_classes} classes")]
+    LabelOutOfRange {
+        /// The image's position in the batch.
+        index: usize,
+        /// The label found.
+        label: usize,
+        /// Classes of the targets.
+        num_classes: usize,
+    },
+
+    /// A batch buffer whose length does not match the shape it is said to have.
+    #[error("{what} holds {found} values where its shape needs {expected}")]
+    BatchShape {
+        /// Which buffer: "images" or "labels".
+        what: &'static str,
+        /// Values it holds.
+        found: usize,
+        /// Values its shape needs.
+        expected: usize,
+    },
 }
 
 impl CifarError {

@@ -28,6 +28,11 @@
 //! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
 //! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
+//! - `crop`: torchvision's padded random crop of one uint8 image ([`RandomCrop`]).
+//! - `erasing`: random erasing and Cutout of one normalised image ([`RandomErasing`],
+//!   [`Cutout`]).
+//! - `mixing`: timm's batch Mixup/CutMix and smoothed soft targets ([`Mixup`],
+//!   [`smoothed_one_hot`]).
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -38,10 +43,13 @@
 
 mod augment;
 mod batch;
+mod crop;
+mod erasing;
 mod error;
 mod files;
 mod kind;
 mod loader;
+mod mixing;
 mod parse;
 mod pickle;
 mod seed;
@@ -56,9 +64,12 @@ pub use augment::{
     Normalization, RandomResizedCrop, normalize_into, resample, resample_normalized_into,
 };
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
+pub use crop::{PaddingMode, RandomCrop};
+pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
+pub use mixing::{MixKind, MixOutcome, Mixup, smoothed_one_hot};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};
 pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 pub use source::{

@@ -2,6 +2,9 @@
 
 mod augment;
 mod common;
+mod crop;
 mod data;
 mod download;
+mod erasing;
 mod loader;
+mod mixing;
