@@ -28,6 +28,10 @@
 //! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
 //! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
+//! - `image_ops`: torchvision's uint8 operations on one image of any size ([`ImageOp`],
+//!   [`apply_op`]).
+//! - `policy`: AutoAugment, RandAugment and TrivialAugmentWide on top of them ([`PolicyKind`]),
+//!   with AutoAugment's tables in `policy_tables`.
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -40,10 +44,13 @@ mod augment;
 mod batch;
 mod error;
 mod files;
+mod image_ops;
 mod kind;
 mod loader;
 mod parse;
 mod pickle;
+mod policy;
+mod policy_tables;
 mod seed;
 mod set;
 mod source;
@@ -57,9 +64,13 @@ pub use augment::{
 };
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
 pub use error::{CifarError, Result};
+pub use image_ops::{ImageOp, apply_op, apply_op_into};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};
+pub use policy::{
+    AutoAugmentPolicy, MagnitudeSpace, OpKind, PolicyKind, PolicyStep, RANDOM_OPS, SubPolicy,
+};
 pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 pub use source::{
     DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, Source, URL_ENV, data_dir_from_env, download,
