@@ -1,7 +1,9 @@
 //! Integration tests of the cifar crate, in one binary so that burn is linked once.
 
 mod augment;
+mod augment_ops;
 mod common;
 mod data;
 mod download;
 mod loader;
+mod records;
