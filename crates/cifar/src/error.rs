@@ -229,6 +229,28 @@ pub enum CifarError {
         /// Values its shape needs.
         expected: usize,
     },
+
+    /// An image buffer is not 3 x height x width bytes.
+    #[error("a 3x{height}x{width} image needs {expected} bytes, the buffer holds {len}")]
+    ImageSize {
+        /// Rows of the image.
+        height: usize,
+        /// Columns of the image.
+        width: usize,
+        /// Bytes the image needs.
+        expected: usize,
+        /// Bytes the buffer holds.
+        len: usize,
+    },
+
+    /// An augmentation policy's parameters are outside what torchvision accepts.
+    #[error("{policy}: {detail}")]
+    BadPolicy {
+        /// The policy, e.g. "RandAugment".
+        policy: &'static str,
+        /// What is out of range.
+        detail: String,
+    },
 }
 
 impl CifarError {

@@ -33,6 +33,10 @@
 //!   [`Cutout`]).
 //! - `mixing`: timm's batch Mixup/CutMix and smoothed soft targets ([`Mixup`],
 //!   [`smoothed_one_hot`]).
+//! - `image_ops`: torchvision's uint8 operations on one image of any size ([`ImageOp`],
+//!   [`apply_op`]).
+//! - `policy`: AutoAugment, RandAugment and TrivialAugmentWide on top of them ([`PolicyKind`]),
+//!   with AutoAugment's tables in `policy_tables`.
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -47,11 +51,14 @@ mod crop;
 mod erasing;
 mod error;
 mod files;
+mod image_ops;
 mod kind;
 mod loader;
 mod mixing;
 mod parse;
 mod pickle;
+mod policy;
+mod policy_tables;
 mod seed;
 mod set;
 mod source;
@@ -67,10 +74,14 @@ pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
 pub use crop::{PaddingMode, RandomCrop};
 pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
+pub use image_ops::{ImageOp, apply_op, apply_op_into};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
 pub use mixing::{MixKind, MixOutcome, Mixup, smoothed_one_hot};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};
+pub use policy::{
+    AutoAugmentPolicy, MagnitudeSpace, OpKind, PolicyKind, PolicyStep, RANDOM_OPS, SubPolicy,
+};
 pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 pub use source::{
     DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, Source, URL_ENV, data_dir_from_env, download,

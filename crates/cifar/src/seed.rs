@@ -10,6 +10,7 @@ pub(crate) enum Purpose {
     Split = 1,
     Shuffle = 2,
     Augment = 3,
+    Policy = 4,
 }
 
 /// A generator seeded from `seed`, `purpose` and `coordinates` (epoch, sample index, ...).

@@ -1,6 +1,7 @@
 //! Integration tests of the cifar crate, in one binary so that burn is linked once.
 
 mod augment;
+mod augment_ops;
 mod common;
 mod crop;
 mod data;
@@ -8,3 +9,4 @@ mod download;
 mod erasing;
 mod loader;
 mod mixing;
+mod records;
