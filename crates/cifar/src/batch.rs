@@ -8,7 +8,10 @@ use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::augment::{Augmentation, Normalization, normalize_into, resample_normalized_into};
-use crate::error::CifarError;
+use crate::error::{CifarError, Result};
+use crate::mixing::Mixup;
+use crate::pipeline::TrainTransform;
+use crate::seed::{Purpose, rng_for};
 use crate::set::{CHANNELS, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
 
 /// One image with its label and its index in the set (which seeds its augmentation).
@@ -88,10 +91,23 @@ pub struct CifarBatch {
 /// depend on which worker built them or on what came before.
 #[derive(Debug, Clone)]
 pub struct CifarBatcher {
-    augmentation: Option<Augmentation>,
+    augment: ImageAugment,
     normalization: Normalization,
+    /// Mixup/CutMix and label smoothing: when set, batches carry soft targets.
+    soft_targets: Option<Mixup>,
     seed: u64,
     epoch: Arc<AtomicUsize>,
+}
+
+/// What a batcher does to each image before it stacks them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageAugment {
+    /// Nothing but normalisation (evaluation).
+    None,
+    /// The SPEC's flip + random-resized crop, resampled straight into the normalised output.
+    Spec(Augmentation),
+    /// A configured recipe's transform.
+    Recipe(TrainTransform),
 }
 
 impl CifarBatcher {
@@ -102,11 +118,32 @@ impl CifarBatcher {
         seed: u64,
     ) -> Self {
         Self {
-            augmentation,
+            augment: augmentation.map_or(ImageAugment::None, ImageAugment::Spec),
             normalization,
+            soft_targets: None,
             seed,
             epoch: Arc::new(AtomicUsize::new(1)),
         }
+    }
+
+    /// A training batcher for a configured recipe's `transform` of each image.
+    pub fn recipe(
+        transform: TrainTransform,
+        normalization: Normalization,
+        seed: u64,
+    ) -> Result<Self> {
+        transform.validate()?;
+        Ok(Self {
+            augment: ImageAugment::Recipe(transform),
+            ..Self::new(None, normalization, seed)
+        })
+    }
+
+    /// Mixes each batch with `mixing` (Mixup/CutMix and label smoothing), whose soft targets
+    /// the batches then carry.
+    pub fn with_soft_targets(mut self, mixing: Mixup) -> Self {
+        self.soft_targets = Some(mixing);
+        self
     }
 
     /// The SPEC's training batcher: flip + random resized crop, CIFAR-10 normalisation.
@@ -125,9 +162,9 @@ impl CifarBatcher {
         self
     }
 
-    /// The augmentation, if any.
-    pub fn augmentation(&self) -> Option<&Augmentation> {
-        self.augmentation.as_ref()
+    /// What each image goes through.
+    pub fn augment(&self) -> &ImageAugment {
+        &self.augment
     }
 
     /// The normalisation.
@@ -155,8 +192,8 @@ impl CifarBatcher {
     /// (`items.len() * 3072` floats, `[B, 3, 32, 32]` order).
     pub fn fill_images(&self, items: &[CifarItem], epoch: usize, out: &mut [f32]) {
         for (item, image_out) in items.iter().zip(out.chunks_exact_mut(IMAGE_BYTES)) {
-            match &self.augmentation {
-                Some(augmentation) => {
+            match &self.augment {
+                ImageAugment::Spec(augmentation) => {
                     let params = augmentation.params_for(self.seed, epoch, item.index);
                     resample_normalized_into(
                         &item.image,
@@ -166,7 +203,15 @@ impl CifarBatcher {
                         image_out,
                     );
                 }
-                None => normalize_into(&item.image, &self.normalization, image_out),
+                ImageAugment::Recipe(transform) => {
+                    let mut rng = rng_for(
+                        self.seed,
+                        Purpose::Augment,
+                        &[epoch as u64, item.index as u64],
+                    );
+                    transform.apply(&item.image, &self.normalization, &mut rng, image_out);
+                }
+                ImageAugment::None => normalize_into(&item.image, &self.normalization, image_out),
             }
         }
     }
@@ -181,6 +226,27 @@ impl CifarBatcher {
         let count = items.len();
         let mut pixels = vec![0.0f32; count * IMAGE_BYTES];
         self.fill_images(items, epoch, &mut pixels);
+        let soft_targets = self.soft_targets.as_ref().map(|mixup| {
+            let labels: Vec<usize> = items.iter().map(|item| item.label).collect();
+            // One stream per batch, named by its first image: batches of an epoch are disjoint.
+            let first = items.first().map_or(0, |item| item.index as u64);
+            let mut rng = rng_for(self.seed, Purpose::Mix, &[epoch as u64, first]);
+            let mixed = mixup
+                .apply(
+                    &mut pixels,
+                    count,
+                    CHANNELS,
+                    IMAGE_SIDE,
+                    IMAGE_SIDE,
+                    &labels,
+                    &mut rng,
+                )
+                .expect("labels are checked against the classes when the set is read");
+            Tensor::from_data(
+                TensorData::new(mixed.targets, [count, mixup.num_classes]),
+                device,
+            )
+        });
         let targets: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
         let images = Tensor::from_data(
             TensorData::new(pixels, [count, CHANNELS, IMAGE_SIDE, IMAGE_SIDE]),
@@ -190,7 +256,7 @@ impl CifarBatcher {
         CifarBatch {
             images,
             targets,
-            soft_targets: None,
+            soft_targets,
         }
     }
 }

@@ -37,6 +37,8 @@
 //!   [`apply_op`]).
 //! - `policy`: AutoAugment, RandAugment and TrivialAugmentWide on top of them ([`PolicyKind`]),
 //!   with AutoAugment's tables in `policy_tables`.
+//! - `pipeline`: a recipe's transform of one training image, all of the above in torchvision's
+//!   order ([`TrainTransform`]).
 //! - `batch`: burn's `Dataset` and the `Batcher` that augments, normalises and stacks
 //!   ([`CifarDataset`], [`CifarBatcher`]).
 //! - `loader`: exact, resumable epochs with worker threads ([`EpochLoader`]).
@@ -57,6 +59,7 @@ mod loader;
 mod mixing;
 mod parse;
 mod pickle;
+mod pipeline;
 mod policy;
 mod policy_tables;
 mod seed;
@@ -70,7 +73,7 @@ pub use augment::{
     AugmentParams, Augmentation, CIFAR10_MEAN, CIFAR10_STD, CropParams, HorizontalFlip,
     Normalization, RandomResizedCrop, normalize_into, resample, resample_normalized_into,
 };
-pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem};
+pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem, ImageAugment};
 pub use crop::{PaddingMode, RandomCrop};
 pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
@@ -79,6 +82,7 @@ pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
 pub use mixing::{MixKind, MixOutcome, Mixup, smoothed_one_hot};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};
+pub use pipeline::{Geometry, TrainTransform};
 pub use policy::{
     AutoAugmentPolicy, MagnitudeSpace, OpKind, PolicyKind, PolicyStep, RANDOM_OPS, SubPolicy,
 };

@@ -84,12 +84,23 @@ impl EpochLoader {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        Ok(
-            Self::new(dataset, CifarBatcher::train(seed), batch_size, device)?
-                .shuffle(true)
-                .drop_last(true)
-                .num_workers(num_workers),
-        )
+        let batcher = CifarBatcher::train(seed);
+        Self::train_with(dataset, batcher, batch_size, num_workers, device)
+    }
+
+    /// A training loader (shuffled, the last partial batch dropped) whose batches `batcher`
+    /// augments: a configured recipe's (see [`CifarBatcher::recipe`]).
+    pub fn train_with(
+        dataset: CifarDataset,
+        batcher: CifarBatcher,
+        batch_size: usize,
+        num_workers: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        Ok(Self::new(dataset, batcher, batch_size, device)?
+            .shuffle(true)
+            .drop_last(true)
+            .num_workers(num_workers))
     }
 
     /// The SPEC's evaluation loader: in order, every image, no augmentation.

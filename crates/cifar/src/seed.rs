@@ -11,6 +11,7 @@ pub(crate) enum Purpose {
     Shuffle = 2,
     Augment = 3,
     Policy = 4,
+    Mix = 5,
 }
 
 /// A generator seeded from `seed`, `purpose` and `coordinates` (epoch, sample index, ...).

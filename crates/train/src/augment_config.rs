@@ -8,6 +8,10 @@
 //! `rand_augment` or `trivial_augment_wide`), then `hflip`, then normalisation, then
 //! `random_erasing` and `cutout`; mixup or cutmix then mixes whole batches.
 use anyhow::{Result, bail};
+use cnnzoo_cifar::{
+    AutoAugmentPolicy, Cutout, ErasingValue, Geometry, HorizontalFlip, Mixup, PaddingMode,
+    PolicyKind, RandomCrop, RandomErasing, RandomResizedCrop, TrainTransform,
+};
 use serde::{Deserialize, Serialize};
 
 /// `[augment]`: what the training images go through. Absent from a config, the SPEC's flip +
@@ -363,6 +367,90 @@ impl EmaConfig {
             self.decay
         }
     }
+}
+
+impl AugmentConfig {
+    /// The per-image transform in the cifar crate's terms.
+    pub fn transform(&self) -> TrainTransform {
+        let geometry = match (&self.random_crop, &self.random_resized_crop) {
+            (Some(crop), _) => Geometry::RandomCrop(RandomCrop {
+                padding: crop.padding,
+                padding_mode: match crop.padding_mode {
+                    PaddingModeName::Constant => PaddingMode::Constant,
+                    PaddingModeName::Reflect => PaddingMode::Reflect,
+                    PaddingModeName::Edge => PaddingMode::Edge,
+                },
+                fill: crop.fill,
+                ..RandomCrop::default()
+            }),
+            (None, Some(crop)) => Geometry::RandomResizedCrop(RandomResizedCrop {
+                scale: (crop.scale[0], crop.scale[1]),
+                ratio: (crop.ratio[0], crop.ratio[1]),
+                ..RandomResizedCrop::default()
+            }),
+            (None, None) => Geometry::None,
+        };
+        let policy = if let Some(name) = self.auto_augment {
+            Some(PolicyKind::AutoAugment(match name {
+                AutoAugmentName::Cifar10 => AutoAugmentPolicy::Cifar10,
+                AutoAugmentName::Imagenet => AutoAugmentPolicy::ImageNet,
+                AutoAugmentName::Svhn => AutoAugmentPolicy::Svhn,
+            }))
+        } else if let Some(rand) = self.rand_augment {
+            Some(PolicyKind::RandAugment {
+                num_ops: rand.num_ops,
+                magnitude: rand.magnitude,
+                num_magnitude_bins: rand.num_magnitude_bins,
+            })
+        } else {
+            self.trivial_augment_wide
+                .map(|trivial| PolicyKind::TrivialAugmentWide {
+                    num_magnitude_bins: trivial.num_magnitude_bins,
+                })
+        };
+        TrainTransform {
+            geometry,
+            policy,
+            fill: self.random_crop.map_or([0; 3], |crop| crop.fill),
+            flip: self.hflip.map(|flip| HorizontalFlip { p: flip.p }),
+            erasing: self.random_erasing.map(|erasing| RandomErasing {
+                p: erasing.p,
+                scale: (erasing.scale[0], erasing.scale[1]),
+                ratio: (erasing.ratio[0], erasing.ratio[1]),
+                value: match erasing.value {
+                    ErasingValueName::Zero => ErasingValue::Zero,
+                    ErasingValueName::Random => ErasingValue::Random,
+                    ErasingValueName::PerChannel => ErasingValue::PerChannel,
+                },
+            }),
+            cutout: self.cutout.map(|cutout| Cutout {
+                size: cutout.size,
+                p: cutout.p,
+            }),
+        }
+    }
+}
+
+/// timm's `Mixup` for a recipe's `[augment]` and `label_smoothing`: `None` when targets stay
+/// the classes (no mixing and no smoothing).
+pub fn mixing(
+    augment: Option<&AugmentConfig>,
+    label_smoothing: f64,
+    num_classes: usize,
+) -> Option<Mixup> {
+    let mixes = augment.is_some_and(AugmentConfig::mixes);
+    if !mixes && label_smoothing == 0.0 {
+        return None;
+    }
+    let augment = augment.cloned().unwrap_or_default();
+    Some(Mixup {
+        mixup_alpha: augment.mixup_alpha,
+        cutmix_alpha: augment.cutmix_alpha,
+        prob: augment.mix_prob,
+        switch_prob: augment.switch_prob,
+        label_smoothing,
+        num_classes,
+    })
 }
 
 /// The label smoothing of the training loss, in [0, 1).

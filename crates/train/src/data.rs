@@ -7,8 +7,11 @@ use anyhow::Result;
 use burn::data::dataloader::DataLoader;
 use burn::tensor::Device;
 use cnnzoo_cifar::{
-    CIFAR10_MEAN, CIFAR10_STD, CifarBatch, CifarDataset, CifarSet, EpochLoader, split_train_val,
+    CIFAR10_MEAN, CIFAR10_STD, CifarBatch, CifarBatcher, CifarDataset, CifarSet, EpochLoader,
+    Normalization, split_train_val,
 };
+
+use crate::augment_config::mixing;
 
 use crate::checkpoint::DatasetInfo;
 use crate::config::TrainConfig;
@@ -90,11 +93,11 @@ pub fn training_loaders(
     start_epoch: usize,
     device: &Device,
 ) -> Result<Loaders> {
-    let train = EpochLoader::train(
+    let train = EpochLoader::train_with(
         CifarDataset::new(data.train.clone()),
+        train_batcher(config, data.classes.len())?,
         config.batch_size,
         config.workers,
-        config.seed,
         device,
     )?
     .with_start_epoch(start_epoch);
@@ -108,6 +111,23 @@ pub fn training_loaders(
         train: Arc::new(train),
         valid: Arc::new(valid),
     })
+}
+
+/// The training batcher of `config`: the SPEC's augmentation unless `[augment]` sets a recipe,
+/// with soft targets when it mixes batches or `label_smoothing` is set.
+pub fn train_batcher(config: &TrainConfig, num_classes: usize) -> Result<CifarBatcher> {
+    let batcher = match &config.augment {
+        None => CifarBatcher::train(config.seed),
+        Some(augment) => {
+            CifarBatcher::recipe(augment.transform(), Normalization::CIFAR10, config.seed)?
+        }
+    };
+    Ok(
+        match mixing(config.augment.as_ref(), config.label_smoothing, num_classes) {
+            Some(mixup) => batcher.with_soft_targets(mixup),
+            None => batcher,
+        },
+    )
 }
 
 /// Every image of `set` in order, without augmentation.

@@ -1,0 +1,193 @@
+//! A recipe's training transform of one image, in the order torchvision's and timm's training
+//! transforms use: geometry (a padded random crop or a random-resized crop), then the automatic
+//! augmentation policy, then the horizontal flip, all on uint8 pixels; then normalisation; then
+//! random erasing and Cutout on the normalised image. Mixup/CutMix, which mixes whole batches,
+//! comes after, in the batcher.
+//!
+//! The SPEC's own augmentation ([`Augmentation`](crate::Augmentation): flip, then a
+//! random-resized crop resampled straight into the normalised output) keeps its faster fused path
+//! and its random stream; this pipeline is for configured recipes.
+use rand::Rng;
+
+use crate::augment::{AugmentParams, HorizontalFlip, Normalization, RandomResizedCrop, resample};
+use crate::crop::RandomCrop;
+use crate::erasing::{Cutout, RandomErasing};
+use crate::error::Result;
+use crate::policy::PolicyKind;
+use crate::set::{CHANNEL_PIXELS, IMAGE_BYTES, IMAGE_SIDE};
+
+/// How the image is cropped first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Geometry {
+    /// The whole image as it is.
+    None,
+    RandomCrop(RandomCrop),
+    RandomResizedCrop(RandomResizedCrop),
+}
+
+/// One recipe's per-image training transform (see the module docs for the order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainTransform {
+    pub geometry: Geometry,
+    pub policy: Option<PolicyKind>,
+    /// The colour the policy's geometric operations fill uncovered pixels with.
+    pub fill: [u8; 3],
+    pub flip: Option<HorizontalFlip>,
+    pub erasing: Option<RandomErasing>,
+    pub cutout: Option<Cutout>,
+}
+
+impl TrainTransform {
+    /// Every part off: the image is only normalised.
+    pub fn identity() -> Self {
+        Self {
+            geometry: Geometry::None,
+            policy: None,
+            fill: [0; 3],
+            flip: None,
+            erasing: None,
+            cutout: None,
+        }
+    }
+
+    /// An error naming what torchvision would refuse in the policy's parameters; training checks
+    /// this before its first batch.
+    pub fn validate(&self) -> Result<()> {
+        self.policy.as_ref().map_or(Ok(()), PolicyKind::validate)
+    }
+
+    /// Transforms `image` (3x32x32 uint8, CHW) into `out` (3,072 normalised floats), drawing
+    /// every random choice from `rng` in pipeline order.
+    pub fn apply(
+        &self,
+        image: &[u8; IMAGE_BYTES],
+        normalization: &Normalization,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) {
+        let mut pixels = [0u8; IMAGE_BYTES];
+        match &self.geometry {
+            Geometry::None => pixels = *image,
+            Geometry::RandomCrop(crop) => {
+                let (top, left) = crop.sample(rng, IMAGE_SIDE, IMAGE_SIDE);
+                crop.apply(image, IMAGE_SIDE, IMAGE_SIDE, top, left, &mut pixels);
+            }
+            Geometry::RandomResizedCrop(crop) => {
+                let params = AugmentParams {
+                    flip: false,
+                    crop: crop.sample_params(rng, IMAGE_SIDE, IMAGE_SIDE),
+                };
+                // torchvision resizes a uint8 image in floats and rounds back to uint8.
+                let resized = resample(image, &params, IMAGE_SIDE);
+                for (pixel, value) in pixels.iter_mut().zip(resized) {
+                    *pixel = value.round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        if let Some(policy) = &self.policy {
+            // The buffer is 3x32x32 and `validate` accepted the policy: nothing left to refuse.
+            let applied = policy.apply(&mut pixels, IMAGE_SIDE, IMAGE_SIDE, self.fill, rng);
+            debug_assert!(applied.is_ok(), "{applied:?}");
+        }
+        if let Some(flip) = &self.flip
+            && flip.sample(rng)
+        {
+            for row in pixels.chunks_exact_mut(IMAGE_SIDE) {
+                row.reverse();
+            }
+        }
+        normalize_planes(&pixels, normalization, out);
+        if let Some(erasing) = &self.erasing {
+            erasing.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
+        }
+        if let Some(cutout) = &self.cutout {
+            cutout.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
+        }
+    }
+}
+
+/// `(x / 255 - mean) / std` per channel, into `out`.
+fn normalize_planes(pixels: &[u8; IMAGE_BYTES], normalization: &Normalization, out: &mut [f32]) {
+    let planes = out
+        .chunks_exact_mut(CHANNEL_PIXELS)
+        .zip(pixels.chunks_exact(CHANNEL_PIXELS));
+    for (channel, (plane_out, plane)) in planes.enumerate() {
+        for (value, &pixel) in plane_out.iter_mut().zip(plane) {
+            *value = normalization.apply(channel, f32::from(pixel));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::Xoshiro256PlusPlus;
+
+    use super::*;
+    use crate::augment::normalize_into;
+    use crate::crop::PaddingMode;
+
+    fn ramp() -> [u8; IMAGE_BYTES] {
+        std::array::from_fn(|i| (i % 251) as u8)
+    }
+
+    #[test]
+    fn the_identity_only_normalises() {
+        let image = ramp();
+        let mut ours = vec![0.0; IMAGE_BYTES];
+        let mut plain = vec![0.0; IMAGE_BYTES];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        TrainTransform::identity().apply(&image, &Normalization::CIFAR10, &mut rng, &mut ours);
+        normalize_into(&image, &Normalization::CIFAR10, &mut plain);
+        for (a, b) in ours.iter().zip(&plain) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn a_certain_flip_mirrors_every_row_after_the_crop() {
+        let image = ramp();
+        let crop = RandomCrop {
+            padding: 0,
+            padding_mode: PaddingMode::Constant,
+            ..RandomCrop::default()
+        };
+        let transform = TrainTransform {
+            geometry: Geometry::RandomCrop(crop),
+            flip: Some(HorizontalFlip { p: 1.0 }),
+            ..TrainTransform::identity()
+        };
+        let mut out = vec![0.0; IMAGE_BYTES];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        transform.apply(&image, &Normalization::UNIT, &mut rng, &mut out);
+        for (row_out, row_in) in out
+            .chunks_exact(IMAGE_SIDE)
+            .zip(image.chunks_exact(IMAGE_SIDE))
+        {
+            let mirrored: Vec<f32> = row_in.iter().rev().map(|&p| f32::from(p) / 255.0).collect();
+            assert_eq!(row_out, mirrored.as_slice());
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_image_and_another_seed_another() {
+        let image = ramp();
+        let transform = TrainTransform {
+            geometry: Geometry::RandomCrop(RandomCrop::default()),
+            flip: Some(HorizontalFlip { p: 0.5 }),
+            erasing: Some(RandomErasing {
+                p: 1.0,
+                ..RandomErasing::default()
+            }),
+            ..TrainTransform::identity()
+        };
+        let run = |seed| {
+            let mut out = vec![0.0; IMAGE_BYTES];
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            transform.apply(&image, &Normalization::CIFAR10, &mut rng, &mut out);
+            out
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+}
