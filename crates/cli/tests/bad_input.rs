@@ -367,6 +367,30 @@ fn cases() -> Vec<Case> {
             &["bad.toml", "line 3", "epoch_count"],
         ),
         bad_config(
+            "two augmentation policies",
+            "epochs = 2",
+            "epochs = 2\naugment = { auto_augment = \"cifar10\", trivial_augment_wide = {} }",
+            &["augment.auto_augment and augment.trivial_augment_wide exclude each other"],
+        ),
+        bad_config(
+            "unknown AutoAugment policy",
+            "epochs = 2",
+            "epochs = 2\naugment = { auto_augment = \"cifar100\" }",
+            &["bad.toml", "cifar100", "cifar10"],
+        ),
+        bad_config(
+            "label smoothing of 1 or more",
+            "epochs = 2",
+            "epochs = 2\nlabel_smoothing = 1.5",
+            &["label_smoothing must be in [0, 1) (got 1.5)"],
+        ),
+        bad_config(
+            "EMA decay of 1",
+            "epochs = 2",
+            "epochs = 2\nema = { decay = 1.0 }",
+            &["ema.decay must be in [0, 1) (got 1)"],
+        ),
+        bad_config(
             "wrong type",
             "epochs = 2",
             "epochs = \"two\"",

@@ -221,3 +221,42 @@ fn every_position_and_mode_matches_a_materialised_padded_image() {
         }
     }
 }
+
+/// torchvision's `F.pad` by 4 in each mode, cropped back to 32x32 at fixed positions
+/// (`scripts/make_augment_fixtures.py`): the same bytes.
+#[test]
+fn every_padding_mode_matches_torchvisions_pad_then_crop() {
+    let records = crate::records::read_records("pad_erase.bin.gz");
+    let input = records
+        .iter()
+        .find(|r| r.key == "kind=input image=0")
+        .expect("the input image")
+        .bytes();
+    let mut checked = 0;
+    for case in records.iter().filter(|r| r.field("kind") == "pad_crop") {
+        let fill: u8 = case.parse("fill");
+        let crop = RandomCrop {
+            padding: case.parse("padding"),
+            padding_mode: match case.field("mode") {
+                "constant" => PaddingMode::Constant,
+                "reflect" => PaddingMode::Reflect,
+                "edge" => PaddingMode::Edge,
+                other => panic!("{}: unknown mode {other}", case.key),
+            },
+            fill: [fill; 3],
+            ..RandomCrop::default()
+        };
+        let mut out = vec![0u8; input.len()];
+        crop.apply(
+            input,
+            32,
+            32,
+            case.parse("top"),
+            case.parse("left"),
+            &mut out,
+        );
+        assert_eq!(out, case.bytes(), "{}", case.key);
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "four modes at four positions");
+}
