@@ -184,9 +184,7 @@ fn bench_model(
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
     device.seed(config.seed);
-    let classifier = Classifier {
-        model: entry.config(NUM_CLASSES).init(&autodiff),
-    };
+    let classifier = Classifier::new(entry.config(NUM_CLASSES).init(&autodiff));
     let steps_per_epoch = (TRAIN_IMAGES / request.batch).max(1);
     let schedule = EpochSchedule::new(
         &config.schedule,
@@ -194,11 +192,8 @@ fn bench_model(
         steps_per_epoch,
         config.epochs,
     );
-    let mut learner = Learner::new(
-        classifier,
-        optim::build_optimizer(&config.optimizer),
-        schedule,
-    );
+    let optimizer = optim::build_optimizer(&config.optimizer, &classifier);
+    let mut learner = Learner::new(classifier, optimizer, schedule);
 
     // Training: one batch reused, as the loader's cost is measured apart.
     let batch = random_batch(request.batch, entry.input_size, &autodiff);

@@ -98,9 +98,7 @@ pub fn load(checkpoint: &Path, device: &Device) -> Result<(Classifier, Checkpoin
     }
     let meta = read_meta(checkpoint)?;
     lookup(&meta.model).map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
-    let classifier = Classifier {
-        model: meta.config.init(device),
-    };
+    let classifier = Classifier::new(meta.config.init(device));
     let record = ModuleRecord::load(checkpoint).map_err(|e| {
         anyhow::anyhow!(
             "{}: cannot read the weights ({e}); the file may be truncated or not a burnpack record",

@@ -6,6 +6,8 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use cnnzoo_cifar::CifarBatch;
 use cnnzoo_models::Model;
 
+use crate::grad_clip::{GradClip, clip_gradients};
+
 /// torchvision's reference recipe trains Inception v3 on its main loss plus 0.4 times its
 /// auxiliary classifier's loss (`references/classification/train.py`).
 pub const AUX_LOSS_WEIGHT: f64 = 0.4;
@@ -15,9 +17,20 @@ pub const AUX_LOSS_WEIGHT: f64 = 0.4;
 #[derive(Module, Debug)]
 pub struct Classifier {
     pub model: Model,
+    /// `optimizer.grad_clip`, applied to each training step's gradients; not part of the record.
+    #[module(skip)]
+    pub grad_clip: Option<GradClip>,
 }
 
 impl Classifier {
+    /// A classifier whose training steps leave the gradients as they are.
+    pub fn new(model: Model) -> Self {
+        Self {
+            model,
+            grad_clip: None,
+        }
+    }
+
     /// Logits and their cross-entropy: what validation, eval and the metrics see.
     pub fn forward_classification(&self, batch: CifarBatch) -> ClassificationOutput {
         let logits = self.model.forward(batch.images);
@@ -50,7 +63,11 @@ impl TrainStep for Classifier {
 
     fn step(&self, batch: CifarBatch) -> TrainOutput<ClassificationOutput> {
         let output = self.forward_training(batch);
-        TrainOutput::new(self, output.loss.backward(), output)
+        let mut step = TrainOutput::new(self, output.loss.backward(), output);
+        if let Some(clip) = self.grad_clip {
+            clip_gradients(&mut step.grads, self, clip);
+        }
+        step
     }
 }
 
@@ -86,9 +103,7 @@ mod tests {
             .unwrap()
             .config_with(10, overrides.as_object().unwrap())
             .unwrap();
-        let classifier = Classifier {
-            model: config.init(&device),
-        };
+        let classifier = Classifier::new(config.init(&device));
         let batch = CifarBatch {
             images: Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
             targets: Tensor::from_ints([1, 7], &device),

@@ -145,7 +145,7 @@ pub fn convert(request: &ImportRequest, read: ReadWeights) -> Result<Imported> {
         val_fraction: cnnzoo_cifar::DEFAULT_VAL_FRACTION,
     };
     Ok(Imported {
-        classifier: Classifier { model },
+        classifier: Classifier::new(model),
         meta,
         model: entry.name,
         parameters,

@@ -9,6 +9,7 @@
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
 //! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
+//! - [`grad_clip`]: PyTorch's gradient clipping, by global norm or by value.
 //! - [`resume`]: what `--resume` continues, and the changes it refuses.
 //! - [`train`]: `cnnzoo train`, from the request to the run folder and its results.
 //! - [`learner_hooks`]: the metric logger, checkpointers and checkpoint strategy `train` gives
@@ -43,6 +44,7 @@ pub mod device;
 pub mod eval;
 pub mod evaluation;
 pub mod fault;
+pub mod grad_clip;
 pub mod import;
 pub mod learner_hooks;
 pub mod models;

@@ -294,7 +294,8 @@ fn track_epochs(
     Ok(run)
 }
 
-/// A fresh initialisation from the seed, or the weights of `--init`.
+/// A fresh initialisation from the seed, or the weights of `--init`, clipping its gradients as
+/// the config asks.
 fn initial_classifier(
     request: &TrainRequest,
     config: &TrainConfig,
@@ -303,12 +304,12 @@ fn initial_classifier(
 ) -> Result<Classifier> {
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
-    match &request.init {
-        Some(path) => import::init_from(path, &config.model, model_config, &autodiff),
-        None => Ok(Classifier {
-            model: model_config.init(&autodiff),
-        }),
-    }
+    let mut classifier = match &request.init {
+        Some(path) => import::init_from(path, &config.model, model_config, &autodiff)?,
+        None => Classifier::new(model_config.init(&autodiff)),
+    };
+    classifier.grad_clip = config.optimizer.grad_clip();
+    Ok(classifier)
 }
 
 /// What training left: the weights of the last step, and why it ended early if it did.
@@ -330,7 +331,7 @@ fn fit(
     steps_per_epoch: usize,
     resume_from: Option<usize>,
 ) -> Result<Fitted> {
-    let optimizer = optim::build_optimizer(&config.optimizer);
+    let optimizer = optim::build_optimizer(&config.optimizer, &classifier);
     let schedule = EpochSchedule::new(
         &config.schedule,
         config.optimizer.lr(),

@@ -143,7 +143,7 @@ pub fn write_checkpoint(
 ) {
     use burn::module::Module;
     use cnnzoo_train::checkpoint::{CheckpointMeta, DatasetInfo, FORMAT, write_meta};
-    Classifier { model }.save_file(path).unwrap();
+    Classifier::new(model).save_file(path).unwrap();
     let meta = CheckpointMeta {
         format: FORMAT.into(),
         model: described_as.into(),
@@ -245,11 +245,9 @@ pub fn small_resnet_weights(path: &Path) -> Vec<(String, Vec<f32>)> {
         .unwrap();
     let record =
         burn::store::ModuleRecord::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let model = Classifier {
-        model: config.init(&burn::tensor::Device::flex()),
-    }
-    .try_load_record(record)
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = Classifier::new(config.init(&burn::tensor::Device::flex()))
+        .try_load_record(record)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut collect = Collect::default();
     model.visit(&mut collect);
     collect.tensors
