@@ -26,6 +26,7 @@
 //! - [`accuracy`]: when a prediction counts as right (ties and NaN never do), everywhere.
 //! - [`evaluation`]: top-1, top-5 and the confusion matrix over a loader.
 //! - [`eval`]: `cnnzoo eval`, a checkpoint on one split, with the confusion heat map.
+//! - [`tta`]: test-time augmentation for `eval --tta` (the mirror's logits averaged in).
 //! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
 //! - [`import`]: `cnnzoo import`, PyTorch weights into a cnnzoo checkpoint.
 //! - [`bench`](mod@bench): `cnnzoo bench`, training and inference throughput.
@@ -63,3 +64,4 @@ pub mod summary;
 pub mod tensorboard;
 pub mod terminal;
 pub mod train;
+pub mod tta;

@@ -37,6 +37,7 @@ use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
 use crate::tensorboard::TensorBoardLog;
 use crate::terminal::{self, TerminalDisplay};
+use crate::tta::Tta;
 
 /// What `cnnzoo train` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
@@ -473,6 +474,7 @@ fn evaluate_best(
             &model.model,
             &data::eval_loader(set, config.batch_size, device)?,
             device,
+            Tta::None,
         )
     };
     let val = if data.val.is_empty() {
