@@ -7,13 +7,15 @@ use burn::tensor::Tensor;
 use cnnzoo_models::Model;
 use serde::Serialize;
 
+/// What `--tta` names. The variants have no doc comments: clap would show them as a list and
+/// turn the whole `eval --help` page into its long layout.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tta {
-    /// Each image as it is.
+    // Each image as it is.
     #[default]
     None,
-    /// The mean of the logits of each image and of its left-right mirror.
+    // The mean of the logits of each image and of its left-right mirror.
     Flip,
 }
 
