@@ -84,6 +84,7 @@ Examples:
     #[command(after_help = "Examples:
   cnnzoo eval --checkpoint runs/densenet/best.bpk
   cnnzoo eval --checkpoint runs/resnet/best.bpk --split val --json
+  cnnzoo eval --checkpoint runs/resnet/best.bpk --tta flip
   cnnzoo eval --checkpoint runs/resnet/best.bpk --confusion runs/resnet/confusion.png")]
     Eval(EvalRequest),
     /// List the models of the zoo with their parameter counts.

@@ -222,7 +222,12 @@ pub fn eval(request: &EvalRequest) -> Result<()> {
         report.split,
         report.n
     );
-    println!("top-1 {:.2}%  top-5 {:.2}%", report.top1, report.top5);
+    println!(
+        "top-1 {:.2}%  top-5 {:.2}%  (test-time augmentation: {})",
+        report.top1,
+        report.top5,
+        report.tta.name()
+    );
     println!("{:<12} {:>9} {:>14}", "class", "accuracy", "correct/total");
     for row in &report.class_rows {
         let correct = format!("{}/{}", row.correct, row.total);

@@ -439,8 +439,33 @@ fn cases() -> Vec<Case> {
         bad_config(
             "unknown schedule",
             "name = \"multistep\"",
-            "name = \"onecycle\"",
-            &["bad.toml", "onecycle", "multistep", "cosine"],
+            "name = \"polynomial\"",
+            &["bad.toml", "polynomial", "multistep", "onecycle"],
+        ),
+        bad_config(
+            "onecycle with warm-up epochs (it warms up on its own)",
+            "name = \"multistep\"\nmilestones = [1]",
+            "name = \"onecycle\"\nwarmup_epochs = 1",
+            &["bad.toml", "schedule.warmup_epochs (1)", "onecycle"],
+        ),
+        bad_config(
+            "Nesterov without momentum",
+            "momentum = 0.9",
+            "momentum = 0.0\nnesterov = true",
+            &[
+                "bad.toml",
+                "optimizer.nesterov needs a momentum above 0",
+                "momentum = 0",
+            ],
+        ),
+        bad_config(
+            "gradient clipping at a norm of zero",
+            "momentum = 0.9",
+            "momentum = 0.9\ngrad_clip = { norm = 0.0 }",
+            &[
+                "bad.toml",
+                "optimizer.grad_clip.norm must be a positive number (got 0)",
+            ],
         ),
         Case::new(
             "config",

@@ -1,6 +1,7 @@
 //! Accuracy that cannot flatter a broken network: a model whose logits are all equal scores 0%
 //! at top-1 and top-5 (ties count against the true class), and one whose logits are NaN is
-//! wrong everywhere, counted as `nonfinite` with a warning.
+//! wrong everywhere, counted as `nonfinite` with a warning. A report says which test-time
+//! augmentation it was measured with.
 mod common;
 
 use std::path::Path;
@@ -85,4 +86,33 @@ fn nan_logits_are_wrong_everywhere_and_counted() {
     for (class, accuracy) in report["per_class"].as_object().unwrap() {
         assert_eq!(accuracy.as_f64(), Some(0.0), "{class}");
     }
+}
+
+#[test]
+fn the_report_names_its_test_time_augmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_checkpoint(&dir.path().join("zero.bpk"), 0.0);
+    let (plain, _) = eval_json(dir.path(), "zero.bpk");
+    assert_eq!(plain["tta"], "none", "{plain}");
+    let data = mini_data();
+    let flip = common::eval_json("zero.bpk", &data, &["--tta", "flip"], dir.path());
+    assert!(flip.status.success(), "{}", text(&flip));
+    let flip: serde_json::Value = serde_json::from_slice(&flip.stdout).unwrap();
+    assert_eq!(flip["tta"], "flip", "{flip}");
+    assert_eq!(flip["n"], 1020);
+    let shown = common::cnnzoo(
+        &[
+            "eval",
+            "--checkpoint",
+            "zero.bpk",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--tta",
+            "flip",
+        ],
+        dir.path(),
+    );
+    common::assert_contains_all(&text(&shown), &["(test-time augmentation: flip)"]);
 }

@@ -192,11 +192,8 @@ fn bench_model(
         steps_per_epoch,
         config.epochs,
     );
-    let mut learner = Learner::new(
-        classifier,
-        optim::build_optimizer(&config.optimizer),
-        schedule,
-    );
+    let optimizer = optim::build_optimizer(&config.optimizer, &classifier);
+    let mut learner = Learner::new(classifier, optimizer, schedule);
 
     // Training: one batch reused, as the loader's cost is measured apart.
     let batch = random_batch(request.batch, entry.input_size, &autodiff);

@@ -107,7 +107,10 @@ pub fn load(checkpoint: &Path, device: &Device) -> Result<(Classifier, Checkpoin
     let model = meta.config.init(device);
     // The average's decay only matters to training; loading needs the slot for its weights.
     let ema = meta.ema.then(|| Ema::new(&model, EmaConfig::default()));
-    let classifier = Classifier { model, ema };
+    let classifier = Classifier {
+        ema,
+        ..Classifier::new(model)
+    };
     let record = ModuleRecord::load(checkpoint).map_err(|e| {
         anyhow::anyhow!(
             "{}: cannot read the weights ({e}); the file may be truncated or not a burnpack record",

@@ -14,6 +14,7 @@ use cnnzoo_models::Model;
 
 use crate::accuracy::{LogitsInput, RawLogitsInput};
 use crate::ema::Ema;
+use crate::grad_clip::{GradClip, clip_gradients};
 
 /// torchvision's reference recipe trains Inception v3 on its main loss plus 0.4 times its
 /// auxiliary classifier's loss (`references/classification/train.py`).
@@ -26,12 +27,20 @@ pub struct Classifier {
     pub model: Model,
     /// The moving average of `model`'s weights, when the recipe keeps one (`[ema]`).
     pub ema: Option<Ema>,
+    /// `optimizer.grad_clip`, applied to each training step's gradients; not part of the record.
+    #[module(skip)]
+    pub grad_clip: Option<GradClip>,
 }
 
 impl Classifier {
-    /// A classifier without a moving average.
+    /// A classifier without a moving average whose training steps leave the gradients as they
+    /// are.
     pub fn new(model: Model) -> Self {
-        Self { model, ema: None }
+        Self {
+            model,
+            ema: None,
+            grad_clip: None,
+        }
     }
 
     /// The network that validation, eval and predict run: the moving average when there is one.
@@ -79,7 +88,11 @@ impl TrainStep for Classifier {
 
     fn step(&self, batch: CifarBatch) -> TrainOutput<ClassificationOutput> {
         let output = self.forward_training(batch);
-        TrainOutput::new(self, output.loss.backward(), output)
+        let mut step = TrainOutput::new(self, output.loss.backward(), output);
+        if let Some(clip) = self.grad_clip {
+            clip_gradients(&mut step.grads, self, clip);
+        }
+        step
     }
 
     /// The optimizer's step, then the moving average's.
@@ -89,9 +102,11 @@ impl TrainStep for Classifier {
         lr_module: ModuleLearningRate,
         grads: GradientsParams,
     ) -> Self {
-        let Self { model, ema } = optim.step(lr_module, self, grads);
-        let ema = ema.map(|ema| ema.updated(&model));
-        Self { model, ema }
+        let stepped = optim.step(lr_module, self, grads);
+        Self {
+            ema: stepped.ema.map(|ema| ema.updated(&stepped.model)),
+            ..stepped
+        }
     }
 }
 

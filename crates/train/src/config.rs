@@ -6,7 +6,9 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::augment_config::{AugmentConfig, EmaConfig, check_label_smoothing, is_zero};
+use crate::grad_clip::GradClip;
 use crate::run_dir::RunDir;
+use crate::schedule::AnnealStrategy;
 
 /// Everything a training run needs besides the data itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,10 +110,16 @@ mod defaults {
     }
 }
 
+/// `[optimizer]`. Both optimizers also take `grad_clip` (`{ norm = 1.0 }`: the global norm of all
+/// gradients is scaled down to at most 1.0, as `torch.nn.utils.clip_grad_norm_`; `{ value = 0.5 }`:
+/// each gradient element is clamped to [-0.5, 0.5], as `clip_grad_value_`; default none) and
+/// `no_decay_norm_bias` (true: no weight decay on parameters of at most one dimension, i.e.
+/// batch-norm weights and every bias, timm's rule; default false, weight decay on all).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
-    /// PyTorch's SGD: momentum without dampening, optional Nesterov, L2 weight decay.
+    /// PyTorch's SGD: momentum without dampening, optional Nesterov (needs a momentum above 0),
+    /// L2 weight decay.
     Sgd {
         lr: f64,
         #[serde(default)]
@@ -120,6 +128,10 @@ pub enum OptimizerConfig {
         nesterov: bool,
         #[serde(default = "defaults::weight_decay")]
         weight_decay: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grad_clip: Option<GradClip>,
+        #[serde(default)]
+        no_decay_norm_bias: bool,
     },
     /// AdamW with decoupled weight decay.
     Adamw {
@@ -130,6 +142,10 @@ pub enum OptimizerConfig {
         betas: [f64; 2],
         #[serde(default = "defaults::eps")]
         eps: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grad_clip: Option<GradClip>,
+        #[serde(default)]
+        no_decay_norm_bias: bool,
     },
 }
 
@@ -145,6 +161,23 @@ impl OptimizerConfig {
             Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr = value,
         }
     }
+
+    pub fn grad_clip(&self) -> Option<GradClip> {
+        match self {
+            Self::Sgd { grad_clip, .. } | Self::Adamw { grad_clip, .. } => *grad_clip,
+        }
+    }
+
+    pub fn no_decay_norm_bias(&self) -> bool {
+        match self {
+            Self::Sgd {
+                no_decay_norm_bias, ..
+            }
+            | Self::Adamw {
+                no_decay_norm_bias, ..
+            } => *no_decay_norm_bias,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -156,6 +189,19 @@ pub enum ScheduleKind {
     Multistep,
     /// Cosine annealing from the base rate to `min_lr` over the run (after warm-up).
     Cosine,
+    /// PyTorch's OneCycleLR (two phases): from `max_lr / div_factor` up to `max_lr` over the
+    /// first `pct_start` of the steps, then down to `max_lr / div_factor / final_div_factor` at
+    /// the last step. It is its own warm-up, so `warmup_epochs` must stay 0. PyTorch also
+    /// cycles the momentum inversely; cnnzoo does not (burn's SGD has a fixed momentum).
+    Onecycle,
+}
+
+impl ScheduleKind {
+    /// Whether the curve is laid over all the epochs, so that another epoch count changes the
+    /// rate of steps already taken.
+    pub fn spans_the_run(self) -> bool {
+        matches!(self, Self::Cosine | Self::Onecycle)
+    }
 }
 
 /// The learning-rate schedule, in epochs; converted to optimizer steps when training starts.
@@ -175,6 +221,21 @@ pub struct ScheduleConfig {
     /// Final rate of the cosine schedule.
     #[serde(default)]
     pub min_lr: f64,
+    /// The peak rate of onecycle (default: the optimizer's `lr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lr: Option<f64>,
+    /// The fraction of the steps onecycle spends rising to `max_lr`, in (0, 1) (default 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pct_start: Option<f64>,
+    /// onecycle starts at `max_lr / div_factor` (default 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub div_factor: Option<f64>,
+    /// onecycle ends at its start rate divided by this (default 1e4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_div_factor: Option<f64>,
+    /// `cos` or `linear`: onecycle's curve between its rates (default `cos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anneal_strategy: Option<AnnealStrategy>,
 }
 
 /// A config without a `[schedule]` table gets what an empty table gives: a constant rate.
@@ -186,6 +247,11 @@ impl Default for ScheduleConfig {
             gamma: defaults::gamma(),
             warmup_epochs: 0,
             min_lr: 0.0,
+            max_lr: None,
+            pct_start: None,
+            div_factor: None,
+            final_div_factor: None,
+            anneal_strategy: None,
         }
     }
 }
@@ -297,13 +363,13 @@ impl TrainConfig {
                 momentum: 0.9,
                 nesterov: false,
                 weight_decay: 1e-4,
+                grad_clip: None,
+                no_decay_norm_bias: false,
             },
             schedule: ScheduleConfig {
                 name: ScheduleKind::Multistep,
                 milestones: vec![100, 150],
-                gamma: 0.1,
-                warmup_epochs: 0,
-                min_lr: 0.0,
+                ..ScheduleConfig::default()
             },
             model_params: toml::Table::new(),
             log: LogConfig::default(),
@@ -388,7 +454,9 @@ impl TrainConfig {
                     bail!("optimizer.momentum must be in [0, 1) (got {momentum})");
                 }
                 if *nesterov && *momentum == 0.0 {
-                    bail!("optimizer.nesterov needs a momentum above 0");
+                    bail!(
+                        "optimizer.nesterov needs a momentum above 0 (got optimizer.momentum = {momentum}), as PyTorch's SGD does"
+                    );
                 }
                 check_weight_decay(*weight_decay)?;
             }
@@ -406,6 +474,9 @@ impl TrainConfig {
                     bail!("optimizer.eps must be positive (got {eps})");
                 }
             }
+        }
+        if let Some(clip) = self.optimizer.grad_clip() {
+            clip.validate()?;
         }
         let s = &self.schedule;
         if !(s.gamma > 0.0 && s.gamma <= 1.0) {
@@ -447,6 +518,7 @@ impl TrainConfig {
         if let Some(ema) = &self.ema {
             ema.validate()?;
         }
+        s.validate_one_cycle(lr)?;
         if s.warmup_epochs >= self.epochs {
             bail!(
                 "schedule.warmup_epochs ({}) must be fewer than epochs ({})",

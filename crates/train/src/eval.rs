@@ -14,6 +14,7 @@ use crate::device;
 use crate::evaluation::{Evaluation, evaluate};
 use crate::report::{self, confusion, group_thousands};
 use crate::run_dir;
+use crate::tta::Tta;
 
 /// What `cnnzoo eval` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
@@ -35,6 +36,9 @@ pub struct EvalRequest {
     /// Images per evaluation batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Test-time augmentation: none, or flip (each image's logits averaged with its mirror's).
+    #[arg(long, value_enum, default_value = "none")]
+    pub tta: Tta,
     /// Print one JSON object.
     // How the binary prints the report; the evaluation does not depend on it.
     #[arg(long)]
@@ -50,6 +54,8 @@ pub struct EvalReport {
     pub checkpoint: PathBuf,
     pub model: String,
     pub split: &'static str,
+    /// The test-time augmentation the accuracy was measured with.
+    pub tta: Tta,
     pub top1: f64,
     pub top5: f64,
     pub n: usize,
@@ -89,7 +95,12 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
     let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
     let set = data.split(request.split)?;
     let loader = data::eval_loader(set, request.batch_size, &selected.device)?;
-    let result = evaluate(classifier.inference_model(), &loader, &selected.device)?;
+    let result = evaluate(
+        classifier.inference_model(),
+        &loader,
+        &selected.device,
+        request.tta,
+    )?;
     let classes = &meta.dataset.classes;
     if let Some(path) = &request.confusion {
         let mut title = format!(
@@ -99,6 +110,9 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
             result.top1,
             group_thousands(result.n)
         );
+        if request.tta == Tta::Flip {
+            title.push_str(" with flip TTA");
+        }
         if matches!(request.split, data::Split::Test)
             && let Some(reference) = report::reference_test_top1(&meta.model, classes.len())
         {
@@ -139,6 +153,7 @@ fn report_of(
         checkpoint: checkpoint_file,
         model,
         split: request.split.name(),
+        tta: request.tta,
         top1: result.top1,
         top5: result.top5,
         n: result.n,

@@ -10,6 +10,7 @@ use cnnzoo_models::Model;
 use serde::Serialize;
 
 use crate::accuracy::{predicted_class, target_rank};
+use crate::tta::Tta;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Evaluation {
@@ -42,11 +43,12 @@ impl Evaluation {
     }
 }
 
-/// Runs the model in inference mode over every batch of `loader`.
+/// Runs the model in inference mode over every batch of `loader`, each batch's logits with `tta`.
 pub fn evaluate(
     model: &Model,
     loader: &Arc<dyn DataLoader<CifarBatch>>,
     device: &Device,
+    tta: Tta,
 ) -> Result<Evaluation> {
     let loader = loader.to_device(device);
     let mut confusion: Vec<Vec<usize>> = Vec::new();
@@ -54,7 +56,7 @@ pub fn evaluate(
     let (mut top1, mut top5, mut n) = (0usize, 0usize, 0usize);
     for batch in loader.iter() {
         let batch = batch.map_err(|e| anyhow::anyhow!("cannot read a batch: {e}"))?;
-        let logits = model.forward(batch.images);
+        let logits = tta.logits(model, batch.images);
         let [rows, classes] = logits.dims();
         if confusion.is_empty() {
             confusion = vec![vec![0; classes]; classes];

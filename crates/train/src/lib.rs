@@ -11,6 +11,7 @@
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
 //! - [`ema`]: the moving average of the weights (`[ema]`), part of every checkpoint.
 //! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
+//! - [`grad_clip`]: PyTorch's gradient clipping, by global norm or by value.
 //! - [`resume`]: what `--resume` continues, and the changes it refuses.
 //! - [`train`]: `cnnzoo train`, from the request to the run folder and its results.
 //! - [`learner_hooks`]: the metric logger, checkpointers and checkpoint strategy `train` gives
@@ -27,6 +28,7 @@
 //! - [`accuracy`]: when a prediction counts as right (ties and NaN never do), everywhere.
 //! - [`evaluation`]: top-1, top-5 and the confusion matrix over a loader.
 //! - [`eval`]: `cnnzoo eval`, a checkpoint on one split, with the confusion heat map.
+//! - [`tta`]: test-time augmentation for `eval --tta` (the mirror's logits averaged in).
 //! - [`predict`]: `cnnzoo predict`, image decoding, resizing and the top classes.
 //! - [`import`]: `cnnzoo import`, PyTorch weights into a cnnzoo checkpoint.
 //! - [`bench`](mod@bench): `cnnzoo bench`, training and inference throughput.
@@ -47,6 +49,7 @@ pub mod ema;
 pub mod eval;
 pub mod evaluation;
 pub mod fault;
+pub mod grad_clip;
 pub mod import;
 pub mod learner_hooks;
 pub mod models;
@@ -65,3 +68,4 @@ pub mod summary;
 pub mod tensorboard;
 pub mod terminal;
 pub mod train;
+pub mod tta;

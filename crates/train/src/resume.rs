@@ -7,7 +7,7 @@
 //!
 //! More epochs extend a run (a finished one too) under a constant or multi-step schedule: the
 //! epochs done are what they were, and later epochs go on at the rate the schedule gives them
-//! (milestones stay where they are). A cosine schedule spreads its curve over all the epochs, so
+//! (milestones stay where they are). A cosine or onecycle schedule spreads its curve over all the epochs, so
 //! a new count would have changed the epochs already done: that needs `--allow-config-change`,
 //! and the curve is then stretched from the next step on.
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::classifier::Classifier;
-use crate::config::{ScheduleKind, TrainConfig};
+use crate::config::TrainConfig;
 use crate::run_dir::{RunDir, RunFile};
 use crate::run_lock::now_unix;
 use crate::schedule::ITERATION_KEY;
@@ -102,7 +102,7 @@ fn changes_the_run(change: &ConfigChange, saved: &TrainConfig) -> bool {
         return false;
     }
     // Under a constant or multi-step schedule, more epochs only add epochs at the end.
-    change.key != "epochs" || saved.schedule.name == ScheduleKind::Cosine
+    change.key != "epochs" || saved.schedule.name.spans_the_run()
 }
 
 /// Checks the new command against the run's config and returns every difference it accepts;

@@ -38,6 +38,7 @@ use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
 use crate::tensorboard::TensorBoardLog;
 use crate::terminal::{self, TerminalDisplay};
+use crate::tta::Tta;
 
 /// What `cnnzoo train` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
@@ -304,7 +305,8 @@ fn track_epochs(
     Ok(run)
 }
 
-/// A fresh initialisation from the seed, or the weights of `--init`.
+/// A fresh initialisation from the seed, or the weights of `--init`, clipping its gradients as
+/// the config asks.
 fn initial_classifier(
     request: &TrainRequest,
     config: &TrainConfig,
@@ -317,8 +319,11 @@ fn initial_classifier(
         Some(path) => import::init_from(path, &config.model, model_config, &autodiff)?.model,
         None => model_config.init(&autodiff),
     };
-    let ema = config.ema.map(|ema| Ema::new(&model, ema));
-    Ok(Classifier { model, ema })
+    Ok(Classifier {
+        ema: config.ema.map(|ema| Ema::new(&model, ema)),
+        model,
+        grad_clip: config.optimizer.grad_clip(),
+    })
 }
 
 /// What training left: the weights of the last step, and why it ended early if it did.
@@ -340,7 +345,7 @@ fn fit(
     steps_per_epoch: usize,
     resume_from: Option<usize>,
 ) -> Result<Fitted> {
-    let optimizer = optim::build_optimizer(&config.optimizer);
+    let optimizer = optim::build_optimizer(&config.optimizer, &classifier);
     let schedule = EpochSchedule::new(
         &config.schedule,
         config.optimizer.lr(),
@@ -495,6 +500,7 @@ fn evaluate_best(
             model,
             &data::eval_loader(set, config.batch_size, device)?,
             device,
+            Tta::None,
         )
     };
     let validates = !data.val.is_empty();

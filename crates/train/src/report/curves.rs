@@ -8,6 +8,7 @@ use super::canvas::{Align, Canvas, FRAME, GRID, INK, MUTED, Rgb};
 use super::reference_top1;
 use crate::atomic;
 use crate::config::{OptimizerConfig, ScheduleKind, TrainConfig};
+use crate::grad_clip::GradClip;
 use crate::run_dir::{RunDir, RunFile};
 use crate::summary::{EpochRow, best_row};
 
@@ -192,6 +193,7 @@ fn describe(config: &TrainConfig) -> String {
             momentum,
             nesterov,
             weight_decay,
+            ..
         } => format!(
             "SGD lr {}, momentum {}{}, weight decay {}",
             short(*lr),
@@ -212,6 +214,18 @@ fn describe(config: &TrainConfig) -> String {
             short(*weight_decay)
         ),
     });
+    if config.optimizer.no_decay_norm_bias() {
+        parts.push("no decay on norms and biases".into());
+    }
+    match config.optimizer.grad_clip() {
+        Some(GradClip::Norm(bound)) => {
+            parts.push(format!("gradient norm clipped at {}", short(bound)))
+        }
+        Some(GradClip::Value(bound)) => {
+            parts.push(format!("gradients clipped at ±{}", short(bound)))
+        }
+        None => {}
+    }
     let s = &config.schedule;
     let mut schedule = match s.name {
         ScheduleKind::Constant => "constant rate".to_string(),
@@ -225,6 +239,10 @@ fn describe(config: &TrainConfig) -> String {
                 .join(", ")
         ),
         ScheduleKind::Cosine => format!("cosine to {}", short(s.min_lr)),
+        ScheduleKind::Onecycle => format!(
+            "one cycle up to {}",
+            short(s.one_cycle(config.optimizer.lr()).max_lr)
+        ),
     };
     if s.warmup_epochs > 0 {
         schedule.push_str(&format!(" after {} warm-up epochs", s.warmup_epochs));
