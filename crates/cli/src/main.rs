@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use cnnzoo_train::augment_grid::AugmentRequest;
 use cnnzoo_train::bench::BenchRequest;
 use cnnzoo_train::eval::EvalRequest;
 use cnnzoo_train::import::ImportRequest;
@@ -104,11 +105,23 @@ Examples:
         #[arg(long, default_value_t = cnnzoo_train::models::DEFAULT_CLASSES as u64, value_parser = clap::value_parser!(u64).range(1..))]
         num_classes: u64,
     },
+    /// Draw training images as a config's recipe augments them, to check it by eye.
+    #[command(
+        after_help = "Each row is one training image: the original first, then one augmented version per column, each
+from another epoch's random draws. With mixup or cutmix, the images of a column are mixed with
+each other, as the images of a training batch are.
+
+Examples:
+  cnnzoo augment --config configs/resnet_modern.toml --out grid.png
+  cnnzoo augment --config my.toml --out grid.png --images 4 --samples 12 --data-dir ../shared/data/cifar10-mini"
+    )]
+    Augment(AugmentRequest),
     /// Measure training and inference throughput (images/s) and peak memory, as `train` runs.
     #[command(after_help = "Examples:
   cnnzoo bench --model resnet --device cpu --batch 128
   cnnzoo bench --model all --device cpu --steps 20 --json
-  cnnzoo bench --model densenet --device wgpu --batch 256 --infer-batch 512")]
+  cnnzoo bench --model densenet --device wgpu --batch 256 --infer-batch 512
+  cnnzoo bench --config configs/resnet_modern.toml --device cpu")]
     Bench(BenchRequest),
     /// Import PyTorch weights (.pt/.pth, Lightning .ckpt, .safetensors) as a cnnzoo checkpoint.
     #[command(
@@ -180,6 +193,7 @@ fn main() -> ExitCode {
         } => print::config(&request),
         Command::Train { request, .. } => print::train(&request),
         Command::Bench(request) => print::bench(&request),
+        Command::Augment(request) => print::augment(&request),
         Command::Import(request) => print::import(&request),
         Command::Predict(request) => print::predict(&request),
         Command::Eval(request) => print::eval(&request),

@@ -2,6 +2,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use cnnzoo_train::augment_grid::{self, AugmentRequest};
 use cnnzoo_train::bench::{self, BenchRequest};
 use cnnzoo_train::eval::{self, EvalRequest};
 use cnnzoo_train::import::{self, ImportRequest};
@@ -105,6 +106,17 @@ pub fn train(request: &TrainRequest) -> Result<()> {
         test.top1, test.top5, test.n
     );
     println!("run folder: {}", outcome.run_dir.display());
+    Ok(())
+}
+
+pub fn augment(request: &AugmentRequest) -> Result<()> {
+    let written = augment_grid::run(request)?;
+    println!(
+        "cnnzoo: {} training images, each with {} augmented versions: {}",
+        request.images,
+        request.samples,
+        written.display()
+    );
     Ok(())
 }
 

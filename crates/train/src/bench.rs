@@ -6,7 +6,7 @@
 //! `InferenceStep` of the validation snapshot (`valid()`), as burn-train's validation epoch runs
 //! it. Inputs are random, so no data set is needed; the data loader is measured on its own with
 //! random images through the training `EpochLoader`.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
 use crate::config::{OptimizerConfig, TrainConfig};
+use crate::data;
 use crate::device::{self, SelectedDevice};
 use crate::optim;
 use crate::peak_memory::peak_rss_mb;
@@ -40,9 +41,13 @@ const CIFAR_SIDE: usize = 32;
 /// What `cnnzoo bench` is asked to do.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchRequest {
-    /// Model name (see `cnnzoo models`), or `all`.
+    /// Model name (see `cnnzoo models`), or `all`; with --config, the config's model by default.
+    #[arg(long, required_unless_present = "config")]
+    pub model: Option<String>,
+    /// A training config whose recipe (optimizer, augmentation, mixing) the bench uses instead of
+    /// the model's shipped one: the loader figure is then that recipe's augmentation.
     #[arg(long)]
-    pub model: String,
+    pub config: Option<PathBuf>,
     /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -106,12 +111,17 @@ pub fn plan(request: &BenchRequest) -> Result<BenchPlan> {
     let device = device::select(&request.device)?;
     #[allow(deprecated)]
     let on_cpu = device.device == Device::flex() || device.device == Device::ndarray();
-    let (models, skipped) = if request.model == "all" {
+    let model = match (&request.model, &request.config) {
+        (Some(model), _) => model.clone(),
+        (None, Some(path)) => TrainConfig::from_file(path)?.model,
+        (None, None) => bail!("give --model (or --config, whose model is then measured)"),
+    };
+    let (models, skipped) = if model == "all" {
         MODELS
             .iter()
             .partition(|m| request.large || !on_cpu || m.input_size <= CIFAR_SIDE)
     } else {
-        (vec![lookup(&request.model)?], Vec::new())
+        (vec![lookup(&model)?], Vec::new())
     };
     Ok(BenchPlan {
         device,
@@ -155,6 +165,9 @@ pub fn measure_apart(
     for (flag, value) in numbers {
         command.args([flag, &value.to_string()]);
     }
+    if let Some(config) = &request.config {
+        command.arg("--config").arg(config);
+    }
     let output = command.stderr(Stdio::inherit()).output().with_context(|| {
         format!(
             "cannot start {} for the bench of {}",
@@ -180,7 +193,16 @@ fn bench_model(
     selected: &SelectedDevice,
     request: &BenchRequest,
 ) -> Result<BenchFigures> {
-    let config = recipe_for(entry.name)?;
+    let config = match &request.config {
+        Some(path) => {
+            let config = TrainConfig::from_file(path)?;
+            config
+                .validate()
+                .with_context(|| format!("invalid configuration from {}", path.display()))?;
+            config
+        }
+        None => recipe_for(entry.name)?,
+    };
     let device = &selected.device;
     let autodiff = device.clone().autodiff();
     device.seed(config.seed);
@@ -292,9 +314,9 @@ fn random_batch(size: usize, side: usize, device: &Device) -> CifarBatch {
     }
 }
 
-/// Augmented training batches per second of the training loader (`train`'s workers, flip +
-/// random resized crop + normalisation, upload to the device) over random 32x32 images; `None`
-/// for other input sizes, which the CIFAR loader does not produce.
+/// Augmented training batches per second of the training loader (`train`'s workers, the
+/// recipe's augmentation and mixing, normalisation, upload to the device) over random 32x32
+/// images; `None` for other input sizes, which the CIFAR loader does not produce.
 fn loader_rate(
     batch: usize,
     side: usize,
@@ -314,11 +336,11 @@ fn loader_rate(
         labels: (0..count).map(|i| (i % NUM_CLASSES) as u8).collect(),
         classes: (0..NUM_CLASSES).map(|c| format!("class{c}")).collect(),
     };
-    let loader = EpochLoader::train(
+    let loader = EpochLoader::train_with(
         CifarDataset::new(set),
+        data::train_batcher(config, NUM_CLASSES)?,
         batch,
         config.workers,
-        config.seed,
         device,
     )?;
     let epoch = |loader: &EpochLoader| -> Result<Duration> {

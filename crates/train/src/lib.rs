@@ -5,6 +5,7 @@
 //! Where each concern lives:
 //! - [`config`]: the training configuration (TOML), command-line overrides, validation.
 //! - [`augment_config`]: its `[augment]` and `[ema]` sections, the modern recipe toolbox.
+//! - [`augment_grid`]: `cnnzoo augment`, a recipe's augmentation drawn as a grid of images.
 //! - [`recipes`]: the shipped reference recipe of each model (`configs/`).
 //! - [`data`]: CIFAR-10's train/validation/test splits and the loaders over them.
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
@@ -39,6 +40,7 @@
 pub mod accuracy;
 pub mod atomic;
 pub mod augment_config;
+pub mod augment_grid;
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;

@@ -1,10 +1,11 @@
 //! The pictures of a run, for people rather than programs: `curves.png` in every run folder,
 //! redrawn after each epoch ([`curves`]), and the confusion heat map of `cnnzoo eval --confusion`
-//! ([`confusion`]), drawn on a `canvas`. Not plotters: it turns on num-traits' default
+//! ([`confusion`]), drawn on a `canvas`, and the image grid of `cnnzoo augment` ([`grid`]). Not plotters: it turns on num-traits' default
 //! features, which burn also uses, and that would rebuild the whole burn stack.
 pub(crate) mod canvas;
 pub mod confusion;
 pub mod curves;
+pub mod grid;
 mod png;
 
 use cnnzoo_models::ReferenceTop1;
