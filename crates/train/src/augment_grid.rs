@@ -59,7 +59,11 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
     }
     let items: Vec<CifarItem> = (0..rows)
         .map(|index| CifarItem {
-            image: data.train.image(index).and_then(|p| p.try_into().ok()).expect("in range"),
+            image: data
+                .train
+                .image(index)
+                .and_then(|p| p.try_into().ok())
+                .expect("in range"),
             label: usize::from(data.train.labels[index]),
             index,
         })

@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
+use cnnzoo_train::augment_config::EmaConfig;
 use cnnzoo_train::classifier::Classifier;
+use cnnzoo_train::ema::Ema;
 
 /// The real-image CIFAR-10 subset beside the checkout (never copied into the repository): the
 /// data folder `../shared/data/cifar10-mini`, used as it is, since cnnzoo reads the archive in
@@ -238,6 +240,12 @@ pub fn small_resnet_dir(epochs: usize, seed: u64, extra: &str) -> tempfile::Temp
 /// Every tensor of a model checkpoint of the small ResNet ([`small_resnet_config`]); panics,
 /// failing the test, if the file does not load.
 pub fn small_resnet_weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    checkpoint_weights(path, false)
+}
+
+/// Every tensor of a checkpoint of the small ResNet, with the moving average's after the
+/// weights when the run kept one (`ema`).
+pub fn checkpoint_weights(path: &Path, ema: bool) -> Vec<(String, Vec<f32>)> {
     use burn::module::Module;
     let overrides = serde_json::json!({"num_blocks": [1, 1, 1], "channels": SMALL_RESNET_CHANNELS});
     let config = cnnzoo_models::lookup("resnet")
@@ -246,9 +254,14 @@ pub fn small_resnet_weights(path: &Path) -> Vec<(String, Vec<f32>)> {
         .unwrap();
     let record =
         burn::store::ModuleRecord::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let model = Classifier::new(config.init(&burn::tensor::Device::flex()))
-        .try_load_record(record)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let network = config.init(&burn::tensor::Device::flex());
+    let average = ema.then(|| Ema::new(&network, EmaConfig::default()));
+    let model = Classifier {
+        ema: average,
+        ..Classifier::new(network)
+    }
+    .try_load_record(record)
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut collect = Collect::default();
     model.visit(&mut collect);
     collect.tensors
