@@ -127,7 +127,6 @@ impl EventWriter {
             dtype: DataType::DtString as i32,
             tensor_shape: Some(TensorShapeProto::default()),
             string_val: vec![markdown.as_bytes().to_vec()],
-            ..TensorProto::default()
         };
         // The text plugin's content is a `TextPluginData { version: 0 }`, which encodes to nothing.
         let metadata = plugin_metadata("text", Vec::new());
@@ -206,7 +205,6 @@ impl EventWriter {
     pub fn add_session_start(&mut self, step: i64, wall_time: f64) -> Result<()> {
         let log = SessionLog {
             status: LogStatus::Start as i32,
-            ..SessionLog::default()
         };
         self.write_event(wall_time, step, event::What::SessionLog(log))
     }
@@ -275,7 +273,6 @@ fn plugin_metadata(plugin_name: &str, content: Vec<u8>) -> SummaryMetadata {
             plugin_name: plugin_name.to_owned(),
             content,
         }),
-        ..SummaryMetadata::default()
     }
 }
 
