@@ -172,6 +172,16 @@ impl ModelEntry {
             }
             let old = fields.insert(key.clone(), new.clone());
             let candidate = serde_json::from_value::<ModelConfig>(Value::Object(fields.clone()));
+            let probability = PROBABILITIES.contains(&key.as_str());
+            let outside = new.as_f64().is_some_and(|p| !(0.0..1.0).contains(&p));
+            if probability && outside {
+                return Err(RegistryError::BadParameter {
+                    model: self.name.to_string(),
+                    key: key.clone(),
+                    expected: old.map(|v| describe(&v)).unwrap_or_default(),
+                    reason: format!("a probability must lie in [0, 1), got {new}"),
+                });
+            }
             if let Err(e) = candidate {
                 return Err(RegistryError::BadParameter {
                     model: self.name.to_string(),
@@ -184,6 +194,10 @@ impl ModelEntry {
         serde_json::from_value(value).map_err(|e| RegistryError::Internal(e.to_string()))
     }
 }
+
+/// Parameters that are probabilities of dropping something while training: their layers refuse
+/// 1 and more, so the registry does first, with the parameter's name.
+const PROBABILITIES: [&str; 4] = ["dropout", "drop_rate", "drop_path", "stochastic_depth_prob"];
 
 impl fmt::Debug for ModelEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::torch_names::{conv_leaf, preact_sequential, torch_bn_leaf, torch_leaf};
 use crate::layers::{
-    Act, BatchNorm2d, ConvSpec, Convolution, FanMode, Init, MaxPooling, Norm, global_avg_pool,
-    linear,
+    Act, BatchNorm2d, ConvSpec, Convolution, FanMode, Init, MaxPooling, Norm, StochasticDepth,
+    global_avg_pool, linear,
 };
 use crate::model::ModelConfig;
 use crate::registry::{ModelEntry, variants};
@@ -68,6 +68,10 @@ pub struct ResNetCifarConfig {
     /// Channels per group.
     #[config(default = "vec![16, 32, 64]")]
     pub channels: Vec<usize>,
+    /// Stochastic depth (drop-path): while training, block i of n drops its residual branch per
+    /// image with probability `drop_path * i / n`, torchvision's linear rule; 0 is off.
+    #[config(default = 0.0)]
+    pub drop_path: f64,
 }
 
 /// Where a block changes channels and halves the resolution, the shortcut needs a projection.
@@ -105,12 +109,26 @@ pub struct ResNetBlock {
     pub bn2: BatchNorm2d,
     /// 1x1 stride-2 convolution (with bias, as in the reference) when subsampling.
     pub downsample: Option<Convolution>,
+    pub drop_path: Option<StochasticDepth>,
     #[module(skip)]
     pub act: Act,
 }
 
+/// Stochastic depth of one residual branch, none at probability 0.
+fn drop_path(prob: f64) -> Option<StochasticDepth> {
+    (prob > 0.0).then(|| StochasticDepth::new(prob))
+}
+
+/// The residual branch through stochastic depth, if the block has it.
+fn branch(z: Tensor<4>, drop_path: &Option<StochasticDepth>) -> Tensor<4> {
+    match drop_path {
+        Some(drop) => drop.forward(z),
+        None => z,
+    }
+}
+
 impl ResNetBlock {
-    fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
+    fn new(shape: BlockShape, act: Act, init: Init, drop: f64, device: &Device) -> Self {
         let [conv1, conv2] = shape.convs(init, device);
         Self {
             conv1,
@@ -120,6 +138,7 @@ impl ResNetBlock {
             downsample: shape
                 .projection()
                 .map(|spec| spec.init(init, Some(Init::TorchDefault), device)),
+            drop_path: drop_path(drop),
             act,
         }
     }
@@ -128,7 +147,7 @@ impl ResNetBlock {
         let z = self
             .bn1
             .forward_activated(self.conv1.forward(x.clone()), self.act);
-        let z = self.bn2.forward(self.conv2.forward(z));
+        let z = branch(self.bn2.forward(self.conv2.forward(z)), &self.drop_path);
         let shortcut = match &self.downsample {
             Some(conv) => conv.forward(x),
             None => x,
@@ -152,12 +171,13 @@ pub struct PreActResNetBlock {
     pub bn2: BatchNorm2d,
     pub conv2: Convolution,
     pub downsample: Option<PreActDownsample>,
+    pub drop_path: Option<StochasticDepth>,
     #[module(skip)]
     pub act: Act,
 }
 
 impl PreActResNetBlock {
-    fn new(shape: BlockShape, act: Act, init: Init, device: &Device) -> Self {
+    fn new(shape: BlockShape, act: Act, init: Init, drop: f64, device: &Device) -> Self {
         let [conv1, conv2] = shape.convs(init, device);
         Self {
             bn1: Norm::TORCH.init(shape.c_in, device),
@@ -168,6 +188,7 @@ impl PreActResNetBlock {
                 bn: Norm::TORCH.init(shape.c_in, device),
                 conv: spec.init(init, None, device),
             }),
+            drop_path: drop_path(drop),
             act,
         }
     }
@@ -177,6 +198,7 @@ impl PreActResNetBlock {
             .conv1
             .forward(self.bn1.forward_activated(x.clone(), self.act));
         let z = self.conv2.forward(self.bn2.forward_activated(z, self.act));
+        let z = branch(z, &self.drop_path);
         let shortcut = match &self.downsample {
             Some(down) => down.conv.forward(down.bn.forward_activated(x, self.act)),
             None => x,
@@ -220,6 +242,7 @@ impl ResNetCifarConfig {
         let c_stem = self.channels[0];
         let mut blocks = Vec::new();
         let mut c_in = c_stem;
+        let total: usize = self.num_blocks.iter().sum();
         for (group, (&count, &c_out)) in self.num_blocks.iter().zip(&self.channels).enumerate() {
             for index in 0..count {
                 let shape = BlockShape {
@@ -227,18 +250,14 @@ impl ResNetCifarConfig {
                     c_out,
                     subsample: group > 0 && index == 0,
                 };
+                let drop = self.drop_path * blocks.len() as f64 / total as f64;
+                let act = self.activation;
                 blocks.push(match self.block {
                     BlockKind::Standard => ResidualBlockCifar::Standard(ResNetBlock::new(
-                        shape,
-                        self.activation,
-                        init,
-                        device,
+                        shape, act, init, drop, device,
                     )),
                     BlockKind::PreAct => ResidualBlockCifar::PreAct(PreActResNetBlock::new(
-                        shape,
-                        self.activation,
-                        init,
-                        device,
+                        shape, act, init, drop, device,
                     )),
                 });
                 c_in = c_out;

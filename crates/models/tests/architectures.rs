@@ -214,3 +214,49 @@ fn eval_mode_uses_running_statistics() {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
 }
+
+/// Drop-path on the CIFAR ResNets: probabilities rise linearly from 0 at the first block, the
+/// blocks stay the identity at inference, and training forwards of the same images differ.
+#[test]
+fn drop_path_rises_linearly_and_only_acts_while_training() {
+    use cnnzoo_models::resnet::ResidualBlockCifar;
+    for block in ["standard", "preact"] {
+        let overrides = serde_json::json!({
+            "block": block, "num_blocks": [2, 2], "channels": [4, 8], "drop_path": 0.4
+        });
+        let config = lookup("resnet")
+            .unwrap()
+            .config_with(10, overrides.as_object().unwrap())
+            .unwrap();
+        let ModelConfig::ResNet(resnet) = &config else {
+            panic!("not a CIFAR ResNet")
+        };
+        let device = Device::flex();
+        device.seed(3);
+        let network = resnet.init(&device);
+        let probabilities: Vec<f64> = network
+            .blocks
+            .iter()
+            .map(|b| {
+                let drop = match b {
+                    ResidualBlockCifar::Standard(b) => &b.drop_path,
+                    ResidualBlockCifar::PreAct(b) => &b.drop_path,
+                };
+                drop.as_ref().map_or(0.0, |d| d.prob)
+            })
+            .collect();
+        assert_eq!(probabilities, [0.0, 0.1, 0.2, 0.30000000000000004]);
+
+        let images = Tensor::<4>::random([8, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let inference = |x: Tensor<4>| network.forward(x).into_data();
+        assert_eq!(inference(images.clone()), inference(images.clone()));
+        let autodiff = device.clone().autodiff();
+        let training = resnet.init(&autodiff);
+        let x = images.to_device(&autodiff);
+        let (a, b) = (training.forward(x.clone()), training.forward(x));
+        assert!(
+            (a - b).abs().max().into_scalar::<f32>() > 1e-6,
+            "{block}: two training forwards drew the same drops"
+        );
+    }
+}

@@ -89,3 +89,26 @@ fn configs_round_trip_through_json() {
         assert_eq!(back.family().num_classes(), 7);
     }
 }
+
+#[test]
+fn a_drop_probability_of_one_or_more_is_refused_by_name() {
+    for (model, key) in [
+        ("resnet", "drop_path"),
+        ("densenet121", "drop_rate"),
+        ("vgg11", "dropout"),
+    ] {
+        let overrides = json!({ key: 1.0 });
+        match lookup(model)
+            .unwrap()
+            .config_with(10, overrides.as_object().unwrap())
+        {
+            Err(RegistryError::BadParameter {
+                key: named, reason, ..
+            }) => {
+                assert_eq!(named, key);
+                assert!(reason.contains("[0, 1)"), "{reason}");
+            }
+            other => panic!("{model}.{key} = 1.0 gave {other:?}"),
+        }
+    }
+}
