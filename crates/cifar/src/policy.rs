@@ -410,37 +410,18 @@ mod tests {
         ];
         for policy in policies {
             let mut differ = 0;
+            let augmented = |epoch, index| {
+                let mut pixels = image();
+                let mut rng = PolicyKind::rng_for(1, epoch, index);
+                policy.apply(&mut pixels, 32, 32, [0; 3], &mut rng).unwrap();
+                pixels
+            };
             for index in 0..20 {
-                let mut first = image();
-                let mut second = image();
-                let mut other = image();
-                policy
-                    .apply(
-                        &mut first,
-                        32,
-                        32,
-                        [0; 3],
-                        &mut PolicyKind::rng_for(1, 2, index),
-                    )
-                    .unwrap();
-                policy
-                    .apply(
-                        &mut second,
-                        32,
-                        32,
-                        [0; 3],
-                        &mut PolicyKind::rng_for(1, 2, index),
-                    )
-                    .unwrap();
-                policy
-                    .apply(
-                        &mut other,
-                        32,
-                        32,
-                        [0; 3],
-                        &mut PolicyKind::rng_for(1, 3, index),
-                    )
-                    .unwrap();
+                let (first, second, other) = (
+                    augmented(2, index),
+                    augmented(2, index),
+                    augmented(3, index),
+                );
                 assert_eq!(first, second, "{policy:?} {index}");
                 differ += usize::from(first != other);
             }

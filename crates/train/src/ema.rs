@@ -131,52 +131,48 @@ mod tests {
             .init(device)
     }
 
-    /// After n updates towards fixed weights w from a start e0 with a constant decay d, the
-    /// average is `d^n * e0 + (1 - d^n) * w` (the closed form of the recursion).
-    #[test]
-    fn n_updates_towards_fixed_weights_follow_the_closed_form() {
+    /// The average after `updates` steps from a model seeded 1 towards one seeded 2, checked
+    /// against `kept * start + (1 - kept) * target` for every value: the closed form of the
+    /// recursion when `kept` is the product of the steps' decays.
+    fn assert_blend(config: EmaConfig, updates: usize, kept: f64) -> Ema {
         let device = Device::flex();
         let start = small_resnet(1, &device);
         let target = small_resnet(2, &device);
+        let mut ema = Ema::new(&start, config);
+        for _ in 0..updates {
+            ema = ema.updated(&target);
+        }
+        let (e0, w, en) = (weights(&start), weights(&target), weights(&ema.model));
+        assert_eq!(en.len(), w.len());
+        for ((e0, w), en) in e0.iter().zip(&w).zip(&en) {
+            let expected = kept * f64::from(*e0) + (1.0 - kept) * f64::from(*w);
+            assert!(
+                (f64::from(*en) - expected).abs() < 1e-5 * (1.0 + expected.abs()),
+                "{en} vs {expected}"
+            );
+        }
+        ema
+    }
+
+    #[test]
+    fn n_updates_towards_fixed_weights_follow_the_closed_form() {
         let config = EmaConfig {
             decay: 0.9,
             warmup: false,
         };
-        let mut ema = Ema::new(&start, config);
-        for _ in 0..5 {
-            ema = ema.updated(&target);
-        }
-        let kept = 0.9f64.powi(5);
-        let (e0, w, e5) = (weights(&start), weights(&target), weights(&ema.model));
-        assert_eq!(e5.len(), w.len());
-        for ((e0, w), e5) in e0.iter().zip(&w).zip(&e5) {
-            let expected = kept * f64::from(*e0) + (1.0 - kept) * f64::from(*w);
-            assert!(
-                (f64::from(*e5) - expected).abs() < 1e-5 * (1.0 + expected.abs()),
-                "{e5} vs {expected}"
-            );
-        }
+        let ema = assert_blend(config, 5, 0.9f64.powi(5));
         let updates = ema.updates.value().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(updates, [5.0]);
     }
 
     #[test]
     fn the_warm_up_decays_as_timms_schedule() {
-        let device = Device::flex();
-        let start = small_resnet(3, &device);
-        let target = small_resnet(4, &device);
         let config = EmaConfig {
             decay: 0.99,
             warmup: true,
         };
         // Decays 0.1, then 2/11: the first update keeps a tenth of the start.
-        let ema = Ema::new(&start, config).updated(&target).updated(&target);
-        let kept = 0.1 * (2.0 / 11.0);
-        let (e0, w, e2) = (weights(&start), weights(&target), weights(&ema.model));
-        for ((e0, w), e2) in e0.iter().zip(&w).zip(&e2) {
-            let expected = kept * f64::from(*e0) + (1.0 - kept) * f64::from(*w);
-            assert!((f64::from(*e2) - expected).abs() < 1e-5 * (1.0 + expected.abs()));
-        }
+        assert_blend(config, 2, 0.1 * (2.0 / 11.0));
     }
 
     #[test]

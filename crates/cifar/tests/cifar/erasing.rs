@@ -32,6 +32,19 @@ fn each_value(
     }
 }
 
+/// `erasing` applied to a copy of `original` with the generator of `seed`: the copy and the box.
+fn erase_seeded(
+    erasing: &RandomErasing,
+    original: &[f32],
+    (height, width): (usize, usize),
+    seed: u64,
+) -> (Vec<f32>, Option<CropParams>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut erased = original.to_vec();
+    let region = erasing.apply(&mut erased, height, width, &mut rng);
+    (erased, region)
+}
+
 #[test]
 fn erased_boxes_have_the_area_and_ratio_asked_for_and_zeros_inside() {
     let (height, width) = (20, 30);
@@ -43,11 +56,9 @@ fn erased_boxes_have_the_area_and_ratio_asked_for_and_zeros_inside() {
     let original = image(3, height, width);
     let (mut smallest, mut largest) = (f64::MAX, 0.0f64);
     for seed in 0..2_000 {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut erased = original.clone();
-        let region = erasing
-            .apply(&mut erased, height, width, &mut rng)
-            .expect("a box between 2% and 33% always fits in 20x30 within 10 attempts");
+        let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
+        let region =
+            region.expect("a box between 2% and 33% always fits in 20x30 within 10 attempts");
         let (h, w) = (region.height as f64, region.width as f64);
         assert!(region.height < height && region.width < width, "{region:?}");
         assert!(region.top + region.height <= height && region.left + region.width <= width);
@@ -123,11 +134,8 @@ fn random_values_are_fresh_standard_normals_per_pixel() {
     let original = image(3, height, width);
     let mut values = Vec::new();
     for seed in 0..100 {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut erased = original.clone();
-        let region = erasing
-            .apply(&mut erased, height, width, &mut rng)
-            .expect("fits");
+        let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
+        let region = region.expect("fits");
         each_value(
             &original,
             &erased,
@@ -168,11 +176,8 @@ fn per_channel_values_are_one_standard_normal_per_channel() {
     let original = image(3, height, width);
     let mut channel_values = Vec::new();
     for seed in 0..2_000 {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut erased = original.clone();
-        let region = erasing
-            .apply(&mut erased, height, width, &mut rng)
-            .expect("fits");
+        let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
+        let region = region.expect("fits");
         let mut seen = [None; 3];
         each_value(
             &original,

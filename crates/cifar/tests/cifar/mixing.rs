@@ -1,7 +1,7 @@
 //! Mixup and CutMix as timm computes them: pixel values, lambda against the pixels that
 //! changed, soft targets, and the loss a soft-target cross-entropy takes from them.
 
-use cnnzoo_cifar::{CifarError, MixKind, Mixup, smoothed_one_hot};
+use cnnzoo_cifar::{CifarError, MixKind, MixOutcome, Mixup, smoothed_one_hot};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -10,6 +10,26 @@ fn pixels(len: usize, salt: usize) -> Vec<f32> {
     (0..len)
         .map(|i| ((i * 7919 + salt * 104_729) % 1_000) as f32 / 250.0 - 2.0)
         .collect()
+}
+
+/// `mixup` of a `[batch, channels, height, width]` batch of `images` with the generator of
+/// `seed`.
+fn mix(
+    mixup: &Mixup,
+    images: &mut [f32],
+    (batch, channels, height, width): (usize, usize, usize, usize),
+    labels: &[usize],
+    seed: u64,
+) -> cnnzoo_cifar::Result<MixOutcome> {
+    mixup.apply(
+        images,
+        batch,
+        channels,
+        height,
+        width,
+        labels,
+        &mut rng(seed),
+    )
 }
 
 fn rng(seed: u64) -> Xoshiro256PlusPlus {
@@ -68,17 +88,14 @@ fn every_target_row_sums_to_one() {
     for mixup in configs {
         for seed in 0..200 {
             let mut images = pixels(batch * channels * height * width, seed);
-            let outcome = mixup
-                .apply(
-                    &mut images,
-                    batch,
-                    channels,
-                    height,
-                    width,
-                    &labels,
-                    &mut rng(seed as u64),
-                )
-                .expect("shapes and labels are valid");
+            let outcome = mix(
+                &mixup,
+                &mut images,
+                (batch, channels, height, width),
+                &labels,
+                seed as u64,
+            )
+            .expect("shapes and labels are valid");
             assert_eq!(outcome.targets.len(), batch * mixup.num_classes);
             for row in outcome.targets.chunks(mixup.num_classes) {
                 let sum: f64 = row.iter().map(|&t| f64::from(t)).sum();
@@ -197,17 +214,14 @@ fn probability_zero_leaves_images_alone_with_smoothed_targets() {
     for seed in 0..50 {
         let original = pixels(batch * channels * height * width, seed as usize);
         let mut images = original.clone();
-        let outcome = mixup
-            .apply(
-                &mut images,
-                batch,
-                channels,
-                height,
-                width,
-                &labels,
-                &mut rng(seed),
-            )
-            .expect("valid");
+        let outcome = mix(
+            &mixup,
+            &mut images,
+            (batch, channels, height, width),
+            &labels,
+            seed,
+        )
+        .expect("valid");
         assert_eq!(outcome.kind, MixKind::None);
         assert_eq!(outcome.lambda, 1.0);
         assert_eq!(images, original);
