@@ -9,12 +9,14 @@
 //! and its random stream; this pipeline is for configured recipes.
 use rand::Rng;
 
-use crate::augment::{AugmentParams, HorizontalFlip, Normalization, RandomResizedCrop, resample};
+use crate::augment::{
+    AugmentParams, HorizontalFlip, Normalization, RandomResizedCrop, normalize_into, resample,
+};
 use crate::crop::RandomCrop;
 use crate::erasing::{Cutout, RandomErasing};
 use crate::error::Result;
 use crate::policy::PolicyKind;
-use crate::set::{CHANNEL_PIXELS, IMAGE_BYTES, IMAGE_SIDE};
+use crate::set::{IMAGE_BYTES, IMAGE_SIDE};
 
 /// How the image is cropped first.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,24 +98,12 @@ impl TrainTransform {
                 row.reverse();
             }
         }
-        normalize_planes(&pixels, normalization, out);
+        normalize_into(&pixels, normalization, out);
         if let Some(erasing) = &self.erasing {
             erasing.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
         }
         if let Some(cutout) = &self.cutout {
             cutout.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
-        }
-    }
-}
-
-/// `(x / 255 - mean) / std` per channel, into `out`.
-fn normalize_planes(pixels: &[u8; IMAGE_BYTES], normalization: &Normalization, out: &mut [f32]) {
-    let planes = out
-        .chunks_exact_mut(CHANNEL_PIXELS)
-        .zip(pixels.chunks_exact(CHANNEL_PIXELS));
-    for (channel, (plane_out, plane)) in planes.enumerate() {
-        for (value, &pixel) in plane_out.iter_mut().zip(plane) {
-            *value = normalization.apply(channel, f32::from(pixel));
         }
     }
 }
@@ -124,7 +114,6 @@ mod tests {
     use rand::rngs::Xoshiro256PlusPlus;
 
     use super::*;
-    use crate::augment::normalize_into;
     use crate::crop::PaddingMode;
 
     fn ramp() -> [u8; IMAGE_BYTES] {
