@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use cnnzoo_cifar::Normalization;
 use serde::Serialize;
 
 use crate::atomic;
@@ -92,9 +93,24 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
     let checkpoint_file = run_dir::checkpoint_of(&request.checkpoint);
     let (classifier, meta) = checkpoint::load(&checkpoint_file, &selected.device)?;
     let data_dir = resolve_data_dir(request.data_dir.as_deref());
-    let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
+    // The data set, labels and statistics the weights were trained with, from the sidecar.
+    let data = data::load(
+        data::kind_of(&meta.dataset),
+        &data_dir,
+        meta.val_fraction,
+        meta.split_seed,
+        Some(Normalization {
+            mean: meta.dataset.mean,
+            std: meta.dataset.std,
+        }),
+    )?;
     let set = data.split(request.split)?;
-    let loader = data::eval_loader(set, request.batch_size, &selected.device)?;
+    let loader = data.eval_loader(
+        set,
+        request.batch_size,
+        data::EVAL_WORKERS,
+        &selected.device,
+    )?;
     let result = evaluate(
         classifier.inference_model(),
         &loader,
