@@ -31,7 +31,7 @@ pub struct AugmentRequest {
     /// Augmented versions of each image, one per column after the original.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=32))]
     pub samples: u64,
-    /// Folder with the CIFAR-10 data (default: the config's, else ./data or CNNZOO_DATA).
+    /// Folder with the data set (default: the config's, else ./data or CNNZOO_DATA).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }

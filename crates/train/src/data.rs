@@ -104,6 +104,14 @@ impl DataConfig {
         }
     }
 
+    /// The data set as titles name it.
+    pub fn title(&self) -> &'static str {
+        match self.kind() {
+            CifarKind::Cifar100Coarse => "CIFAR-100 (coarse labels)",
+            kind => kind.name(),
+        }
+    }
+
     /// The configured statistics; `None` means the data set's own (see [`load`]).
     pub fn normalization(&self) -> Result<Option<Normalization>> {
         match (self.mean, self.std) {
