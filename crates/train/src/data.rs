@@ -292,3 +292,83 @@ pub fn train_batcher(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<TrainConfig> {
+        let config = TrainConfig::from_toml(&format!(
+            "model = \"resnet\"\n{extra}\n[optimizer]\nname = \"sgd\"\nlr = 0.1\n"
+        ))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn without_data_the_resolved_config_has_no_data_table() {
+        let plain = config("").unwrap();
+        assert_eq!(plain.data.kind(), CifarKind::Cifar10);
+        assert!(!plain.to_toml().unwrap().contains("data"));
+        let explicit = config("data.dataset = \"cifar10\"").unwrap();
+        assert_eq!(explicit, plain);
+    }
+
+    #[test]
+    fn dataset_and_labels_pick_the_kind() {
+        let fine = config("data.dataset = \"cifar100\"").unwrap();
+        assert_eq!(fine.data.kind(), CifarKind::Cifar100);
+        assert!(
+            fine.to_toml()
+                .unwrap()
+                .contains("[data]\ndataset = \"cifar100\"")
+        );
+        let coarse = config("data = { dataset = \"cifar100\", labels = \"coarse\" }").unwrap();
+        assert_eq!(coarse.data.kind(), CifarKind::Cifar100Coarse);
+        assert_eq!(coarse.data.title(), "CIFAR-100 (coarse labels)");
+        let error = config("data.labels = \"fine\"").unwrap_err().to_string();
+        assert!(
+            error.contains("data.labels = \"fine\" is for CIFAR-100 only"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn data_dir_wins_over_data_root() {
+        let root = config("data.root = \"/srv/cifar\"").unwrap();
+        assert_eq!(root.data_dir(), Path::new("/srv/cifar"));
+        let both = config("data_dir = \"/here\"\ndata.root = \"/srv/cifar\"").unwrap();
+        assert_eq!(both.data_dir(), Path::new("/here"));
+    }
+
+    #[test]
+    fn statistics_go_together_and_must_be_usable() {
+        let set = config("data = { mean = [0.5, 0.4, 0.3], std = [0.2, 0.2, 0.25] }").unwrap();
+        assert_eq!(
+            set.data.normalization().unwrap(),
+            Some(Normalization {
+                mean: [0.5, 0.4, 0.3],
+                std: [0.2, 0.2, 0.25]
+            })
+        );
+        let error = config("data.mean = [0.5, 0.4, 0.3]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("data.mean and data.std go together"),
+            "{error}"
+        );
+        let error = config("data = { mean = [0.5, 0.4, 0.3], std = [0.2, 0.0, 0.25] }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("data.std must be three positive numbers"),
+            "{error}"
+        );
+        let error = config("data.eval_workers = 0").unwrap_err().to_string();
+        assert!(
+            error.contains("data.eval_workers must be at least 1"),
+            "{error}"
+        );
+    }
+}
