@@ -7,6 +7,8 @@ pub enum CifarKind {
     Cifar10,
     /// CIFAR-100 with its 100 fine labels.
     Cifar100,
+    /// CIFAR-100 with its 20 coarse labels (the super-classes): the same files, the other label.
+    Cifar100Coarse,
 }
 
 const CIFAR10_CLASSES: [&str; 10] = [
@@ -125,16 +127,40 @@ const CIFAR100_CLASSES: [&str; 100] = [
     "worm",
 ];
 
+/// The 20 super-classes of CIFAR-100, in the order of its meta file's `coarse_label_names`.
+const CIFAR100_COARSE_CLASSES: [&str; 20] = [
+    "aquatic_mammals",
+    "fish",
+    "flowers",
+    "food_containers",
+    "fruit_and_vegetables",
+    "household_electrical_devices",
+    "household_furniture",
+    "insects",
+    "large_carnivores",
+    "large_man-made_outdoor_things",
+    "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores",
+    "medium_mammals",
+    "non-insect_invertebrates",
+    "people",
+    "reptiles",
+    "small_mammals",
+    "trees",
+    "vehicles_1",
+    "vehicles_2",
+];
+
 impl CifarKind {
     /// The name used in messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Cifar10 => "CIFAR-10",
-            Self::Cifar100 => "CIFAR-100",
+            Self::Cifar100 | Self::Cifar100Coarse => "CIFAR-100",
         }
     }
 
-    /// Number of classes (fine classes for CIFAR-100).
+    /// Number of classes (100 fine or 20 coarse ones for CIFAR-100).
     pub fn num_classes(self) -> usize {
         self.default_classes().len()
     }
@@ -144,6 +170,7 @@ impl CifarKind {
         match self {
             Self::Cifar10 => &CIFAR10_CLASSES,
             Self::Cifar100 => &CIFAR100_CLASSES,
+            Self::Cifar100Coarse => &CIFAR100_COARSE_CLASSES,
         }
     }
 
@@ -151,7 +178,7 @@ impl CifarKind {
     pub fn binary_folder(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-batches-bin",
-            Self::Cifar100 => "cifar-100-binary",
+            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-binary",
         }
     }
 
@@ -160,7 +187,7 @@ impl CifarKind {
     pub fn python_folder(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-batches-py",
-            Self::Cifar100 => "cifar-100-python",
+            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-python",
         }
     }
 
@@ -168,7 +195,7 @@ impl CifarKind {
     pub fn binary_archive(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-binary.tar.gz",
-            Self::Cifar100 => "cifar-100-binary.tar.gz",
+            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-binary.tar.gz",
         }
     }
 
@@ -176,7 +203,7 @@ impl CifarKind {
     pub fn python_archive(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar-10-python.tar.gz",
-            Self::Cifar100 => "cifar-100-python.tar.gz",
+            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-python.tar.gz",
         }
     }
 
@@ -184,7 +211,20 @@ impl CifarKind {
     pub fn official_url(self) -> &'static str {
         match self {
             Self::Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-            Self::Cifar100 => "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+            Self::Cifar100 | Self::Cifar100Coarse => {
+                "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+            }
+        }
+    }
+
+    /// Where the official python archive is published: what a missing CIFAR-100 is downloaded
+    /// from, as torchvision does (its md5 is the one torchvision checks).
+    pub fn official_python_url(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            Self::Cifar100 | Self::Cifar100Coarse => {
+                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+            }
         }
     }
 
@@ -192,7 +232,7 @@ impl CifarKind {
     pub fn official_md5(self) -> &'static str {
         match self {
             Self::Cifar10 => "c32a1d4ab5d03f1284b67883e8d87530",
-            Self::Cifar100 => "03b5dce01913d631647c71ecec9e9cb8",
+            Self::Cifar100 | Self::Cifar100Coarse => "03b5dce01913d631647c71ecec9e9cb8",
         }
     }
 
@@ -200,7 +240,7 @@ impl CifarKind {
     pub fn official_python_md5(self) -> &'static str {
         match self {
             Self::Cifar10 => "c58f30108f718f92721af3b95e74349a",
-            Self::Cifar100 => "eb9058c3a382ffc7106e4002c42a8d85",
+            Self::Cifar100 | Self::Cifar100Coarse => "eb9058c3a382ffc7106e4002c42a8d85",
         }
     }
 
@@ -217,7 +257,7 @@ impl CifarKind {
                 ],
                 "test_batch.bin",
             ),
-            Self::Cifar100 => (vec!["train.bin"], "test.bin"),
+            Self::Cifar100 | Self::Cifar100Coarse => (vec!["train.bin"], "test.bin"),
         }
     }
 
@@ -234,7 +274,7 @@ impl CifarKind {
                 ],
                 "test_batch",
             ),
-            Self::Cifar100 => (vec!["train"], "test"),
+            Self::Cifar100 | Self::Cifar100Coarse => (vec!["train"], "test"),
         }
     }
 
@@ -243,6 +283,7 @@ impl CifarKind {
         match self {
             Self::Cifar10 => "batches.meta.txt",
             Self::Cifar100 => "fine_label_names.txt",
+            Self::Cifar100Coarse => "coarse_label_names.txt",
         }
     }
 
@@ -251,6 +292,16 @@ impl CifarKind {
         match self {
             Self::Cifar10 => ("batches.meta", "label_names"),
             Self::Cifar100 => ("meta", "fine_label_names"),
+            Self::Cifar100Coarse => ("meta", "coarse_label_names"),
+        }
+    }
+
+    /// How messages call the label the crate trains on.
+    pub(crate) fn label_name(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "label",
+            Self::Cifar100 => "fine label",
+            Self::Cifar100Coarse => "coarse label",
         }
     }
 
@@ -259,6 +310,7 @@ impl CifarKind {
         match self {
             Self::Cifar10 => "labels",
             Self::Cifar100 => "fine_labels",
+            Self::Cifar100Coarse => "coarse_labels",
         }
     }
 }

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Where each concern lives (the modules are private; what they make public is re-exported here):
-//! - `kind`: the two data sets, their file names, URLs, md5s and class names ([`CifarKind`]).
+//! - `kind`: the two data sets (CIFAR-100 with either labelling), their file names, URLs, md5s and class names ([`CifarKind`]).
 //! - `source`: where the data comes from: an extracted folder, an archive or a download
 //!   ([`locate`], [`Source`]); the resumable, md5-verified download ([`download`],
 //!   [`md5_of_file`]).
@@ -104,7 +104,8 @@ pub fn load_cifar10(data_dir: &Path) -> Result<CifarData> {
     load(CifarKind::Cifar10, data_dir, &FetchOptions::from_env())
 }
 
-/// Loads CIFAR-100 (fine labels) from `data_dir` with [`FetchOptions::from_env`].
+/// Loads CIFAR-100 (fine labels) from `data_dir` with [`FetchOptions::from_env`]; its coarse
+/// labels are [`CifarKind::Cifar100Coarse`] through [`load`].
 pub fn load_cifar100(data_dir: &Path) -> Result<CifarData> {
     load(CifarKind::Cifar100, data_dir, &FetchOptions::from_env())
 }

@@ -122,7 +122,7 @@ fn read_batches(
 pub fn parse_binary_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<Batch> {
     let label_bytes = match kind {
         CifarKind::Cifar10 => 1,
-        CifarKind::Cifar100 => 2,
+        CifarKind::Cifar100 | CifarKind::Cifar100Coarse => 2,
     };
     let record_size = label_bytes + IMAGE_BYTES;
     if !bytes.len().is_multiple_of(record_size) {
@@ -142,48 +142,37 @@ pub fn parse_binary_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<
     let mut labels = Vec::with_capacity(count);
     for (record, chunk) in bytes.chunks_exact(record_size).enumerate() {
         let (label_part, pixels) = chunk.split_at(label_bytes);
-        if let &[coarse, _] = label_part {
-            check_label(file, record, "coarse label", i64::from(coarse), kind, 20)?;
-        }
-        // The class label is the last label byte: the only one, or CIFAR-100's fine label.
-        let label = label_part.last().copied().unwrap_or_default();
-        check_label(
-            file,
-            record,
-            label_name(kind),
-            i64::from(label),
-            kind,
-            kind.num_classes(),
-        )?;
+        // CIFAR-100's records hold the coarse label, then the fine one; both are checked
+        // whichever is trained on, so a corrupt file is refused the same way for both.
+        let label = match (kind, label_part) {
+            (CifarKind::Cifar100 | CifarKind::Cifar100Coarse, &[coarse, fine]) => {
+                let coarse_kind = CifarKind::Cifar100Coarse;
+                check_label(file, record, i64::from(coarse), coarse_kind)?;
+                check_label(file, record, i64::from(fine), CifarKind::Cifar100)?;
+                if kind == coarse_kind { coarse } else { fine }
+            }
+            _ => {
+                let label = label_part[0];
+                check_label(file, record, i64::from(label), kind)?;
+                label
+            }
+        };
         labels.push(label);
         images.extend_from_slice(pixels);
     }
     Ok((images, labels))
 }
 
-/// How messages call the label the crate trains on.
-fn label_name(kind: CifarKind) -> &'static str {
-    match kind {
-        CifarKind::Cifar10 => "label",
-        CifarKind::Cifar100 => "fine label",
-    }
-}
-
-fn check_label(
-    file: &Path,
-    record: usize,
-    what: &'static str,
-    label: i64,
-    kind: CifarKind,
-    classes: usize,
-) -> Result<()> {
+/// Refuses a label outside `kind`'s classes, naming the label as `kind` calls it.
+fn check_label(file: &Path, record: usize, label: i64, kind: CifarKind) -> Result<()> {
+    let classes = kind.num_classes();
     if (0..classes as i64).contains(&label) {
         Ok(())
     } else {
         Err(CifarError::BadLabel {
             file: file.to_path_buf(),
             record,
-            what,
+            what: kind.label_name(),
             label,
             dataset: kind.name(),
             max: classes - 1,
@@ -255,7 +244,7 @@ fn default_classes(kind: CifarKind) -> Vec<String> {
 }
 
 /// Parses one python batch: a dict whose `data` is a uint8 numpy array of shape (N, 3072) and
-/// whose label list (`labels`, or `fine_labels` for CIFAR-100) has N entries.
+/// whose label list (`labels`, or `fine_labels` / `coarse_labels` for CIFAR-100) has N entries.
 pub fn parse_python_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<Batch> {
     let bad = |detail: String| CifarError::BadPickle {
         file: file.to_path_buf(),
@@ -293,14 +282,7 @@ pub fn parse_python_batch(kind: CifarKind, file: &Path, bytes: &[u8]) -> Result<
         let label = value
             .as_int()
             .ok_or_else(|| bad(format!("'{key}'[{record}] is not an integer")))?;
-        check_label(
-            file,
-            record,
-            label_name(kind),
-            label,
-            kind,
-            kind.num_classes(),
-        )?;
+        check_label(file, record, label, kind)?;
         labels.push(label as u8);
     }
     Ok((pixels.to_vec(), labels))

@@ -33,7 +33,8 @@ pub fn data_dir_from_env() -> PathBuf {
 /// How data that is not on disk yet is fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
-    /// Address of the binary archive; `None` means the official one.
+    /// Address of the archive to download; `None` means the official one (see
+    /// [`FetchOptions::url_for`]).
     pub url: Option<String>,
     /// Whether to print progress and notes on stderr.
     pub verbose: bool,
@@ -57,11 +58,17 @@ impl FetchOptions {
         }
     }
 
-    /// The address to download `kind` from.
+    /// The address to download `kind` from: CIFAR-10's binary archive, CIFAR-100's python
+    /// archive (the one torchvision fetches, so a data folder shared with it needs no second
+    /// download), unless [`Self::url`] replaces it.
     pub fn url_for(&self, kind: CifarKind) -> String {
-        self.url
-            .clone()
-            .unwrap_or_else(|| kind.official_url().to_owned())
+        self.url.clone().unwrap_or_else(|| {
+            match kind {
+                CifarKind::Cifar10 => kind.official_url(),
+                CifarKind::Cifar100 | CifarKind::Cifar100Coarse => kind.official_python_url(),
+            }
+            .to_owned()
+        })
     }
 
     fn note(&self, message: impl std::fmt::Display) {
@@ -101,8 +108,8 @@ impl Source {
 /// Finds the data of `kind` in `data_dir`, downloading it when there is none.
 ///
 /// Order: the extracted binary folder; the python folder torchvision leaves behind; the binary
-/// archive; the python archive; else the binary archive is downloaded into `data_dir` (the only
-/// write into it). Archives are read in place, never extracted. An archive found on disk is
+/// archive; the python archive; else an archive is downloaded into `data_dir` (the only
+/// write into it): CIFAR-10's binary one, CIFAR-100's python one, as [`FetchOptions::url_for`]. Archives are read in place, never extracted. An archive found on disk is
 /// used even when it is not the official file (a note says so); a downloaded one must match
 /// the official md5.
 pub fn locate(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<Source> {
@@ -125,8 +132,17 @@ pub fn locate(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Resul
         return Ok(Source::PythonArchive(python_archive));
     }
     let url = options.url_for(kind);
-    download(&url, &binary_archive, kind.official_md5(), options.verbose)?;
-    Ok(Source::BinaryArchive(binary_archive))
+    match kind {
+        CifarKind::Cifar10 => {
+            download(&url, &binary_archive, kind.official_md5(), options.verbose)?;
+            Ok(Source::BinaryArchive(binary_archive))
+        }
+        CifarKind::Cifar100 | CifarKind::Cifar100Coarse => {
+            let md5 = kind.official_python_md5();
+            download(&url, &python_archive, md5, options.verbose)?;
+            Ok(Source::PythonArchive(python_archive))
+        }
+    }
 }
 
 fn note_unofficial(archive: &Path, official: &str, options: &FetchOptions) -> Result<()> {

@@ -240,8 +240,16 @@ pub fn eval(request: &EvalRequest) -> Result<()> {
         report.top5,
         report.tta.name()
     );
+    let rows = report.table_rows();
+    if rows.len() < report.class_rows.len() {
+        println!(
+            "the {} worst of {} classes, worst first (--json lists them all):",
+            rows.len(),
+            report.class_rows.len()
+        );
+    }
     println!("{:<12} {:>9} {:>14}", "class", "accuracy", "correct/total");
-    for row in &report.class_rows {
+    for row in rows {
         let correct = format!("{}/{}", row.correct, row.total);
         println!("{:<12} {:>8.2}% {correct:>14}", row.class, row.accuracy);
     }

@@ -385,6 +385,15 @@ fn cases() -> Vec<Case> {
             &["label_smoothing must be in [0, 1) (got 1.5)"],
         ),
         bad_config(
+            "coarse labels of CIFAR-10",
+            "epochs = 2",
+            "epochs = 2\ndata = { labels = \"coarse\" }",
+            &[
+                "data.labels = \"coarse\" is for CIFAR-100 only",
+                "data.dataset = \"cifar100\"",
+            ],
+        ),
+        bad_config(
             "EMA decay of 1",
             "epochs = 2",
             "epochs = 2\nema = { decay = 1.0 }",

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use cnnzoo_cifar::{CifarBatch, CifarItem, IMAGE_BYTES, IMAGE_SIDE, Normalization};
 
 use crate::atomic;
-use crate::config::{TrainConfig, resolve_data_dir};
+use crate::config::TrainConfig;
 use crate::data;
 use crate::report::grid::image_grid;
 
@@ -31,7 +31,7 @@ pub struct AugmentRequest {
     /// Augmented versions of each image, one per column after the original.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=32))]
     pub samples: u64,
-    /// Folder with the CIFAR-10 data (default: the config's, else ./data or CNNZOO_DATA).
+    /// Folder with the data set (default: the config's, else ./data or CNNZOO_DATA).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -44,12 +44,15 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
         .with_context(|| format!("invalid configuration from {}", request.config.display()))?;
     let data_dir = match &request.data_dir {
         Some(dir) => dir.clone(),
-        None => config
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| resolve_data_dir(None)),
+        None => config.data_dir(),
     };
-    let data = data::load_cifar10(&data_dir, config.val_fraction, config.seed)?;
+    let data = data::load(
+        config.data.kind(),
+        &data_dir,
+        config.val_fraction,
+        config.seed,
+        config.data.normalization()?,
+    )?;
     let (rows, samples) = (request.images as usize, request.samples as usize);
     if data.train.len() < rows {
         bail!(
@@ -68,7 +71,7 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
             index,
         })
         .collect();
-    let batcher = data::train_batcher(&config, data.classes.len())?;
+    let batcher = data::train_batcher(&config, data.classes.len(), data.normalization)?;
     let device = Device::flex();
     let columns: Vec<Vec<Vec<u8>>> = (1..=samples)
         .map(|epoch| {

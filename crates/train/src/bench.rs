@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::train::{InferenceStep, Learner};
-use cnnzoo_cifar::{CifarBatch, CifarDataset, CifarSet, EpochLoader, IMAGE_BYTES};
+use cnnzoo_cifar::{CifarBatch, CifarDataset, CifarSet, EpochLoader, IMAGE_BYTES, Normalization};
 use cnnzoo_models::{MODELS, ModelEntry, lookup};
 use serde::{Deserialize, Serialize};
 
@@ -338,7 +338,7 @@ fn loader_rate(
     };
     let loader = EpochLoader::train_with(
         CifarDataset::new(set),
-        data::train_batcher(config, NUM_CLASSES)?,
+        data::train_batcher(config, NUM_CLASSES, Normalization::CIFAR10)?,
         batch,
         config.workers,
         device,

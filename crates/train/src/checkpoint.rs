@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::augment_config::EmaConfig;
 use crate::classifier::Classifier;
+use crate::data::Labels;
 use crate::ema::Ema;
 
 pub const FORMAT: &str = "cnnzoo-checkpoint/1";
@@ -20,6 +21,10 @@ pub const FORMAT: &str = "cnnzoo-checkpoint/1";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetInfo {
     pub name: String,
+    /// CIFAR-100's labelling, so `eval` reads the labels the weights were trained on; absent
+    /// (fine) in the sidecars of CIFAR-10 runs and of runs from before CIFAR-100.
+    #[serde(default, skip_serializing_if = "Labels::is_fine")]
+    pub labels: Labels,
     pub classes: Vec<String>,
     pub mean: [f32; 3],
     pub std: [f32; 3],

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::augment_config::{AugmentConfig, EmaConfig, check_label_smoothing, is_zero};
+use crate::data::DataConfig;
 use crate::grad_clip::GradClip;
 use crate::run_dir::RunDir;
 use crate::schedule::AnnealStrategy;
@@ -31,9 +32,14 @@ pub struct TrainConfig {
     /// `auto`, `cpu`, `ndarray`, `wgpu`, `vulkan`, `metal` or `dx12`.
     #[serde(default = "defaults::device")]
     pub device: String,
-    /// Where the data set lives or is downloaded to (default `./data`, or `CNNZOO_DATA`).
+    /// Where the data set lives or is downloaded to (default `data.root`, else `CNNZOO_DATA`,
+    /// else `./data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `[data]`: the data set (CIFAR-10 or CIFAR-100), its labels, statistics and evaluation
+    /// workers; absent from a resolved config that keeps the defaults.
+    #[serde(default, skip_serializing_if = "DataConfig::is_default")]
+    pub data: DataConfig,
     /// The run folder (default `runs/<model>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
@@ -274,7 +280,8 @@ pub struct Overrides {
     /// Seed of the initial weights, the validation split, the data order and the augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
+    /// Folder with the data set (default data.root, else CNNZOO_DATA, else ./data); downloaded
+    /// if missing.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     // The help as an attribute: as a doc comment, rustdoc would read `<model>` as an HTML tag.
@@ -357,6 +364,7 @@ impl TrainConfig {
             workers: defaults::workers(),
             device: defaults::device(),
             data_dir: None,
+            data: DataConfig::default(),
             output: None,
             optimizer: OptimizerConfig::Sgd {
                 lr: 0.1,
@@ -443,6 +451,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.val_fraction) {
             bail!("val_fraction must be in [0, 1) (got {})", self.val_fraction);
         }
+        self.data.validate()?;
         match &self.optimizer {
             OptimizerConfig::Sgd {
                 momentum,
@@ -537,8 +546,9 @@ impl TrainConfig {
         )
     }
 
+    /// `data_dir` (or `--data-dir`), else `data.root`, else as [`resolve_data_dir`].
     pub fn data_dir(&self) -> PathBuf {
-        resolve_data_dir(self.data_dir.as_deref())
+        resolve_data_dir(self.data_dir.as_deref().or(self.data.root.as_deref()))
     }
 
     pub fn to_toml(&self) -> Result<String> {

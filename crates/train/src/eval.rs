@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use cnnzoo_cifar::Normalization;
 use serde::Serialize;
 
 use crate::atomic;
@@ -27,7 +28,7 @@ pub struct EvalRequest {
     /// the checkpoint was trained with.
     #[arg(long, value_enum, default_value = "test")]
     pub split: data::Split,
-    /// Folder with the CIFAR-10 data (default ./data, or CNNZOO_DATA); downloaded if missing.
+    /// Folder with the data set (default ./data, or CNNZOO_DATA); downloaded if missing.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
@@ -49,6 +50,24 @@ pub struct EvalRequest {
 }
 
 /// The evaluation of a checkpoint on one split; serialises to `cnnzoo eval --json`.
+/// Classes beyond which the printed table lists only the worst ones and the heat map draws no
+/// counts: a hundred rows of numbers are read by no one.
+pub const READABLE_CLASSES: usize = 20;
+
+impl EvalReport {
+    /// The rows of the printed per-class table: every class in the data set's order, or, beyond
+    /// [`READABLE_CLASSES`], the [`READABLE_CLASSES`] worst, worst first (ties in the data set's
+    /// order).
+    pub fn table_rows(&self) -> Vec<&ClassAccuracy> {
+        let mut rows: Vec<&ClassAccuracy> = self.class_rows.iter().collect();
+        if rows.len() > READABLE_CLASSES {
+            rows.sort_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+            rows.truncate(READABLE_CLASSES);
+        }
+        rows
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
     pub checkpoint: PathBuf,
@@ -92,9 +111,24 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
     let checkpoint_file = run_dir::checkpoint_of(&request.checkpoint);
     let (classifier, meta) = checkpoint::load(&checkpoint_file, &selected.device)?;
     let data_dir = resolve_data_dir(request.data_dir.as_deref());
-    let data = data::load_cifar10(&data_dir, meta.val_fraction, meta.split_seed)?;
+    // The data set, labels and statistics the weights were trained with, from the sidecar.
+    let data = data::load(
+        data::kind_of(&meta.dataset),
+        &data_dir,
+        meta.val_fraction,
+        meta.split_seed,
+        Some(Normalization {
+            mean: meta.dataset.mean,
+            std: meta.dataset.std,
+        }),
+    )?;
     let set = data.split(request.split)?;
-    let loader = data::eval_loader(set, request.batch_size, &selected.device)?;
+    let loader = data.eval_loader(
+        set,
+        request.batch_size,
+        data::EVAL_WORKERS,
+        &selected.device,
+    )?;
     let result = evaluate(
         classifier.inference_model(),
         &loader,
@@ -185,4 +219,60 @@ fn check_writable(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(accuracies: &[f64]) -> EvalReport {
+        let class_rows: Vec<ClassAccuracy> = accuracies
+            .iter()
+            .enumerate()
+            .map(|(i, &accuracy)| ClassAccuracy {
+                class: format!("c{i}"),
+                accuracy,
+                correct: 0,
+                total: 0,
+            })
+            .collect();
+        EvalReport {
+            checkpoint: PathBuf::new(),
+            model: "m".into(),
+            split: "test",
+            tta: Tta::None,
+            top1: 0.0,
+            top5: 0.0,
+            n: 0,
+            nonfinite: 0,
+            per_class: BTreeMap::new(),
+            classes: Vec::new(),
+            confusion: Vec::new(),
+            class_rows,
+            confusion_png: None,
+        }
+    }
+
+    fn names(rows: &[&ClassAccuracy]) -> Vec<String> {
+        rows.iter().map(|row| row.class.clone()).collect()
+    }
+
+    #[test]
+    fn the_table_lists_every_class_up_to_20_and_the_20_worst_beyond() {
+        let twenty: Vec<f64> = (0..20).map(|i| f64::from(i * 7 % 20)).collect();
+        let all = report(&twenty);
+        assert_eq!(
+            names(&all.table_rows()),
+            names(&all.class_rows.iter().collect::<Vec<_>>())
+        );
+
+        // 100 classes: accuracy (i * 37) % 100, so class 0 (0%) is the worst, then class 73
+        // (1%), then 46 (2%).
+        let hundred: Vec<f64> = (0..100).map(|i| f64::from(i * 37 % 100)).collect();
+        let big = report(&hundred);
+        let rows = big.table_rows();
+        assert_eq!(rows.len(), 20);
+        assert_eq!(names(&rows[..3]), ["c0", "c73", "c46"]);
+        assert_eq!(rows[19].accuracy, 19.0);
+    }
 }

@@ -14,6 +14,7 @@ use cnnzoo_models::{ImageStatistics, ModelConfig, ModelEntry, lookup};
 use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, DatasetInfo, FORMAT};
 use crate::classifier::Classifier;
+use crate::data::Labels;
 
 /// torchvision's ImageNet statistics, which its pretrained models expect.
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -208,6 +209,7 @@ fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetIn
     let dataset = if cifar10 {
         DatasetInfo {
             name: "cifar10".into(),
+            labels: Labels::Fine,
             classes: CifarKind::Cifar10
                 .default_classes()
                 .iter()
@@ -220,6 +222,7 @@ fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetIn
     } else {
         DatasetInfo {
             name: "custom".into(),
+            labels: Labels::Fine,
             classes: (0..request.num_classes).map(|c| c.to_string()).collect(),
             mean,
             std,

@@ -382,6 +382,7 @@ mod tests {
     fn dataset(side: usize) -> DatasetInfo {
         DatasetInfo {
             name: "test".into(),
+            labels: crate::data::Labels::Fine,
             classes: vec![],
             mean: [0.0; 3],
             std: [1.0; 3],

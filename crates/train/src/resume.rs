@@ -43,7 +43,10 @@ pub struct HistoryEntry {
 
 /// Keys that change neither the weights nor the figures of a run.
 fn changes_nothing_computed(key: &str) -> bool {
-    matches!(key, "device" | "workers" | "output" | "data_dir") || key.starts_with("log.")
+    matches!(
+        key,
+        "device" | "workers" | "output" | "data_dir" | "data.root" | "data.eval_workers"
+    ) || key.starts_with("log.")
 }
 
 /// Refuses to resume from a folder that is not there.

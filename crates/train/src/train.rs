@@ -129,7 +129,13 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     run_lock::ensure_not_running(&run_dir)?;
     let resume_from = prepare_output(&run_dir, request)?;
 
-    let data = data::load_cifar10(&config.data_dir(), config.val_fraction, config.seed)?;
+    let data = data::load(
+        config.data.kind(),
+        &config.data_dir(),
+        config.val_fraction,
+        config.seed,
+        config.data.normalization()?,
+    )?;
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
     let model_config = model_config(&config, entry, data.classes.len())?;
     let selected = device::select(&config.device)?;
@@ -498,7 +504,7 @@ fn evaluate_best(
     let evaluate = |model, set| {
         evaluation::evaluate(
             model,
-            &data::eval_loader(set, config.batch_size, device)?,
+            &data.eval_loader(set, config.batch_size, config.data.eval_workers(), device)?,
             device,
             Tta::None,
         )

@@ -468,7 +468,11 @@ fn write_python_folder(dir: &Path, per_batch: usize) -> Vec<u8> {
         let images: Vec<u8> = (0..per_batch)
             .flat_map(|i| synthetic_image(batch * 100 + i))
             .collect();
-        std::fs::write(folder.join(name), python_batch(&images, &labels, "labels")).expect("batch");
+        std::fs::write(
+            folder.join(name),
+            python_batch(&images, &[("labels", &labels)]),
+        )
+        .expect("batch");
         if batch < 5 {
             all_labels.extend(labels);
         }
@@ -619,21 +623,21 @@ fn corrupt_python_batches_are_reported_by_name() {
     );
 
     let images: Vec<u8> = (0..2).flat_map(synthetic_image).collect();
-    std::fs::write(&batch, python_batch(&images, &[1, 12], "labels")).expect("write");
+    std::fs::write(&batch, python_batch(&images, &[("labels", &[1, 12])])).expect("write");
     assert_error(
         cifar10(dir.path()),
         "data_batch_2",
         "record 1 has label 12, CIFAR-10 labels are 0..=9",
     );
 
-    std::fs::write(&batch, python_batch(&images, &[1], "labels")).expect("write");
+    std::fs::write(&batch, python_batch(&images, &[("labels", &[1])])).expect("write");
     assert_error(
         cifar10(dir.path()),
         "data_batch_2",
         "1 entries for 2 images",
     );
 
-    std::fs::write(&batch, python_batch(&images, &[1, 2], "fine_labels")).expect("write");
+    std::fs::write(&batch, python_batch(&images, &[("fine_labels", &[1, 2])])).expect("write");
     assert_error(cifar10(dir.path()), "data_batch_2", "no 'labels' list");
 
     std::fs::write(&batch, b"not a pickle").expect("write");

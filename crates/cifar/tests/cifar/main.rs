@@ -2,6 +2,7 @@
 
 mod augment;
 mod augment_ops;
+mod cifar100;
 mod common;
 mod crop;
 mod data;
@@ -10,3 +11,4 @@ mod erasing;
 mod loader;
 mod mixing;
 mod records;
+mod synthetic;

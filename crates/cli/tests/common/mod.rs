@@ -152,6 +152,7 @@ pub fn write_checkpoint(
         config,
         dataset: DatasetInfo {
             name: "cifar10".into(),
+            labels: cnnzoo_train::data::Labels::Fine,
             classes: cifar10_classes(),
             mean: cnnzoo_cifar::CIFAR10_MEAN,
             std: cnnzoo_cifar::CIFAR10_STD,

@@ -2,13 +2,15 @@
 use anyhow::Result;
 
 use super::canvas::{Align, Canvas, FRAME, INK, MUTED, Rgb, WHITE};
+use crate::eval::READABLE_CLASSES;
 use crate::evaluation::Evaluation;
 
 /// Width and height of the confusion heat map, whatever the number of classes.
 pub const CONFUSION_SIZE: (u32, u32) = (960, 900);
 
 /// The confusion heat map as PNG bytes: cells coloured by the share of their true class, with
-/// the counts, the class names on both axes and each class's accuracy at the right.
+/// the counts (up to [`READABLE_CLASSES`] classes, and only where a cell is large enough for
+/// them), the class names on both axes and each class's accuracy at the right.
 pub fn draw(evaluation: &Evaluation, classes: &[String], title: &str) -> Result<Vec<u8>> {
     let n = evaluation.confusion.len();
     let names: Vec<String> = if classes.len() == n {
@@ -19,8 +21,15 @@ pub fn draw(evaluation: &Evaluation, classes: &[String], title: &str) -> Result<
     let mut c = Canvas::new(CONFUSION_SIZE)?;
     let title = c.fit(title, 19.0, 920.0);
     c.text(&title, 480.0, 28.0, 19.0, INK, Align::Center);
+    let numbered = n <= READABLE_CLASSES;
+    let legend =
+        "rows: true class  ·  columns: predicted class  ·  colour: share of the true class";
     c.text(
-        "rows: true class  ·  columns: predicted class  ·  colour: share of the true class  ·  numbers: images",
+        &if numbered {
+            format!("{legend}  ·  numbers: images")
+        } else {
+            legend.to_owned()
+        },
         480.0,
         56.0,
         12.0,
@@ -43,7 +52,7 @@ pub fn draw(evaluation: &Evaluation, classes: &[String], title: &str) -> Result<
             let x = left + p as f32 * cell;
             let fill = blues(share);
             c.rect(x, y, cell, cell, fill);
-            if cell >= 26.0 {
+            if numbered && cell >= 26.0 {
                 let ink = if share > 0.45 { WHITE } else { INK };
                 c.text(
                     &count.to_string(),
@@ -214,5 +223,28 @@ mod tests {
         };
         let (w, h, _) = decode(&draw(&big, &[], "cifar-100").unwrap());
         assert_eq!((w as u32, h as u32), CONFUSION_SIZE);
+    }
+
+    /// Doubling every count keeps every share, so only the numbers in the cells can change the
+    /// picture: they do at 20 classes (cells of 32 pixels), and at 21 (cells of 30 pixels, large
+    /// enough for them) there are none.
+    #[test]
+    fn counts_are_drawn_up_to_20_classes_only() {
+        let pixels = |n: usize, scale: usize| {
+            let confusion: Vec<Vec<usize>> = (0..n)
+                .map(|t| (0..n).map(|p| scale * (1 + (t * 3 + p) % 5)).collect())
+                .collect();
+            let evaluation = Evaluation {
+                top1: 10.0,
+                top5: 50.0,
+                n: confusion.iter().flatten().sum(),
+                confusion,
+                nonfinite: 0,
+                nonfinite_by_class: vec![0; n],
+            };
+            decode(&draw(&evaluation, &[], "counts").unwrap()).2
+        };
+        assert_ne!(pixels(20, 1), pixels(20, 2));
+        assert_eq!(pixels(21, 1), pixels(21, 2));
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use cnnzoo_cifar::CifarKind;
 
 use super::canvas::{Align, Canvas, FRAME, GRID, INK, MUTED, Rgb};
 use super::reference_top1;
@@ -25,6 +26,8 @@ const LR: Rgb = Rgb(128, 80, 180);
 pub struct Curves {
     path: PathBuf,
     model: String,
+    /// The data set as the title names it.
+    dataset: &'static str,
     subtitle: String,
     epochs: usize,
     reference_val: Option<f64>,
@@ -35,9 +38,13 @@ impl Curves {
         Self {
             path: dir.file(RunFile::Curves),
             model: config.model.clone(),
+            dataset: config.data.title(),
             subtitle: describe(config),
             epochs: config.epochs,
-            reference_val: reference_top1(&config.model).map(|reference| reference.val),
+            // The tutorial's figures are CIFAR-10's: no line to compare a CIFAR-100 run with.
+            reference_val: reference_top1(&config.model)
+                .filter(|_| config.data.kind() == CifarKind::Cifar10)
+                .map(|reference| reference.val),
         }
     }
 
@@ -58,8 +65,8 @@ impl Curves {
         let best = best_row(rows);
         let last = rows.last().map_or(0, |r| r.epoch);
         let mut title = format!(
-            "{} on CIFAR-10: epoch {last} of {}",
-            self.model, self.epochs
+            "{} on {}: epoch {last} of {}",
+            self.model, self.dataset, self.epochs
         );
         if let Some(b) = best {
             title.push_str(&match b.val_top1 {
