@@ -7,7 +7,8 @@
 //! - [`augment_config`]: its `[augment]` and `[ema]` sections, the modern recipe toolbox.
 //! - [`augment_grid`]: `cnnzoo augment`, a recipe's augmentation drawn as a grid of images.
 //! - [`recipes`]: the shipped reference recipe of each model (`configs/`).
-//! - [`data`]: CIFAR-10's train/validation/test splits and the loaders over them.
+//! - [`data`]: the `[data]` section, CIFAR-10's or CIFAR-100's train/validation/test splits and
+//!   the loaders over them.
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
 //! - [`ema`]: the moving average of the weights (`[ema]`), part of every checkpoint.
