@@ -10,7 +10,6 @@ use rand::{Rng, RngExt};
 
 use crate::error::{CifarError, Result};
 use crate::image_ops::{ImageOp, apply_checked, check_size};
-use crate::seed::{Purpose, rng_for};
 
 /// An operation without its magnitude: what the policy tables and the augmentation spaces name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -353,13 +352,6 @@ impl PolicyKind {
         }
         Ok(())
     }
-
-    /// The generator for the choices of image `index` in `epoch` of a run seeded with `seed`:
-    /// the same whichever worker, batch or resumed run asks, and independent of the stream
-    /// that draws the same image's flip and crop.
-    pub fn rng_for(seed: u64, epoch: usize, index: usize) -> impl Rng {
-        rng_for(seed, Purpose::Policy, &[epoch as u64, index as u64])
-    }
 }
 
 /// Whether `op` has a range of magnitudes in the augmentation spaces (Posterize's is of bits).
@@ -382,10 +374,11 @@ mod tests {
 
     use super::*;
     use crate::image_ops::apply_op;
+    use crate::seed::{Purpose, rng_for};
 
     /// A generator of the kind the loader uses.
     fn rng(index: u64) -> impl Rng + Clone {
-        rng_for(7, Purpose::Policy, &[index])
+        rng_for(7, Purpose::Augment, &[index])
     }
 
     /// A 32x32 image whose pixels differ, so that every operation changes something.
@@ -412,7 +405,7 @@ mod tests {
             let mut differ = 0;
             let augmented = |epoch, index| {
                 let mut pixels = image();
-                let mut rng = PolicyKind::rng_for(1, epoch, index);
+                let mut rng = rng_for(1, Purpose::Augment, &[epoch, index]);
                 policy.apply(&mut pixels, 32, 32, [0; 3], &mut rng).unwrap();
                 pixels
             };

@@ -10,7 +10,7 @@ pub(crate) enum Purpose {
     Split = 1,
     Shuffle = 2,
     Augment = 3,
-    Policy = 4,
+    // 4 was a policy stream of its own, before the pipeline drew a whole image from one.
     Mix = 5,
 }
 

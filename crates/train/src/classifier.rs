@@ -50,11 +50,7 @@ impl Classifier {
 
     /// Logits and their cross-entropy: what validation, eval and the metrics see.
     pub fn forward_classification(&self, batch: CifarBatch) -> ClassificationOutput {
-        let logits = self.inference_model().forward(batch.images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
-        ClassificationOutput::new(loss, logits, batch.targets)
+        classify(self.inference_model(), batch)
     }
 
     /// The training loss: cross-entropy against the batch's soft targets when it has them, else
@@ -75,6 +71,15 @@ impl Classifier {
         }
         ClassificationOutput::new(loss, logits, batch.targets)
     }
+}
+
+/// `model`'s logits of the batch and their cross-entropy against its classes.
+fn classify(model: &Model, batch: CifarBatch) -> ClassificationOutput {
+    let logits = model.forward(batch.images);
+    let loss = CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits.clone(), batch.targets.clone());
+    ClassificationOutput::new(loss, logits, batch.targets)
 }
 
 /// timm's `SoftTargetCrossEntropy`: the batch mean of `-sum(targets * log_softmax(logits))`.
@@ -149,13 +154,7 @@ impl InferenceStep for Classifier {
     type Output = ValidationOutput;
 
     fn step(&self, batch: CifarBatch) -> ValidationOutput {
-        let trained = self.ema.is_some().then(|| {
-            let logits = self.model.forward(batch.images.clone());
-            let loss = CrossEntropyLossConfig::new()
-                .init(&logits.device())
-                .forward(logits.clone(), batch.targets.clone());
-            ClassificationOutput::new(loss, logits, batch.targets.clone())
-        });
+        let trained = (self.ema.is_some()).then(|| classify(&self.model, batch.clone()));
         ValidationOutput {
             kept: self.forward_classification(batch),
             trained,

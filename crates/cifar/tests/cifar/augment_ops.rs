@@ -243,7 +243,8 @@ fn auto_augment_speed() {
     for index in 0..count {
         let offset = index % (images.len() / IMAGE_BYTES) * IMAGE_BYTES;
         pixels.copy_from_slice(&images[offset..offset + IMAGE_BYTES]);
-        let mut rng = PolicyKind::rng_for(42, 1, index);
+        let mut rng =
+            <rand::rngs::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(index as u64);
         policy
             .apply(&mut pixels, 32, 32, [0; 3], &mut rng)
             .expect("apply");
