@@ -1,4 +1,5 @@
-//! Training augmentation and normalisation of single 3x32x32 images on the CPU.
+//! Training augmentation and normalisation of single square RGB images (CIFAR's 3x32x32 or a
+//! folder data set's) on the CPU.
 //!
 //! The random choices follow torchvision (`RandomHorizontalFlip`, then
 //! `RandomResizedCrop.get_params`), and the resampling follows PyTorch's bilinear
@@ -8,7 +9,7 @@
 use rand::{Rng, RngExt};
 
 use crate::seed::{Purpose, rng_for};
-use crate::set::{CHANNEL_PIXELS, CHANNELS, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
+use crate::set::{CHANNELS, CifarSet, IMAGE_SIDE};
 
 /// Per-channel mean of the CIFAR-10 training images scaled to [0, 1] (SPEC §3).
 #[allow(
@@ -44,30 +45,11 @@ impl Normalization {
     /// Mean and (population) standard deviation per channel of `set`, as the reference
     /// computes them from the training images; use it for CIFAR-100.
     pub fn from_set(set: &CifarSet) -> Self {
-        let mut sums = [0u64; 3];
-        let mut squares = [0u64; 3];
-        for image in set.images.chunks_exact(IMAGE_BYTES) {
-            for (channel, plane) in image.chunks_exact(CHANNEL_PIXELS).enumerate() {
-                for &pixel in plane {
-                    let pixel = u64::from(pixel);
-                    sums[channel] += pixel;
-                    squares[channel] += pixel * pixel;
-                }
-            }
+        let mut statistics = ChannelStatistics::default();
+        for image in set.images.chunks_exact(set.image_bytes().max(1)) {
+            statistics.add(image);
         }
-        let count = (set.images.len() / IMAGE_BYTES * CHANNEL_PIXELS).max(1) as f64;
-        let mut normalization = Self::UNIT;
-        let statistics = normalization.mean.iter_mut().zip(&mut normalization.std);
-        for ((mean, std), (&sum, &square)) in statistics.zip(sums.iter().zip(&squares)) {
-            let m = sum as f64 / count;
-            let variance = (square as f64 / count - m * m).max(0.0);
-            *mean = (m / 255.0) as f32;
-            // A constant channel keeps std 1 rather than dividing by zero.
-            if variance > 0.0 {
-                *std = (variance.sqrt() / 255.0) as f32;
-            }
-        }
-        normalization
+        statistics.normalization()
     }
 
     /// `(x / 255 - mean) / std` as one multiply-add `x * scale + offset` per channel, which
@@ -88,6 +70,46 @@ impl Normalization {
     pub fn apply(&self, channel: usize, value: f32) -> f32 {
         let affine = self.affine();
         value * affine.scale[channel] + affine.offset[channel]
+    }
+}
+
+/// Running sums of the pixel values per channel of square CHW images, for their mean and
+/// standard deviation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChannelStatistics {
+    sums: [u64; 3],
+    squares: [u64; 3],
+    pixels_per_channel: u64,
+}
+
+impl ChannelStatistics {
+    pub(crate) fn add(&mut self, image: &[u8]) {
+        let plane_pixels = image.len() / CHANNELS;
+        for (channel, plane) in image.chunks_exact(plane_pixels.max(1)).enumerate() {
+            for &pixel in plane {
+                let pixel = u64::from(pixel);
+                self.sums[channel] += pixel;
+                self.squares[channel] += pixel * pixel;
+            }
+        }
+        self.pixels_per_channel += plane_pixels as u64;
+    }
+
+    /// The population statistics scaled to [0, 1]; a constant channel keeps std 1 rather than
+    /// dividing by zero.
+    pub(crate) fn normalization(&self) -> Normalization {
+        let count = self.pixels_per_channel.max(1) as f64;
+        let mut normalization = Normalization::UNIT;
+        let statistics = normalization.mean.iter_mut().zip(&mut normalization.std);
+        for ((mean, std), (&sum, &square)) in statistics.zip(self.sums.iter().zip(&self.squares)) {
+            let m = sum as f64 / count;
+            let variance = (square as f64 / count - m * m).max(0.0);
+            *mean = (m / 255.0) as f32;
+            if variance > 0.0 {
+                *std = (variance.sqrt() / 255.0) as f32;
+            }
+        }
+        normalization
     }
 }
 
@@ -254,11 +276,11 @@ pub struct AugmentParams {
 }
 
 impl AugmentParams {
-    /// No flip and the whole image: resampling reproduces the input exactly.
-    pub fn identity() -> Self {
+    /// No flip and the whole `side` x `side` image: resampling reproduces the input exactly.
+    pub fn identity(side: usize) -> Self {
         Self {
             flip: false,
-            crop: CropParams::full(IMAGE_SIDE, IMAGE_SIDE),
+            crop: CropParams::full(side, side),
         }
     }
 }
@@ -273,18 +295,18 @@ pub struct Augmentation {
 }
 
 impl Augmentation {
-    /// Draws the flip, then the crop, from `rng`.
-    pub fn sample(&self, rng: &mut impl Rng) -> AugmentParams {
+    /// Draws the flip, then the crop of a `side` x `side` image, from `rng`.
+    pub fn sample(&self, rng: &mut impl Rng, side: usize) -> AugmentParams {
         let flip = self.flip.sample(rng);
-        let crop = self.crop.sample_params(rng, IMAGE_SIDE, IMAGE_SIDE);
+        let crop = self.crop.sample_params(rng, side, side);
         AugmentParams { flip, crop }
     }
 
-    /// The choices for training image `index` in `epoch` of a run seeded with `seed`: the same
-    /// whichever worker, batch or resumed run asks.
-    pub fn params_for(&self, seed: u64, epoch: usize, index: usize) -> AugmentParams {
+    /// The choices for training image `index` (of `side` pixels) in `epoch` of a run seeded
+    /// with `seed`: the same whichever worker, batch or resumed run asks.
+    pub fn params_for(&self, seed: u64, epoch: usize, index: usize, side: usize) -> AugmentParams {
         let mut rng = rng_for(seed, Purpose::Augment, &[epoch as u64, index as u64]);
-        self.sample(&mut rng)
+        self.sample(&mut rng, side)
     }
 }
 
@@ -299,12 +321,12 @@ struct Tap {
 
 /// PyTorch's `compute_source_index_and_lambda` (bilinear, align_corners=False) for an axis of
 /// `length` source pixels starting at `start`, resampled to `out_len`, in single precision.
-/// `mirror` maps each source pixel `p` to `IMAGE_SIDE - 1 - p` (a flip before the crop).
-fn axis_taps(start: usize, length: usize, out_len: usize, mirror: bool) -> Vec<Tap> {
+/// `mirror` maps each source pixel `p` to `side - 1 - p` (a flip before the crop).
+fn axis_taps(start: usize, length: usize, out_len: usize, mirror: Option<usize>) -> Vec<Tap> {
     let place = |offset: usize| {
         let pixel = start + offset;
-        if mirror {
-            IMAGE_SIDE - 1 - pixel
+        if let Some(side) = mirror {
+            side - 1 - pixel
         } else {
             pixel
         }
@@ -334,29 +356,30 @@ fn axis_taps(start: usize, length: usize, out_len: usize, mirror: bool) -> Vec<T
         .collect()
 }
 
-/// Flips, crops and bilinearly resamples a 3x32x32 image to `size` x `size`, writing
+/// Flips, crops and bilinearly resamples a square image to `size` x `size`, writing
 /// `affine` of each resampled pixel value (in [0, 255]) into `out` (CHW).
 ///
 /// Separable, as PyTorch computes it: each source row of the crop is first interpolated along
 /// x, then output rows blend two of those along y, so the arithmetic is PyTorch's
 /// `wy0 * (wx0 * a + wx1 * b) + wy1 * (wx0 * c + wx1 * d)` and the second pass vectorises.
 fn resample_with(
-    image: &[u8; IMAGE_BYTES],
+    image: &[u8],
     params: &AugmentParams,
     size: usize,
     out: &mut [f32],
     affine: Affine,
 ) {
     let size = size.max(1);
-    let crop = params.crop.clamped(IMAGE_SIDE);
-    let columns = axis_taps(crop.left, crop.width, size, params.flip);
-    let rows = axis_taps(crop.top, crop.height, size, false);
-    let mut along_x = vec![0.0f32; IMAGE_SIDE * size];
+    let side = side_of(image);
+    let crop = params.crop.clamped(side);
+    let columns = axis_taps(crop.left, crop.width, size, params.flip.then_some(side));
+    let rows = axis_taps(crop.top, crop.height, size, None);
+    let mut along_x = vec![0.0f32; side * size];
     let planes_out = out.chunks_exact_mut(size * size);
-    let planes_in = image.chunks_exact(CHANNEL_PIXELS);
+    let planes_in = image.chunks_exact(side * side);
     for (channel, (plane_out, plane_in)) in planes_out.zip(planes_in).enumerate() {
         for source_row in crop.top..crop.top + crop.height {
-            let input = &plane_in[source_row * IMAGE_SIDE..][..IMAGE_SIDE];
+            let input = &plane_in[source_row * side..][..side];
             let target = &mut along_x[source_row * size..][..size];
             for (value, column) in target.iter_mut().zip(&columns) {
                 *value = f32::from(input[column.first]) * column.first_weight
@@ -375,10 +398,17 @@ fn resample_with(
     }
 }
 
-/// The augmented image in raw pixel values (0 to 255, not rounded), `3 * size * size` floats.
+/// The side of a square 3-channel image of `image.len()` bytes.
+pub(crate) fn side_of(image: &[u8]) -> usize {
+    (image.len() / CHANNELS).isqrt()
+}
+
+/// The augmented image (square, CHW) in raw pixel values (0 to 255, not rounded),
+/// `3 * size * size` floats.
 ///
-/// With [`AugmentParams::identity`] and `size` 32 the output equals the input exactly.
-pub fn resample(image: &[u8; IMAGE_BYTES], params: &AugmentParams, size: usize) -> Vec<f32> {
+/// With [`AugmentParams::identity`] and `size` the image's side the output equals the input
+/// exactly.
+pub fn resample(image: &[u8], params: &AugmentParams, size: usize) -> Vec<f32> {
     let mut out = vec![0.0; CHANNELS * size * size];
     resample_with(image, params, size, &mut out, Affine::IDENTITY);
     out
@@ -386,7 +416,7 @@ pub fn resample(image: &[u8; IMAGE_BYTES], params: &AugmentParams, size: usize) 
 
 /// The augmented image, normalised, written into `out` (`3 * size * size` floats, CHW).
 pub fn resample_normalized_into(
-    image: &[u8; IMAGE_BYTES],
+    image: &[u8],
     params: &AugmentParams,
     size: usize,
     normalization: &Normalization,
@@ -395,11 +425,13 @@ pub fn resample_normalized_into(
     resample_with(image, params, size, out, normalization.affine());
 }
 
-/// The image without augmentation, normalised, written into `out` (3,072 floats, CHW).
-pub fn normalize_into(image: &[u8; IMAGE_BYTES], normalization: &Normalization, out: &mut [f32]) {
+/// The image (square, CHW) without augmentation, normalised, written into `out` (as many
+/// floats as the image has bytes).
+pub fn normalize_into(image: &[u8], normalization: &Normalization, out: &mut [f32]) {
     let affine = normalization.affine();
-    let planes_out = out.chunks_exact_mut(CHANNEL_PIXELS);
-    let planes_in = image.chunks_exact(CHANNEL_PIXELS);
+    let plane = image.len() / CHANNELS;
+    let planes_out = out.chunks_exact_mut(plane);
+    let planes_in = image.chunks_exact(plane);
     for (channel, (plane_out, plane_in)) in planes_out.zip(planes_in).enumerate() {
         let (scale, offset) = (affine.scale[channel], affine.offset[channel]);
         for (pixel_out, &pixel) in plane_out.iter_mut().zip(plane_in) {

@@ -7,18 +7,19 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::augment::side_of;
 use crate::augment::{Augmentation, Normalization, normalize_into, resample_normalized_into};
 use crate::error::{CifarError, Result};
 use crate::mixing::Mixup;
 use crate::pipeline::TrainTransform;
 use crate::seed::{Purpose, rng_for};
-use crate::set::{CHANNELS, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
+use crate::set::{CHANNELS, CifarSet};
 
 /// One image with its label and its index in the set (which seeds its augmentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CifarItem {
-    /// 3x32x32 pixels, channel-major as in the files.
-    pub image: [u8; IMAGE_BYTES],
+    /// 3 x side x side pixels (3x32x32 for CIFAR), channel-major as in the CIFAR files.
+    pub image: Vec<u8>,
     /// The class.
     pub label: usize,
     /// Position in the set.
@@ -59,10 +60,8 @@ impl Dataset<CifarItem> for CifarDataset {
         };
         let pixels = self.set.image(index).ok_or_else(out_of_range)?;
         let label = *self.set.labels.get(index).ok_or_else(out_of_range)?;
-        let mut image = [0u8; IMAGE_BYTES];
-        image.copy_from_slice(pixels);
         Ok(CifarItem {
-            image,
+            image: pixels.to_vec(),
             label: usize::from(label),
             index,
         })
@@ -73,7 +72,8 @@ impl Dataset<CifarItem> for CifarDataset {
     }
 }
 
-/// A batch: images `[B, 3, 32, 32]` (normalised f32) and class targets `[B]`.
+/// A batch: images `[B, 3, side, side]` (normalised f32; side 32 for CIFAR) and class targets
+/// `[B]`.
 #[derive(Debug, Clone)]
 pub struct CifarBatch {
     /// The images.
@@ -189,16 +189,19 @@ impl CifarBatcher {
     }
 
     /// Writes the items' images, augmented for `epoch` and normalised, into `out`
-    /// (`items.len() * 3072` floats, `[B, 3, 32, 32]` order).
+    /// (as many floats as the images have bytes, `[B, 3, side, side]` order). The images are
+    /// of one size, as a set's are.
     pub fn fill_images(&self, items: &[CifarItem], epoch: usize, out: &mut [f32]) {
-        for (item, image_out) in items.iter().zip(out.chunks_exact_mut(IMAGE_BYTES)) {
+        let image_len = items.first().map_or(1, |item| item.image.len()).max(1);
+        for (item, image_out) in items.iter().zip(out.chunks_exact_mut(image_len)) {
             match &self.augment {
                 ImageAugment::Spec(augmentation) => {
-                    let params = augmentation.params_for(self.seed, epoch, item.index);
+                    let side = side_of(&item.image);
+                    let params = augmentation.params_for(self.seed, epoch, item.index, side);
                     resample_normalized_into(
                         &item.image,
                         &params,
-                        IMAGE_SIDE,
+                        side,
                         &self.normalization,
                         image_out,
                     );
@@ -224,7 +227,8 @@ impl CifarBatcher {
         device: &Device,
     ) -> CifarBatch {
         let count = items.len();
-        let mut pixels = vec![0.0f32; count * IMAGE_BYTES];
+        let side = items.first().map_or(0, |item| side_of(&item.image));
+        let mut pixels = vec![0.0f32; count * CHANNELS * side * side];
         self.fill_images(items, epoch, &mut pixels);
         let soft_targets = self.soft_targets.as_ref().map(|mixup| {
             let labels: Vec<usize> = items.iter().map(|item| item.label).collect();
@@ -232,15 +236,7 @@ impl CifarBatcher {
             let first = items.first().map_or(0, |item| item.index as u64);
             let mut rng = rng_for(self.seed, Purpose::Mix, &[epoch as u64, first]);
             let mixed = mixup
-                .apply(
-                    &mut pixels,
-                    count,
-                    CHANNELS,
-                    IMAGE_SIDE,
-                    IMAGE_SIDE,
-                    &labels,
-                    &mut rng,
-                )
+                .apply(&mut pixels, count, CHANNELS, side, side, &labels, &mut rng)
                 .expect("labels are checked against the classes when the set is read");
             Tensor::from_data(
                 TensorData::new(mixed.targets, [count, mixup.num_classes]),
@@ -249,7 +245,7 @@ impl CifarBatcher {
         });
         let targets: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
         let images = Tensor::from_data(
-            TensorData::new(pixels, [count, CHANNELS, IMAGE_SIDE, IMAGE_SIDE]),
+            TensorData::new(pixels, [count, CHANNELS, side, side]),
             device,
         );
         let targets = Tensor::from_data(TensorData::new(targets, [count]), device);

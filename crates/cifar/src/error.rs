@@ -175,6 +175,26 @@ pub enum CifarError {
         expected: String,
     },
 
+    /// A folder data set's layout is not what `ImageFolder` reads.
+    #[error("{}: {message}", path.display())]
+    Folder {
+        /// The folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Image files of a folder data set cannot be decoded (and are not to be skipped).
+    #[error(
+        "{} image file(s) cannot be decoded; fix or remove them, or set data.skip_bad_images = true to train without them:\n{}",
+        files.len(),
+        files.iter().map(|(path, why)| format!("  {}: {why}", path.display())).collect::<Vec<_>>().join("\n")
+    )]
+    BadImages {
+        /// Each file with why it cannot be decoded.
+        files: Vec<(PathBuf, String)>,
+    },
+
     /// The validation fraction is not in [0, 1).
     #[error("val_fraction {0} is outside [0, 1)")]
     BadValFraction(f64),

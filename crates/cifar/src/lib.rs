@@ -1,6 +1,8 @@
-//! CIFAR-10 and CIFAR-100 for cnnzoo: from a data folder (an extracted folder, an archive read in
-//! place, or a download) to augmented, normalised burn batches, exactly as the reference pipeline
-//! (SPEC §3). Nothing is written into the data folder except a download.
+//! CIFAR-10, CIFAR-100 and folders of the user's images for cnnzoo: from a data folder (an
+//! extracted folder, an archive read in place, a download, or `root/<class>/<image>`) to
+//! augmented, normalised burn batches, exactly as the reference pipeline (SPEC §3). Nothing is
+//! written into the data folder except a download; a folder data set's decoded images are
+//! cached elsewhere ([`default_cache_dir`]).
 //!
 //! ```no_run
 //! use cnnzoo_cifar::{CifarDataset, EpochLoader, load_cifar10, split_train_val};
@@ -25,7 +27,12 @@
 //! - `parse`: reading and validating the batch files of the binary and the python formats from
 //!   either ([`read_source`]).
 //! - `pickle`: the minimal pickle reader under the python format, which runs no code.
-//! - `set`: images and labels in memory ([`CifarSet`], [`CifarData`]).
+//! - `set`: images and labels in memory or mapped from a cache ([`CifarSet`], [`Pixels`],
+//!   [`CifarData`]).
+//! - `decode`: image files to square uint8 images, as PIL and torchvision resize and crop them
+//!   ([`read_image`], [`resize_center_crop`]).
+//! - `folder`: folder data sets with `ImageFolder`'s conventions ([`load_folder`]).
+//! - `folder_cache`: the memory-mapped cache of a folder split's decoded images.
 //! - `split`: the seeded train/validation split ([`split_train_val`]).
 //! - `augment`: flip, random resized crop and normalisation of one image ([`Augmentation`]).
 //! - `crop`: torchvision's padded random crop of one uint8 image ([`RandomCrop`]).
@@ -50,9 +57,12 @@
 mod augment;
 mod batch;
 mod crop;
+mod decode;
 mod erasing;
 mod error;
 mod files;
+mod folder;
+mod folder_cache;
 mod image_ops;
 mod kind;
 mod loader;
@@ -75,8 +85,13 @@ pub use augment::{
 };
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem, ImageAugment};
 pub use crop::{PaddingMode, RandomCrop};
+pub use decode::{RgbImage, decode_image, read_image, resize_center_crop};
 pub use erasing::{Cutout, ErasingValue, RandomErasing};
 pub use error::{CifarError, Result};
+pub use folder::{
+    CACHE_DIR_ENV, DEFAULT_CROP_PCT, FolderData, FolderOptions, IMAGE_EXTENSIONS,
+    MAX_FOLDER_CLASSES, default_cache_dir, eval_resize, load_folder,
+};
 pub use image_ops::{ImageOp, apply_op, apply_op_into};
 pub use kind::CifarKind;
 pub use loader::{EpochLoader, FIRST_EPOCH};
@@ -86,12 +101,12 @@ pub use pipeline::{Geometry, TrainTransform};
 pub use policy::{
     AutoAugmentPolicy, MagnitudeSpace, OpKind, PolicyKind, PolicyStep, RANDOM_OPS, SubPolicy,
 };
-pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE};
+pub use set::{CHANNEL_PIXELS, CHANNELS, CifarData, CifarSet, IMAGE_BYTES, IMAGE_SIDE, Pixels};
 pub use source::{
     DATA_DIR_ENV, DEFAULT_DATA_DIR, FetchOptions, Source, URL_ENV, data_dir_from_env, download,
     locate, md5_of_file, part_path,
 };
-pub use split::{DEFAULT_VAL_FRACTION, split_train_val, val_count};
+pub use split::{DEFAULT_VAL_FRACTION, split_indices, split_train_val, val_count};
 
 /// Loads `kind` from `data_dir`, downloading it first when there is none (see [`locate`] for the
 /// order in which sources are tried); an archive is read in place.

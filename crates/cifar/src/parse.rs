@@ -111,11 +111,7 @@ fn read_batches(
         images.extend_from_slice(&batch_images);
         labels.extend_from_slice(&batch_labels);
     }
-    Ok(CifarSet {
-        images,
-        labels,
-        classes: classes.to_vec(),
-    })
+    Ok(CifarSet::cifar(images, labels, classes.to_vec()))
 }
 
 /// Parses one binary batch file: records of label byte(s) then 3,072 pixel bytes.

@@ -11,12 +11,12 @@ use rand::Rng;
 
 use crate::augment::{
     AugmentParams, HorizontalFlip, Normalization, RandomResizedCrop, normalize_into, resample,
+    side_of,
 };
 use crate::crop::RandomCrop;
 use crate::erasing::{Cutout, RandomErasing};
 use crate::error::Result;
 use crate::policy::PolicyKind;
-use crate::set::{IMAGE_BYTES, IMAGE_SIDE};
 
 /// How the image is cropped first.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,52 +58,61 @@ impl TrainTransform {
         self.policy.as_ref().map_or(Ok(()), PolicyKind::validate)
     }
 
-    /// Transforms `image` (3x32x32 uint8, CHW) into `out` (3,072 normalised floats), drawing
-    /// every random choice from `rng` in pipeline order.
+    /// Transforms `image` (square uint8, CHW: CIFAR's 3x32x32 or a folder data set's) into
+    /// `out` (as many normalised floats, the same size), drawing every random choice from `rng`
+    /// in pipeline order.
     pub fn apply(
         &self,
-        image: &[u8; IMAGE_BYTES],
+        image: &[u8],
         normalization: &Normalization,
         rng: &mut impl Rng,
         out: &mut [f32],
     ) {
-        let mut pixels = [0u8; IMAGE_BYTES];
+        let side = side_of(image);
+        let mut pixels = image.to_vec();
         match &self.geometry {
-            Geometry::None => pixels = *image,
+            Geometry::None => {}
             Geometry::RandomCrop(crop) => {
-                let (top, left) = crop.sample(rng, IMAGE_SIDE, IMAGE_SIDE);
-                crop.apply(image, IMAGE_SIDE, IMAGE_SIDE, top, left, &mut pixels);
+                // The crop keeps the image's size, as `RandomCrop(image_size, padding)` does.
+                let crop = RandomCrop {
+                    height: side,
+                    width: side,
+                    ..*crop
+                };
+                let (top, left) = crop.sample(rng, side, side);
+                crop.apply(image, side, side, top, left, &mut pixels);
             }
             Geometry::RandomResizedCrop(crop) => {
                 let params = AugmentParams {
                     flip: false,
-                    crop: crop.sample_params(rng, IMAGE_SIDE, IMAGE_SIDE),
+                    crop: crop.sample_params(rng, side, side),
                 };
                 // torchvision resizes a uint8 image in floats and rounds back to uint8.
-                let resized = resample(image, &params, IMAGE_SIDE);
+                let resized = resample(image, &params, side);
                 for (pixel, value) in pixels.iter_mut().zip(resized) {
                     *pixel = value.round().clamp(0.0, 255.0) as u8;
                 }
             }
         }
         if let Some(policy) = &self.policy {
-            // The buffer is 3x32x32 and `validate` accepted the policy: nothing left to refuse.
-            let applied = policy.apply(&mut pixels, IMAGE_SIDE, IMAGE_SIDE, self.fill, rng);
+            // The buffer is 3 x side x side and `validate` accepted the policy: nothing left to
+            // refuse.
+            let applied = policy.apply(&mut pixels, side, side, self.fill, rng);
             debug_assert!(applied.is_ok(), "{applied:?}");
         }
         if let Some(flip) = &self.flip
             && flip.sample(rng)
         {
-            for row in pixels.chunks_exact_mut(IMAGE_SIDE) {
+            for row in pixels.chunks_exact_mut(side) {
                 row.reverse();
             }
         }
         normalize_into(&pixels, normalization, out);
         if let Some(erasing) = &self.erasing {
-            erasing.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
+            erasing.apply(out, side, side, rng);
         }
         if let Some(cutout) = &self.cutout {
-            cutout.apply(out, IMAGE_SIDE, IMAGE_SIDE, rng);
+            cutout.apply(out, side, side, rng);
         }
     }
 }
@@ -115,6 +124,7 @@ mod tests {
 
     use super::*;
     use crate::crop::PaddingMode;
+    use crate::set::{IMAGE_BYTES, IMAGE_SIDE};
 
     fn ramp() -> [u8; IMAGE_BYTES] {
         std::array::from_fn(|i| (i % 251) as u8)

@@ -1,4 +1,7 @@
-//! Images and labels in memory.
+//! Images and labels in memory, or memory-mapped from a folder data set's cache.
+
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::source::Source;
 
@@ -11,16 +14,73 @@ pub const CHANNEL_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 /// Bytes of one image: 1024 red, then 1024 green, then 1024 blue, each plane row-major.
 pub const IMAGE_BYTES: usize = CHANNELS * CHANNEL_PIXELS;
 
-/// A set of CIFAR images with their labels, stored as in the files.
+/// The pixel bytes of a set: owned, or a range of a memory-mapped cache file, so a folder data
+/// set larger than memory is paged in as epochs read it.
+#[derive(Clone)]
+pub struct Pixels(Store);
+
+#[derive(Clone)]
+enum Store {
+    Owned(Vec<u8>),
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Pixels {
+    /// `len` bytes of `map` from `start`; `None` when the range is not inside the map.
+    pub(crate) fn mapped(map: Arc<memmap2::Mmap>, start: usize, len: usize) -> Option<Self> {
+        (start.checked_add(len)? <= map.len()).then_some(Self(Store::Mapped { map, start, len }))
+    }
+}
+
+impl Deref for Pixels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Store::Owned(bytes) => bytes,
+            Store::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(Store::Owned(bytes))
+    }
+}
+
+impl std::fmt::Debug for Pixels {
+    /// The size, not the megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pixels({} bytes)", self.len())
+    }
+}
+
+impl PartialEq for Pixels {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Pixels {}
+
+/// A set of square RGB images with their labels: CIFAR's 32x32 as in the files, or a folder
+/// data set's images at its `image_size`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CifarSet {
-    /// `len() * IMAGE_BYTES` bytes: image `i` is `images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]`,
-    /// channel-major (CHW) as in the files.
-    pub images: Vec<u8>,
+    /// `len() * image_bytes()` bytes: image `i` is `images[i * image_bytes()..][..image_bytes()]`,
+    /// channel-major (CHW) as in the CIFAR files.
+    pub images: Pixels,
     /// One label per image, in `0..classes.len()`.
     pub labels: Vec<u8>,
     /// Class names in label order.
     pub classes: Vec<String>,
+    /// Side of every image in pixels ([`IMAGE_SIDE`] for CIFAR).
+    pub side: usize,
 }
 
 impl std::fmt::Debug for CifarSet {
@@ -28,6 +88,7 @@ impl std::fmt::Debug for CifarSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CifarSet")
             .field("len", &self.len())
+            .field("side", &self.side)
             .field("image_bytes", &self.images.len())
             .field("classes", &self.classes)
             .finish()
@@ -35,6 +96,21 @@ impl std::fmt::Debug for CifarSet {
 }
 
 impl CifarSet {
+    /// A set of 32x32 CIFAR images.
+    pub fn cifar(images: Vec<u8>, labels: Vec<u8>, classes: Vec<String>) -> Self {
+        Self {
+            images: images.into(),
+            labels,
+            classes,
+            side: IMAGE_SIDE,
+        }
+    }
+
+    /// Bytes of one image: `3 * side * side`.
+    pub fn image_bytes(&self) -> usize {
+        CHANNELS * self.side * self.side
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -52,8 +128,9 @@ impl CifarSet {
 
     /// The bytes of image `index` (CHW), or `None` past the end.
     pub fn image(&self, index: usize) -> Option<&[u8]> {
-        let start = index.checked_mul(IMAGE_BYTES)?;
-        self.images.get(start..start.checked_add(IMAGE_BYTES)?)
+        let bytes = self.image_bytes();
+        let start = index.checked_mul(bytes)?;
+        self.images.get(start..start.checked_add(bytes)?)
     }
 
     /// How many images each class has, indexed by label.
@@ -69,7 +146,7 @@ impl CifarSet {
 
     /// The images at `indices`, in that order; indices past the end are skipped.
     pub fn subset(&self, indices: &[usize]) -> CifarSet {
-        let mut images = Vec::with_capacity(indices.len() * IMAGE_BYTES);
+        let mut images = Vec::with_capacity(indices.len() * self.image_bytes());
         let mut labels = Vec::with_capacity(indices.len());
         for &index in indices {
             if let (Some(image), Some(&label)) = (self.image(index), self.labels.get(index)) {
@@ -78,9 +155,10 @@ impl CifarSet {
             }
         }
         CifarSet {
-            images,
+            images: images.into(),
             labels,
             classes: self.classes.clone(),
+            side: self.side,
         }
     }
 }

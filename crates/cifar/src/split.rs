@@ -25,10 +25,20 @@ pub fn split_train_val(
     val_fraction: f64,
     seed: u64,
 ) -> Result<(CifarSet, CifarSet)> {
+    let (train, val) = split_indices(set.len(), val_fraction, seed)?;
+    Ok((set.subset(&train), set.subset(&val)))
+}
+
+/// The positions of `total` items that [`split_train_val`] puts in (train, validation), each in
+/// increasing order: what a folder data set splits its file list with.
+pub fn split_indices(
+    total: usize,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(CifarError::BadValFraction(val_fraction));
     }
-    let total = set.len();
     let n_val = val_count(total, val_fraction);
     if n_val >= total && total > 0 {
         return Err(CifarError::NoTrainingImages {
@@ -41,5 +51,5 @@ pub fn split_train_val(
     let (val, train) = order.split_at_mut(n_val);
     val.sort_unstable();
     train.sort_unstable();
-    Ok((set.subset(train), set.subset(val)))
+    Ok((train.to_vec(), val.to_vec()))
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use cnnzoo_cifar::{CifarBatch, CifarItem, IMAGE_BYTES, IMAGE_SIDE, Normalization};
+use cnnzoo_cifar::{CifarBatch, CifarItem, Normalization};
 
 use crate::atomic;
 use crate::config::TrainConfig;
-use crate::data;
+use crate::data::{self, DataRequest};
 use crate::report::grid::image_grid;
 
 /// How many times larger than 32x32 each image is drawn.
@@ -46,13 +46,12 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
         Some(dir) => dir.clone(),
         None => config.data_dir(),
     };
-    let data = data::load(
-        config.data.kind(),
-        &data_dir,
-        config.val_fraction,
-        config.seed,
-        config.data.normalization()?,
-    )?;
+    let entry = cnnzoo_models::lookup(&config.model)?;
+    let data = data::load(&DataRequest::for_config(
+        &config,
+        data_dir,
+        entry.input_size,
+    )?)?;
     let (rows, samples) = (request.images as usize, request.samples as usize);
     if data.train.len() < rows {
         bail!(
@@ -62,11 +61,7 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
     }
     let items: Vec<CifarItem> = (0..rows)
         .map(|index| CifarItem {
-            image: data
-                .train
-                .image(index)
-                .and_then(|p| p.try_into().ok())
-                .expect("in range"),
+            image: data.train.image(index).expect("in range").to_vec(),
             label: usize::from(data.train.labels[index]),
             index,
         })
@@ -81,25 +76,27 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
         .collect::<Result<_>>()?;
     let mut cells = Vec::with_capacity(rows * (samples + 1));
     for (row, item) in items.iter().enumerate() {
-        cells.push(item.image.to_vec());
+        cells.push(item.image.clone());
         cells.extend(columns.iter().map(|column| column[row].clone()));
     }
-    let png = image_grid(&cells, (rows, samples + 1), IMAGE_SIDE, SCALE)?;
+    let png = image_grid(&cells, (rows, samples + 1), data.train.side, SCALE)?;
     atomic::write_bytes(&request.out, &png)?;
     Ok(request.out.clone())
 }
 
 /// The batch's images back in uint8 pixels: normalisation undone, rounded and clamped.
 fn pixels_of(batch: CifarBatch, normalization: &Normalization) -> Result<Vec<Vec<u8>>> {
+    let batch_dims = batch.images.dims();
     let values = batch
         .images
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("cannot read the augmented images: {e:?}"))?;
+    let [_, channels, height, width] = batch_dims;
     Ok(values
-        .chunks_exact(IMAGE_BYTES)
+        .chunks_exact(channels * height * width)
         .map(|image| {
-            let planes = image.chunks_exact(IMAGE_BYTES / 3).enumerate();
+            let planes = image.chunks_exact(height * width).enumerate();
             planes
                 .flat_map(|(channel, plane)| {
                     let (mean, std) = (normalization.mean[channel], normalization.std[channel]);

@@ -331,11 +331,11 @@ fn loader_rate(
     let images = (0..count * IMAGE_BYTES)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let set = CifarSet {
+    let set = CifarSet::cifar(
         images,
-        labels: (0..count).map(|i| (i % NUM_CLASSES) as u8).collect(),
-        classes: (0..NUM_CLASSES).map(|c| format!("class{c}")).collect(),
-    };
+        (0..count).map(|i| (i % NUM_CLASSES) as u8).collect(),
+        (0..NUM_CLASSES).map(|c| format!("class{c}")).collect(),
+    );
     let loader = EpochLoader::train_with(
         CifarDataset::new(set),
         data::train_batcher(config, NUM_CLASSES, Normalization::CIFAR10)?,

@@ -29,6 +29,23 @@ pub struct DatasetInfo {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub input_size: usize,
+    /// A folder data set's evaluation crop: images are resized to `input_size / crop_pct` and
+    /// centre-cropped to `input_size`; absent for CIFAR, whose images are the input size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_pct: Option<f64>,
+    /// A folder data set's folder, where `eval` reads it from without `--data-dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Whether the run left out image files that cannot be decoded, which `eval` then does too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad_images: bool,
+}
+
+impl DatasetInfo {
+    /// The side images are resized to before the centre crop, as evaluation does.
+    pub fn eval_resize(&self) -> usize {
+        cnnzoo_cifar::eval_resize(self.input_size, self.crop_pct.unwrap_or(1.0))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

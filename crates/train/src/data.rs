@@ -1,20 +1,20 @@
 //! The CLI's use of the cifar crate: the train/validation/test splits of a data folder and the
 //! loaders over them.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::tensor::Device;
 use cnnzoo_cifar::{
-    CifarBatch, CifarBatcher, CifarDataset, CifarKind, CifarSet, EpochLoader, FetchOptions,
-    Normalization, split_train_val,
+    CifarBatch, CifarBatcher, CifarDataset, CifarKind, CifarSet, DEFAULT_CROP_PCT, EpochLoader,
+    FetchOptions, FolderOptions, Normalization, default_cache_dir, load_folder, split_train_val,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::augment_config::mixing;
 
-use crate::checkpoint::DatasetInfo;
+use crate::checkpoint::{CheckpointMeta, DatasetInfo};
 use crate::config::TrainConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +58,20 @@ pub struct DataConfig {
     /// Threads preparing the batches of the final evaluation (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_workers: Option<usize>,
+    /// Side of the images of a folder data set (default: the model's input size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// Share of the evaluation resize that a folder data set's centre crop keeps: images are
+    /// resized to `image_size / crop_pct`, then cropped to `image_size` (default 0.875).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_pct: Option<f64>,
+    /// Leave out (and count) files of a folder data set that cannot be decoded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad_images: bool,
+    /// Where a folder data set's decoded images are cached (default CNNZOO_CACHE_DIR, else
+    /// ~/.cache/cnnzoo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The data sets a run can train on.
@@ -67,6 +81,15 @@ pub enum DatasetName {
     #[default]
     Cifar10,
     Cifar100,
+    /// `root/<class>/<image>`, torchvision's `ImageFolder`.
+    Folder,
+}
+
+/// What a run's images are: a CIFAR data set, or a folder of images at a size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DataSource {
+    Cifar(CifarKind),
+    Folder { image_size: usize, crop_pct: f64 },
 }
 
 /// Which of CIFAR-100's labellings a run trains on.
@@ -95,20 +118,28 @@ impl DataConfig {
         *self == Self::default()
     }
 
-    /// The cifar crate's data set with its labelling.
-    pub fn kind(&self) -> CifarKind {
+    /// The data set with its labelling, or the folder at its image size (by default
+    /// `model_input_size`, the model's own).
+    pub fn source(&self, model_input_size: usize) -> DataSource {
         match (self.dataset, self.labels) {
-            (DatasetName::Cifar10, _) => CifarKind::Cifar10,
-            (DatasetName::Cifar100, Some(Labels::Coarse)) => CifarKind::Cifar100Coarse,
-            (DatasetName::Cifar100, _) => CifarKind::Cifar100,
+            (DatasetName::Cifar10, _) => DataSource::Cifar(CifarKind::Cifar10),
+            (DatasetName::Cifar100, Some(Labels::Coarse)) => {
+                DataSource::Cifar(CifarKind::Cifar100Coarse)
+            }
+            (DatasetName::Cifar100, _) => DataSource::Cifar(CifarKind::Cifar100),
+            (DatasetName::Folder, _) => DataSource::Folder {
+                image_size: self.image_size.unwrap_or(model_input_size),
+                crop_pct: self.crop_pct.unwrap_or(DEFAULT_CROP_PCT),
+            },
         }
     }
 
     /// The data set as titles name it.
     pub fn title(&self) -> &'static str {
-        match self.kind() {
-            CifarKind::Cifar100Coarse => "CIFAR-100 (coarse labels)",
-            kind => kind.name(),
+        match self.source(0) {
+            DataSource::Cifar(CifarKind::Cifar100Coarse) => "CIFAR-100 (coarse labels)",
+            DataSource::Cifar(kind) => kind.name(),
+            DataSource::Folder { .. } => "a folder of images",
         }
     }
 
@@ -127,11 +158,37 @@ impl DataConfig {
 
     /// Checks the keys of `[data]`; the message names the key and the value.
     pub fn validate(&self) -> Result<()> {
-        if let (DatasetName::Cifar10, Some(labels)) = (self.dataset, self.labels) {
+        if let (DatasetName::Cifar10 | DatasetName::Folder, Some(labels)) =
+            (self.dataset, self.labels)
+        {
             let labels = toml::Value::try_from(labels)?;
+            let dataset = toml::Value::try_from(self.dataset)?;
             bail!(
-                "data.labels = {labels} is for CIFAR-100 only, but data.dataset is \"cifar10\" (one set of 10 labels); remove data.labels or set data.dataset = \"cifar100\""
+                "data.labels = {labels} is for CIFAR-100 only, but data.dataset is {dataset} (one set of labels); remove data.labels or set data.dataset = \"cifar100\""
             );
+        }
+        if self.dataset != DatasetName::Folder {
+            let folder_keys = [
+                ("image_size", self.image_size.is_some()),
+                ("crop_pct", self.crop_pct.is_some()),
+                ("skip_bad_images", self.skip_bad_images),
+                ("cache_dir", self.cache_dir.is_some()),
+            ];
+            if let Some((key, _)) = folder_keys.iter().find(|(_, set)| *set) {
+                bail!(
+                    "data.{key} is for folder data sets (data.dataset = \"folder\"); CIFAR's images are 32x32 and need no decoding: remove data.{key}"
+                );
+            }
+        }
+        if let Some(size) = self.image_size
+            && !(8..=1024).contains(&size)
+        {
+            bail!("data.image_size must be between 8 and 1024 pixels (got {size})");
+        }
+        if let Some(crop) = self.crop_pct
+            && !(crop > 0.0 && crop <= 1.0)
+        {
+            bail!("data.crop_pct must be in (0, 1] (got {crop})");
         }
         if let Some(std) = self.std
             && !std.iter().all(|s| s.is_finite() && *s > 0.0)
@@ -151,68 +208,194 @@ impl DataConfig {
 }
 
 pub struct Data {
-    pub kind: CifarKind,
+    pub source: DataSource,
     pub train: CifarSet,
     pub val: CifarSet,
     pub test: CifarSet,
     pub classes: Vec<String>,
     /// What every batch is normalised with, and what the checkpoint records.
     pub normalization: Normalization,
+    /// The data folder, which a folder data set's checkpoint records for `eval`.
+    pub root: PathBuf,
+    /// Whether undecodable files were left out rather than refused.
+    pub skip_bad_images: bool,
 }
 
-/// Reads `kind` from `dir` (an archive in place, downloaded if missing) and splits off the
-/// validation images exactly as training did. Without a `normalization`, CIFAR-10 takes the
-/// SPEC's statistics and CIFAR-100 those of all its training images, as the reference computes
-/// them (the same whatever `val_fraction` is, so evaluation can rely on the checkpoint's).
-pub fn load(
-    kind: CifarKind,
-    dir: &Path,
-    val_fraction: f64,
-    seed: u64,
-    normalization: Option<Normalization>,
-) -> Result<Data> {
-    let data = cnnzoo_cifar::load(kind, dir, &FetchOptions::from_env())?;
-    let normalization = normalization.unwrap_or_else(|| match kind {
-        CifarKind::Cifar10 => Normalization::CIFAR10,
-        CifarKind::Cifar100 | CifarKind::Cifar100Coarse => Normalization::from_set(&data.train),
-    });
-    let (train, val) = split_train_val(&data.train, val_fraction, seed)?;
-    Ok(Data {
-        kind,
-        classes: data.train.classes.clone(),
-        train,
-        val,
-        test: data.test,
-        normalization,
-    })
+/// Which images to read, and how.
+pub struct DataRequest {
+    pub source: DataSource,
+    pub dir: PathBuf,
+    pub val_fraction: f64,
+    pub seed: u64,
+    /// `None`: the data set's own statistics.
+    pub normalization: Option<Normalization>,
+    pub skip_bad_images: bool,
+    pub cache_dir: PathBuf,
 }
 
-/// The data set a checkpoint was trained on, from its sidecar: CIFAR-100 with the labelling it
-/// records, else CIFAR-10 (which imported weights of other data sets are evaluated on, as
-/// before).
-pub fn kind_of(dataset: &DatasetInfo) -> CifarKind {
-    match (dataset.name.as_str(), dataset.labels) {
-        ("cifar100", Labels::Coarse) => CifarKind::Cifar100Coarse,
-        ("cifar100", Labels::Fine) => CifarKind::Cifar100,
-        _ => CifarKind::Cifar10,
+impl DataRequest {
+    /// What a training config reads from `dir`, for a model whose own input size is
+    /// `model_input_size`.
+    pub fn for_config(config: &TrainConfig, dir: PathBuf, model_input_size: usize) -> Result<Self> {
+        Ok(Self {
+            source: config.data.source(model_input_size),
+            dir,
+            val_fraction: config.val_fraction,
+            seed: config.seed,
+            normalization: config.data.normalization()?,
+            skip_bad_images: config.data.skip_bad_images,
+            cache_dir: (config.data.cache_dir.clone()).unwrap_or_else(default_cache_dir),
+        })
+    }
+
+    /// What a checkpoint was trained on, split as training split it, read from `dir`; files
+    /// that cannot be decoded are left out when the run left them out or `skip_bad_images`.
+    pub fn for_checkpoint(meta: &CheckpointMeta, dir: PathBuf, skip_bad_images: bool) -> Self {
+        let dataset = &meta.dataset;
+        let source = match (dataset.name.as_str(), dataset.labels) {
+            ("folder", _) => DataSource::Folder {
+                image_size: dataset.input_size,
+                crop_pct: dataset.crop_pct.unwrap_or(DEFAULT_CROP_PCT),
+            },
+            ("cifar100", Labels::Coarse) => DataSource::Cifar(CifarKind::Cifar100Coarse),
+            ("cifar100", Labels::Fine) => DataSource::Cifar(CifarKind::Cifar100),
+            // Imported weights of other data sets are evaluated on CIFAR-10, as before.
+            _ => DataSource::Cifar(CifarKind::Cifar10),
+        };
+        Self {
+            source,
+            dir,
+            val_fraction: meta.val_fraction,
+            seed: meta.split_seed,
+            normalization: Some(Normalization {
+                mean: dataset.mean,
+                std: dataset.std,
+            }),
+            skip_bad_images: skip_bad_images || dataset.skip_bad_images,
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+/// Reads the request's images and splits off the validation images exactly as training did.
+/// Without a `normalization`, CIFAR-10 takes the SPEC's statistics, and CIFAR-100 and folders
+/// those of their training images (CIFAR-100: all of them, as the reference computes them,
+/// whatever `val_fraction` is; a folder: its training split's, computed when its cache is built).
+pub fn load(request: &DataRequest) -> Result<Data> {
+    match request.source {
+        DataSource::Cifar(kind) => {
+            let data = cnnzoo_cifar::load(kind, &request.dir, &FetchOptions::from_env())?;
+            let normalization = request.normalization.unwrap_or_else(|| match kind {
+                CifarKind::Cifar10 => Normalization::CIFAR10,
+                CifarKind::Cifar100 | CifarKind::Cifar100Coarse => {
+                    Normalization::from_set(&data.train)
+                }
+            });
+            let (train, val) = split_train_val(&data.train, request.val_fraction, request.seed)?;
+            Ok(Data {
+                source: request.source,
+                classes: data.train.classes.clone(),
+                train,
+                val,
+                test: data.test,
+                normalization,
+                root: request.dir.clone(),
+                skip_bad_images: false,
+            })
+        }
+        DataSource::Folder {
+            image_size,
+            crop_pct,
+        } => {
+            let options = FolderOptions {
+                image_size,
+                crop_pct,
+                val_fraction: request.val_fraction,
+                seed: request.seed,
+                skip_bad_images: request.skip_bad_images,
+                cache_dir: request.cache_dir.clone(),
+                verbose: true,
+            };
+            let folder = load_folder(&request.dir, &options)?;
+            let root = std::fs::canonicalize(&request.dir).unwrap_or_else(|_| request.dir.clone());
+            Ok(Data {
+                source: request.source,
+                train: folder.train,
+                val: folder.val,
+                test: folder.test,
+                classes: folder.classes,
+                normalization: request.normalization.unwrap_or(folder.normalization),
+                root,
+                skip_bad_images: request.skip_bad_images,
+            })
+        }
     }
 }
 
 impl Data {
-    pub fn info(&self, input_size: usize) -> DatasetInfo {
-        let (name, labels) = match self.kind {
-            CifarKind::Cifar10 => ("cifar10", Labels::Fine),
-            CifarKind::Cifar100 => ("cifar100", Labels::Fine),
-            CifarKind::Cifar100Coarse => ("cifar100", Labels::Coarse),
+    /// What the checkpoint records about the data; `model_input_size` is the input size of
+    /// CIFAR runs (a folder's is its image size).
+    pub fn info(&self, model_input_size: usize) -> DatasetInfo {
+        let cifar = |name: &str, labels| (name.to_owned(), labels, model_input_size, None, None);
+        let (name, labels, input_size, crop_pct, root) = match self.source {
+            DataSource::Cifar(CifarKind::Cifar10) => cifar("cifar10", Labels::Fine),
+            DataSource::Cifar(CifarKind::Cifar100) => cifar("cifar100", Labels::Fine),
+            DataSource::Cifar(CifarKind::Cifar100Coarse) => cifar("cifar100", Labels::Coarse),
+            DataSource::Folder {
+                image_size,
+                crop_pct,
+            } => (
+                "folder".to_owned(),
+                Labels::Fine,
+                image_size,
+                Some(crop_pct),
+                Some(self.root.clone()),
+            ),
         };
         DatasetInfo {
-            name: name.into(),
+            name,
             labels,
             classes: self.classes.clone(),
             mean: self.normalization.mean,
             std: self.normalization.std,
             input_size,
+            crop_pct,
+            root,
+            skip_bad_images: self.skip_bad_images,
         }
+    }
+
+    /// An error listing how the classes of `expected` (a checkpoint's) and the data's differ,
+    /// if they do: a checkpoint is never silently evaluated against other classes.
+    pub fn check_classes(&self, expected: &[String]) -> Result<()> {
+        if self.classes == expected {
+            return Ok(());
+        }
+        let missing: Vec<&str> = (expected.iter())
+            .filter(|c| !self.classes.contains(c))
+            .map(String::as_str)
+            .collect();
+        let extra: Vec<&str> = (self.classes.iter())
+            .filter(|c| !expected.contains(c))
+            .map(String::as_str)
+            .collect();
+        let mut differences = Vec::new();
+        if !missing.is_empty() {
+            differences.push(format!("missing from the data: {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            differences.push(format!("not in the checkpoint: {}", extra.join(", ")));
+        }
+        if differences.is_empty() {
+            differences.push("the same names in another order, so the labels differ".into());
+        }
+        bail!(
+            "the checkpoint was trained on {} classes and {} holds {}: {}",
+            expected.len(),
+            self.root.display(),
+            self.classes.len(),
+            differences.join("; ")
+        )
     }
 
     /// Every image of `set` in order, without augmentation, normalised as training did.
@@ -237,10 +420,16 @@ impl Data {
             Split::Test => &self.test,
         };
         if set.is_empty() {
-            anyhow::bail!(
-                "the {} split holds no images (was the run trained with val_fraction 0?)",
-                split.name()
-            );
+            match (self.source, split) {
+                (DataSource::Folder { .. }, Split::Test) => bail!(
+                    "{} has no test/ folder: evaluate with --split val, or add root/test/<class>/<image>",
+                    self.root.display()
+                ),
+                _ => bail!(
+                    "the {} split holds no images (was the run trained with val_fraction 0?)",
+                    split.name()
+                ),
+            }
         }
         Ok(set)
     }
@@ -295,6 +484,8 @@ pub fn train_batcher(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn config(extra: &str) -> Result<TrainConfig> {
@@ -308,7 +499,7 @@ mod tests {
     #[test]
     fn without_data_the_resolved_config_has_no_data_table() {
         let plain = config("").unwrap();
-        assert_eq!(plain.data.kind(), CifarKind::Cifar10);
+        assert_eq!(plain.data.source(32), DataSource::Cifar(CifarKind::Cifar10));
         assert!(!plain.to_toml().unwrap().contains("data"));
         let explicit = config("data.dataset = \"cifar10\"").unwrap();
         assert_eq!(explicit, plain);
@@ -317,14 +508,17 @@ mod tests {
     #[test]
     fn dataset_and_labels_pick_the_kind() {
         let fine = config("data.dataset = \"cifar100\"").unwrap();
-        assert_eq!(fine.data.kind(), CifarKind::Cifar100);
+        assert_eq!(fine.data.source(32), DataSource::Cifar(CifarKind::Cifar100));
         assert!(
             fine.to_toml()
                 .unwrap()
                 .contains("[data]\ndataset = \"cifar100\"")
         );
         let coarse = config("data = { dataset = \"cifar100\", labels = \"coarse\" }").unwrap();
-        assert_eq!(coarse.data.kind(), CifarKind::Cifar100Coarse);
+        assert_eq!(
+            coarse.data.source(32),
+            DataSource::Cifar(CifarKind::Cifar100Coarse)
+        );
         assert_eq!(coarse.data.title(), "CIFAR-100 (coarse labels)");
         let error = config("data.labels = \"fine\"").unwrap_err().to_string();
         assert!(
@@ -370,5 +564,51 @@ mod tests {
             error.contains("data.eval_workers must be at least 1"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_folder_takes_the_model_size_unless_told_and_folder_keys_need_a_folder() {
+        let folder = config("data = { dataset = \"folder\", root = \"/photos\" }").unwrap();
+        assert_eq!(
+            folder.data.source(224),
+            DataSource::Folder {
+                image_size: 224,
+                crop_pct: 0.875
+            }
+        );
+        let sized =
+            config("data = { dataset = \"folder\", image_size = 64, crop_pct = 0.9 }").unwrap();
+        assert_eq!(
+            sized.data.source(224),
+            DataSource::Folder {
+                image_size: 64,
+                crop_pct: 0.9
+            }
+        );
+        for (key, value) in [
+            ("image_size", "64"),
+            ("crop_pct", "0.9"),
+            ("skip_bad_images", "true"),
+            ("cache_dir", "\"/tmp\""),
+        ] {
+            let error = config(&format!("data.{key} = {value}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("data.{key} is for folder data sets")),
+                "{error}"
+            );
+        }
+        let error = config("data = { dataset = \"folder\", image_size = 4 }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("data.image_size must be between 8 and 1024"),
+            "{error}"
+        );
+        let error = config("data = { dataset = \"folder\", crop_pct = 1.5 }")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("data.crop_pct must be in (0, 1]"), "{error}");
     }
 }

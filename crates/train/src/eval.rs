@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use cnnzoo_cifar::Normalization;
 use serde::Serialize;
 
 use crate::atomic;
 use crate::checkpoint;
 use crate::config::resolve_data_dir;
-use crate::data;
+use crate::data::{self, DataRequest, DataSource};
 use crate::device;
 use crate::evaluation::{Evaluation, evaluate};
 use crate::report::{self, confusion, group_thousands};
@@ -47,6 +46,9 @@ pub struct EvalRequest {
     /// Also draw the confusion matrix as a heat map into this PNG file.
     #[arg(long, value_name = "PNG")]
     pub confusion: Option<PathBuf>,
+    /// Leave out (and count) image files of a folder data set that cannot be decoded.
+    #[arg(long)]
+    pub skip_bad_images: bool,
 }
 
 /// The evaluation of a checkpoint on one split; serialises to `cnnzoo eval --json`.
@@ -110,18 +112,20 @@ pub fn run(request: &EvalRequest) -> Result<EvalReport> {
     let selected = device::select(&request.device)?;
     let checkpoint_file = run_dir::checkpoint_of(&request.checkpoint);
     let (classifier, meta) = checkpoint::load(&checkpoint_file, &selected.device)?;
-    let data_dir = resolve_data_dir(request.data_dir.as_deref());
+    // A folder data set is read where training read it unless told otherwise.
+    let data_dir = match (&request.data_dir, &meta.dataset.root) {
+        (None, Some(root)) => root.clone(),
+        (flag, _) => resolve_data_dir(flag.as_deref()),
+    };
     // The data set, labels and statistics the weights were trained with, from the sidecar.
-    let data = data::load(
-        data::kind_of(&meta.dataset),
-        &data_dir,
-        meta.val_fraction,
-        meta.split_seed,
-        Some(Normalization {
-            mean: meta.dataset.mean,
-            std: meta.dataset.std,
-        }),
-    )?;
+    let data = data::load(&DataRequest::for_checkpoint(
+        &meta,
+        data_dir,
+        request.skip_bad_images,
+    ))?;
+    if let DataSource::Folder { .. } = data.source {
+        data.check_classes(&meta.dataset.classes)?;
+    }
     let set = data.split(request.split)?;
     let loader = data.eval_loader(
         set,

@@ -218,6 +218,9 @@ fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetIn
             mean,
             std,
             input_size: entry.input_size,
+            crop_pct: None,
+            root: None,
+            skip_bad_images: false,
         }
     } else {
         DatasetInfo {
@@ -227,6 +230,9 @@ fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetIn
             mean,
             std,
             input_size: entry.input_size,
+            crop_pct: None,
+            root: None,
+            skip_bad_images: false,
         }
     };
     Ok((dataset, source))

@@ -12,7 +12,6 @@ use burn::tensor::Device;
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::{Interruption, Learner, LearningResult, SupervisedTraining, TrainingError};
-use cnnzoo_cifar::IMAGE_SIDE;
 use cnnzoo_models::{ModelConfig, ModelEntry, lookup};
 use serde::Serialize;
 
@@ -21,7 +20,7 @@ use crate::atomic;
 use crate::checkpoint::{self, CheckpointMeta, FORMAT};
 use crate::classifier::Classifier;
 use crate::config::{Overrides, TrainConfig};
-use crate::data::{self, Data, Loaders};
+use crate::data::{self, Data, DataRequest, Loaders};
 use crate::device;
 use crate::ema::Ema;
 use crate::evaluation::{self, Evaluation};
@@ -129,15 +128,13 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     run_lock::ensure_not_running(&run_dir)?;
     let resume_from = prepare_output(&run_dir, request)?;
 
-    let data = data::load(
-        config.data.kind(),
-        &config.data_dir(),
-        config.val_fraction,
-        config.seed,
-        config.data.normalization()?,
-    )?;
+    let data = data::load(&DataRequest::for_config(
+        &config,
+        config.data_dir(),
+        entry.input_size,
+    )?)?;
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
-    let model_config = model_config(&config, entry, data.classes.len())?;
+    let model_config = model_config(&config, entry, data.classes.len(), data.train.side)?;
     let selected = device::select(&config.device)?;
     let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
     if let Some(completed) = resume_from {
@@ -255,8 +252,14 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     })
 }
 
-/// The model's hyper-parameters: the registry variant's, with the config's `model_params`.
-fn model_config(config: &TrainConfig, entry: &ModelEntry, classes: usize) -> Result<ModelConfig> {
+/// The model's hyper-parameters: the registry variant's, with the config's `model_params`, for
+/// images of `image_side` pixels.
+fn model_config(
+    config: &TrainConfig,
+    entry: &ModelEntry,
+    classes: usize,
+    image_side: usize,
+) -> Result<ModelConfig> {
     let model_params = serde_json::to_value(&config.model_params)
         .context("model_params")?
         .as_object()
@@ -266,10 +269,10 @@ fn model_config(config: &TrainConfig, entry: &ModelEntry, classes: usize) -> Res
         .config_with(classes, &model_params)
         .map_err(|e| anyhow::anyhow!("model_params: {e}"))?;
     if let Some(side) = model_config.min_input_side()
-        && side > IMAGE_SIDE
+        && side > image_side
     {
         bail!(
-            "model '{}' needs images of at least {side}x{side} pixels and CIFAR-10's are {IMAGE_SIDE}x{IMAGE_SIDE}: set cifar_stem = true under [model_params] in the config",
+            "model '{}' needs images of at least {side}x{side} pixels and the data's are {image_side}x{image_side}: set cifar_stem = true under [model_params] in the config, or a larger data.image_size for a folder data set",
             config.model
         );
     }

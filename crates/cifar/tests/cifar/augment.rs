@@ -18,7 +18,7 @@ fn crop_and_flip_statistics_match_the_spec() {
     let (mut min_ratio, mut max_ratio) = (f64::MAX, 0.0f64);
     let mut area_sum = 0.0;
     for index in 0..draws {
-        let params = augmentation.params_for(42, 1, index);
+        let params = augmentation.params_for(42, 1, index, 32);
         let crop = params.crop;
         flips += usize::from(params.flip);
         assert!(crop.height >= 1 && crop.width >= 1);
@@ -58,11 +58,11 @@ fn crop_and_flip_statistics_match_the_spec() {
 
     // Pure function of (seed, epoch, index).
     assert_eq!(
-        augmentation.params_for(42, 3, 17),
-        augmentation.params_for(42, 3, 17)
+        augmentation.params_for(42, 3, 17, 32),
+        augmentation.params_for(42, 3, 17, 32)
     );
-    let epochs_differ =
-        (0..20).any(|i| augmentation.params_for(42, 1, i) != augmentation.params_for(42, 2, i));
+    let epochs_differ = (0..20)
+        .any(|i| augmentation.params_for(42, 1, i, 32) != augmentation.params_for(42, 2, i, 32));
     assert!(epochs_differ);
 }
 
@@ -106,7 +106,7 @@ fn impossible_crops_fall_back_to_the_clamped_centre_crop() {
 #[test]
 fn identity_parameters_reproduce_the_input_exactly() {
     for image in [synthetic_image(3), first_mini_image()] {
-        let out = resample(&image, &AugmentParams::identity(), IMAGE_SIDE);
+        let out = resample(&image, &AugmentParams::identity(32), IMAGE_SIDE);
         let expected: Vec<f32> = image.iter().map(|&p| f32::from(p)).collect();
         assert_eq!(out, expected);
 
@@ -233,7 +233,7 @@ fn normalisation_is_the_spec_formula() {
     let mut augmented = vec![0.0; IMAGE_BYTES];
     resample_normalized_into(
         &image,
-        &AugmentParams::identity(),
+        &AugmentParams::identity(32),
         32,
         &Normalization::CIFAR10,
         &mut augmented,

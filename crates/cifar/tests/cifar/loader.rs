@@ -23,11 +23,11 @@ fn mini_train() -> CifarDataset {
 
 /// A small synthetic set: image i is `synthetic_image(i)`, label i % 10.
 fn synthetic_set(len: usize) -> CifarSet {
-    CifarSet {
-        images: (0..len).flat_map(synthetic_image).collect(),
-        labels: (0..len).map(|i| (i % 10) as u8).collect(),
-        classes: (0..10).map(|c| format!("class {c}")).collect(),
-    }
+    CifarSet::cifar(
+        (0..len).flat_map(synthetic_image).collect(),
+        (0..len).map(|i| (i % 10) as u8).collect(),
+        (0..10).map(|c| format!("class {c}")).collect(),
+    )
 }
 
 struct Plain {

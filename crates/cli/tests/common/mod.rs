@@ -107,11 +107,14 @@ pub fn run_until_paused(args: &[&str], cwd: &Path, point: &str) -> Paused {
     }
 }
 
+/// The binary with downloads pointed at `url` and folder data sets' image caches kept in
+/// `cwd/.cnnzoo-cache`, so that no test writes into the user's cache.
 pub fn cnnzoo_downloading_from(url: &str, args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
         .args(args)
         .current_dir(cwd)
         .env("CNNZOO_CIFAR_URL", url)
+        .env("CNNZOO_CACHE_DIR", cwd.join(".cnnzoo-cache"))
         .output()
         .expect("cnnzoo runs")
 }
@@ -157,6 +160,9 @@ pub fn write_checkpoint(
             mean: cnnzoo_cifar::CIFAR10_MEAN,
             std: cnnzoo_cifar::CIFAR10_STD,
             input_size: 32,
+            crop_pct: None,
+            root: None,
+            skip_bad_images: false,
         },
         epoch: None,
         val_top1: None,

@@ -9,6 +9,7 @@ use super::canvas::{Align, Canvas, FRAME, GRID, INK, MUTED, Rgb};
 use super::reference_top1;
 use crate::atomic;
 use crate::config::{OptimizerConfig, ScheduleKind, TrainConfig};
+use crate::data::DataSource;
 use crate::grad_clip::GradClip;
 use crate::run_dir::{RunDir, RunFile};
 use crate::summary::{EpochRow, best_row};
@@ -43,7 +44,7 @@ impl Curves {
             epochs: config.epochs,
             // The tutorial's figures are CIFAR-10's: no line to compare a CIFAR-100 run with.
             reference_val: reference_top1(&config.model)
-                .filter(|_| config.data.kind() == CifarKind::Cifar10)
+                .filter(|_| config.data.source(0) == DataSource::Cifar(CifarKind::Cifar10))
                 .map(|reference| reference.val),
         }
     }

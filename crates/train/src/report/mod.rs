@@ -37,15 +37,10 @@ pub fn group_thousands(n: usize) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use zune_core::bytestream::ZCursor;
-    use zune_png::PngDecoder;
-
     /// Width, height and RGB pixels of a PNG, which must decode.
     pub(crate) fn decode(png: &[u8]) -> (usize, usize, Vec<u8>) {
-        let mut decoder = PngDecoder::new(ZCursor::new(png));
-        let pixels = decoder.decode_raw().expect("a valid PNG");
-        let (w, h) = decoder.dimensions().unwrap();
-        (w, h, pixels)
+        let image = cnnzoo_cifar::decode_image(png).expect("a valid PNG");
+        (image.width, image.height, image.pixels)
     }
 
     #[test]
