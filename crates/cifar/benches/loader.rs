@@ -1,7 +1,9 @@
 //! Reading the archive in place, on the mini archive and on a full-size archive synthesized from
 //! its images; then loader throughput on the mini archive: augmented training batches of 128 on
 //! the flex CPU device with 0, 1 and 2 workers, the evaluation path, how long a training loop
-//! whose model step takes 10 ms waits for data, and the CPU augmentation alone.
+//! whose model step takes 10 ms waits for data, and the CPU augmentation alone; last, the same
+//! training images as a folder of BMP files: how fast their cache is built, and the training
+//! loader from the cache beside the CIFAR loader, alternating, at image size 32.
 //!
 //! Run: `cargo bench -p cnnzoo-cifar --bench loader` (add `--profile dev` to skip the long
 //! release build of burn; the figures are then those of the test profile, in which the
@@ -16,9 +18,12 @@ use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use cnnzoo_cifar::{
-    CifarBatcher, CifarData, CifarDataset, CifarKind, EpochLoader, FetchOptions, IMAGE_BYTES, load,
-    md5_of_file,
+    CHANNEL_PIXELS, CifarBatcher, CifarData, CifarDataset, CifarKind, CifarSet, EpochLoader,
+    FetchOptions, FolderOptions, IMAGE_BYTES, load, load_folder, md5_of_file,
 };
+
+#[path = "../tests/cifar/bmp.rs"]
+mod bmp;
 
 const MINI_ARCHIVE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -44,7 +49,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     time_full_size_archive(&data, &options)?;
 
-    let dataset = CifarDataset::new(data.train);
+    let dataset = CifarDataset::new(data.train.clone());
     let device = Device::flex();
     println!(
         "mini training set ({} images), batches of {BATCH}, best of {REPEATS} epochs, {} threads available",
@@ -93,6 +98,62 @@ fn main() -> Result<(), Box<dyn Error>> {
         best = best.max((30 * BATCH) as f64 / started.elapsed().as_secs_f64());
     }
     println!("augmentation only (one thread, no tensor): {best:>7.0} images/s");
+    compare_folder_cache(&data.train, &dataset, &device)
+}
+
+/// The training images written as a folder of BMPs, decoded into the cache once, then the
+/// training loader (2 workers) over the cache and over the CIFAR set in turn.
+fn compare_folder_cache(
+    set: &CifarSet,
+    cifar: &CifarDataset,
+    device: &Device,
+) -> Result<(), Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("images");
+    for (index, &label) in set.labels.iter().enumerate() {
+        let class_dir = root.join(&set.classes[usize::from(label)]);
+        std::fs::create_dir_all(&class_dir)?;
+        let image = set.image(index).ok_or("no image")?;
+        let rgb: Vec<u8> = (0..CHANNEL_PIXELS)
+            .flat_map(|pixel| (0..3).map(move |c| image[c * CHANNEL_PIXELS + pixel]))
+            .collect();
+        std::fs::write(
+            class_dir.join(format!("{index:05}.bmp")),
+            bmp::bmp(32, 32, &rgb),
+        )?;
+    }
+    let options = FolderOptions {
+        image_size: 32,
+        crop_pct: 0.875,
+        val_fraction: 0.0,
+        seed: 42,
+        skip_bad_images: false,
+        cache_dir: dir.path().join("cache"),
+        verbose: false,
+    };
+    let started = Instant::now();
+    let folder = load_folder(&root, &options)?;
+    println!(
+        "folder of {} BMP files: cache built in {:.2} s ({:.0} images/s), read again in {:.1} ms",
+        folder.train.len(),
+        started.elapsed().as_secs_f64(),
+        folder.train.len() as f64 / started.elapsed().as_secs_f64(),
+        {
+            let again = Instant::now();
+            load_folder(&root, &options)?;
+            again.elapsed().as_secs_f64() * 1e3
+        }
+    );
+    let cached = CifarDataset::new(folder.train);
+    for round in 1..=2 {
+        for (name, dataset) in [("CIFAR set", cifar), ("folder cache", &cached)] {
+            let loader = EpochLoader::train(dataset.clone(), BATCH, 2, 42, device)?;
+            let (rate, _) = best_epoch_rate(&loader, Duration::ZERO)?;
+            println!(
+                "round {round}: training batches from the {name:<12}, 2 workers: {rate:>7.0} images/s"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -5,6 +5,11 @@
 //! reader runs the pickle machine for the opcodes those files use and records calls
 //! (`numpy...._reconstruct`, `numpy.dtype`, ...) as plain values instead of running any code,
 //! so the caller can recognise the array.
+//!
+//! Not serde-pickle: it resolves only the globals it knows, and the pixels are a numpy array
+//! built through `numpy.core.multiarray._reconstruct`; by default it refuses such a file, and
+//! with `DeOptions::replace_unresolved_globals` it reads the array as `None` (its own
+//! `unresolvable_global` test), so the pixels would be lost either way.
 
 use std::collections::HashMap;
 use std::rc::Rc;

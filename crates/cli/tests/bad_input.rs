@@ -394,6 +394,46 @@ fn cases() -> Vec<Case> {
             ],
         ),
         bad_config(
+            "a folder key for CIFAR",
+            "epochs = 2",
+            "epochs = 2\ndata = { image_size = 64 }",
+            &[
+                "data.image_size is for folder data sets",
+                "data.dataset = \"folder\"",
+            ],
+        ),
+        bad_config(
+            "a folder without class folders",
+            "epochs = 2",
+            "epochs = 2\ndata = { dataset = \"folder\", root = \"photos\" }",
+            &["photos: no class folders", "root/<class>/<image>"],
+        )
+        .after(|d| std::fs::create_dir_all(d.join("photos")).unwrap()),
+        bad_config(
+            "a folder with an undecodable image",
+            "epochs = 2",
+            "epochs = 2\ndata = { dataset = \"folder\", root = \"photos\" }",
+            &[
+                "1 image file(s) cannot be decoded",
+                "photos/b/broken.png: cannot decode the PNG image",
+                "skip_bad_images = true",
+            ],
+        )
+        .after(|d| {
+            let options = zune_core::options::EncoderOptions::new(
+                4,
+                4,
+                zune_core::colorspace::ColorSpace::RGB,
+                zune_core::bit_depth::BitDepth::Eight,
+            );
+            let mut png = Vec::new();
+            (zune_png::PngEncoder::new(&[128; 48], options).encode(&mut png)).unwrap();
+            for class in ["a", "b"] {
+                write(&d.join(format!("photos/{class}/1.png")), &png);
+            }
+            write(&d.join("photos/b/broken.png"), b"\x89PNG\r\n\x1a\n");
+        }),
+        bad_config(
             "EMA decay of 1",
             "epochs = 2",
             "epochs = 2\nema = { decay = 1.0 }",

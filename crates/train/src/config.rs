@@ -333,7 +333,33 @@ impl TrainConfig {
     }
 
     /// Errors quote the line, so they name the key: `line 2 (epochs = "two"): invalid type ...`.
+    /// `data.val_fraction` and `data.workers` are the top-level keys by their `[data]` names.
     pub fn from_toml(text: &str) -> Result<Self> {
+        let mut config: Self = Self::parse_toml(text)?;
+        let top_level = toml::from_str::<toml::Table>(text).unwrap_or_default();
+        let moved = [
+            (
+                "val_fraction",
+                config
+                    .data
+                    .val_fraction
+                    .take()
+                    .map(|v| config.val_fraction = v),
+            ),
+            (
+                "workers",
+                config.data.workers.take().map(|w| config.workers = w),
+            ),
+        ];
+        for (key, moved) in moved {
+            if moved.is_some() && top_level.contains_key(key) {
+                bail!("{key} and data.{key} are the same setting: keep one of them");
+            }
+        }
+        Ok(config)
+    }
+
+    fn parse_toml(text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
             let message = e.message().trim_end();
             match e.span() {

@@ -36,8 +36,9 @@ impl Split {
 
 /// `[data]`: which data set a run trains on and how its images are read. The older keys
 /// `data_dir`, `val_fraction` and `workers` stay top-level, where the shipped configs and the
-/// `config.toml` of existing runs have them; `root` is `data_dir` by another name, for a config
-/// that keeps everything about the data in one place (`data_dir` and `--data-dir` win).
+/// `config.toml` of existing runs have them; `root`, `val_fraction` and `workers` here are the
+/// same settings by other names, for a config that keeps everything about the data in one place
+/// (`data_dir` and `--data-dir` win over `root`; the other two may only be set once).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -55,6 +56,12 @@ pub struct DataConfig {
     /// Per-channel standard deviation; default the data set's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<[f32; 3]>,
+    /// The top-level `val_fraction` by its `[data]` name, moved there when the config is read.
+    #[serde(default, skip_serializing)]
+    pub val_fraction: Option<f64>,
+    /// The top-level `workers` by its `[data]` name, moved there when the config is read.
+    #[serde(default, skip_serializing)]
+    pub workers: Option<usize>,
     /// Threads preparing the batches of the final evaluation (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_workers: Option<usize>,
@@ -610,5 +617,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("data.crop_pct must be in (0, 1]"), "{error}");
+    }
+
+    #[test]
+    fn val_fraction_and_workers_under_data_are_the_top_level_keys() {
+        let moved = config("data = { val_fraction = 0.2, workers = 3 }").unwrap();
+        assert_eq!((moved.val_fraction, moved.workers), (0.2, 3));
+        assert_eq!(moved.data, DataConfig::default());
+        let error = config("val_fraction = 0.1\ndata.val_fraction = 0.2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("val_fraction and data.val_fraction are the same setting"),
+            "{error}"
+        );
     }
 }

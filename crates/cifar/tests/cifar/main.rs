@@ -2,12 +2,14 @@
 
 mod augment;
 mod augment_ops;
+mod bmp;
 mod cifar100;
 mod common;
 mod crop;
 mod data;
 mod download;
 mod erasing;
+mod folder;
 mod loader;
 mod mixing;
 mod records;

@@ -107,14 +107,17 @@ pub fn run_until_paused(args: &[&str], cwd: &Path, point: &str) -> Paused {
     }
 }
 
-/// The binary with downloads pointed at `url` and folder data sets' image caches kept in
-/// `cwd/.cnnzoo-cache`, so that no test writes into the user's cache.
+/// Where the binary keeps folder data sets' image caches in the tests: inside the test's folder,
+/// so that no test writes into the user's cache.
+pub const IMAGE_CACHE: &str = ".cnnzoo-cache";
+
+/// The binary with downloads pointed at `url` and image caches in `cwd/`[`IMAGE_CACHE`].
 pub fn cnnzoo_downloading_from(url: &str, args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
         .args(args)
         .current_dir(cwd)
         .env("CNNZOO_CIFAR_URL", url)
-        .env("CNNZOO_CACHE_DIR", cwd.join(".cnnzoo-cache"))
+        .env("CNNZOO_CACHE_DIR", cwd.join(IMAGE_CACHE))
         .output()
         .expect("cnnzoo runs")
 }
@@ -304,6 +307,11 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap().flatten() {
             let path = entry.path();
+            // The image cache a folder's first run builds, even one that then fails, holds
+            // nothing a user made.
+            if path == dir.join(IMAGE_CACHE) {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else {
