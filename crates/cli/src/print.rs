@@ -100,11 +100,13 @@ pub fn train(request: &TrainRequest) -> Result<()> {
             outcome.best_epoch, v.top1, v.top5
         );
     }
-    let test = &outcome.test;
-    println!(
-        "test top-1 {:.2}%  top-5 {:.2}%  ({} images)",
-        test.top1, test.top5, test.n
-    );
+    match &outcome.test {
+        Some(test) => println!(
+            "test top-1 {:.2}%  top-5 {:.2}%  ({} images)",
+            test.top1, test.top5, test.n
+        ),
+        None => println!("no test images (a folder data set without test/): not evaluated"),
+    }
     println!("run folder: {}", outcome.run_dir.display());
     Ok(())
 }

@@ -259,3 +259,31 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
         ],
     );
 }
+
+#[test]
+fn one_folder_without_test_images_is_split_and_trains_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    write_split(&photos, &mini().train, &CLASSES[..2], 0, 100);
+    let config = small_resnet_config(
+        1,
+        4,
+        "data = { dataset = \"folder\", root = \"photos\" }",
+    );
+    std::fs::write(dir.path().join("folder.toml"), config).unwrap();
+    let out = cnnzoo(
+        &["train", "--config", "folder.toml", "--output", "run"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no test images"), "{stdout}");
+    let results = json(&dir.path().join("run/results.json"));
+    assert!(results["test_top1"].is_null(), "{results}");
+    assert!(results["val_top1"].is_number(), "{results}");
+    // The model's own input size (32 for the CIFAR ResNet) when the config gives none.
+    let meta = json(&dir.path().join("run/best.bpk.json"));
+    assert_eq!(meta["dataset"]["input_size"], 32);
+    // Half of the 200 images, as small_resnet_config's val_fraction 0.5 says.
+    assert!(stdout.contains("valid    100/100"), "{stdout}");
+}

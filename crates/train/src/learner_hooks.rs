@@ -95,7 +95,7 @@ impl SharedRun {
     }
 
     /// The evaluation of best.bpk, in the TensorBoard log if there is one.
-    pub fn finish_log(&self, epochs: usize, val_top1: Option<f64>, test_top1: f64) {
+    pub fn finish_log(&self, epochs: usize, val_top1: Option<f64>, test_top1: Option<f64>) {
         if let Some(tensorboard) = &mut self.lock().tensorboard {
             tensorboard.finish(epochs, val_top1, test_top1);
         }

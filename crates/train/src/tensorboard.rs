@@ -128,14 +128,16 @@ impl TensorBoardLog {
     }
 
     /// The evaluation of `best.bpk` at the run's last step, and the session marked finished.
-    pub fn finish(&mut self, epochs: usize, val_top1: Option<f64>, test_top1: f64) {
+    pub fn finish(&mut self, epochs: usize, val_top1: Option<f64>, test_top1: Option<f64>) {
         let step = self.step(epochs, self.steps_per_epoch);
         let time = now();
         self.write(|w| {
             if let Some(val_top1) = val_top1 {
                 w.add_scalar("best/val_top1", val_top1, step, time)?;
             }
-            w.add_scalar("test/top1", test_top1, step, time)?;
+            if let Some(test_top1) = test_top1 {
+                w.add_scalar("test/top1", test_top1, step, time)?;
+            }
             w.add_hparams_end(SessionStatus::Success, time)?;
             w.flush()
         });

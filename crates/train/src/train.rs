@@ -73,7 +73,8 @@ pub struct TrainOutcome {
     pub best_epoch: usize,
     /// `None` when no images were held out for validation.
     pub val: Option<Evaluation>,
-    pub test: Evaluation,
+    /// `None` when the data has no test images (a folder without `test/`).
+    pub test: Option<Evaluation>,
 }
 
 /// Reads the config file (or, resuming, the run's own config; or the model's shipped recipe)
@@ -224,7 +225,11 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         test_raw,
         classes,
     } = evaluate_best(&run_dir, &config, &data, &selected.device)?;
-    run.finish_log(config.epochs, val.as_ref().map(|v| v.top1), test.top1);
+    run.finish_log(
+        config.epochs,
+        val.as_ref().map(|v| v.top1),
+        test.as_ref().map(|t| t.top1),
+    );
     fault::pause_if_asked("report:results", || false);
     run_dir.write_results(&RunResults {
         model: Some(config.model.clone()),
@@ -233,11 +238,11 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         epochs_planned: Some(config.epochs),
         val_top1: val.as_ref().map(|v| v.top1),
         val_top5: val.as_ref().map(|v| v.top5),
-        test_top1: Some(test.top1),
-        test_top5: Some(test.top5),
+        test_top1: test.as_ref().map(|t| t.top1),
+        test_top5: test.as_ref().map(|t| t.top5),
         val_top1_raw: val_raw.map(|v| v.top1),
         test_top1_raw: test_raw.map(|t| t.top1),
-        test_images: Some(test.n),
+        test_images: test.as_ref().map(|t| t.n),
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
         device: Some(selected.description.clone()),
@@ -491,7 +496,7 @@ fn check_completed(
 /// the weights it keeps, and of the trained weights beside a moving average.
 struct BestEvaluation {
     val: Option<Evaluation>,
-    test: Evaluation,
+    test: Option<Evaluation>,
     val_raw: Option<Evaluation>,
     test_raw: Option<Evaluation>,
     classes: Vec<String>,
@@ -513,15 +518,18 @@ fn evaluate_best(
         )
     };
     let validates = !data.val.is_empty();
+    let tests = !data.test.is_empty();
     let kept = classifier.inference_model();
     let raw = classifier.ema.is_some().then_some(&classifier.model);
     Ok(BestEvaluation {
         val: validates.then(|| evaluate(kept, &data.val)).transpose()?,
-        test: evaluate(kept, &data.test)?,
+        test: tests.then(|| evaluate(kept, &data.test)).transpose()?,
         val_raw: (raw.filter(|_| validates))
             .map(|m| evaluate(m, &data.val))
             .transpose()?,
-        test_raw: raw.map(|m| evaluate(m, &data.test)).transpose()?,
+        test_raw: (raw.filter(|_| tests))
+            .map(|m| evaluate(m, &data.test))
+            .transpose()?,
         classes: meta.dataset.classes,
     })
 }
