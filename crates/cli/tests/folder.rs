@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use cnnzoo_cifar::{CifarKind, CifarSet, FetchOptions, IMAGE_SIDE};
-use common::{assert_clean_failure, cnnzoo, mini_data, small_resnet_config, text};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_line, mini_data, small_resnet_config, text};
 use zune_core::bit_depth::BitDepth;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::EncoderOptions;
@@ -83,19 +83,15 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn train(dir: &Path, extra: &str) -> std::process::Output {
+/// Trains the small ResNet for `epochs` on the folder `photos` with `extra` config lines.
+fn train(dir: &Path, epochs: usize, extra: &str) -> std::process::Output {
     let config = small_resnet_config(
-        2,
+        epochs,
         3,
-        &format!(
-            "data.dataset = \"folder\"\ndata.root = \"photos\"\ndata.image_size = 32\n{extra}"
-        ),
+        &format!("data.dataset = \"folder\"\ndata.root = \"photos\"\n{extra}"),
     );
     std::fs::write(dir.join("folder.toml"), config).unwrap();
-    cnnzoo(
-        &["train", "--config", "folder.toml", "--output", "run"],
-        dir,
-    )
+    cnnzoo_line("train --config folder.toml --output run", dir)
 }
 
 #[test]
@@ -123,7 +119,7 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
     std::fs::write(photos.join("train/frog/notes.txt"), "ignored: not an image").unwrap();
 
     // The bad file is refused by name, after every image was decoded once into the cache.
-    let refused = train(dir.path(), "");
+    let refused = train(dir.path(), 2, "data.image_size = 32");
     assert_clean_failure(&refused, &["broken.jpg", "skip_bad_images = true"]);
     let log = text(&refused);
     for decoded in [
@@ -136,7 +132,11 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
     assert!(!dir.path().join("run/best.bpk").exists());
 
     // Skipping it: the images come from the cache, and nothing is decoded again.
-    let out = train(dir.path(), "data.skip_bad_images = true");
+    let out = train(
+        dir.path(),
+        2,
+        "data.image_size = 32\ndata.skip_bad_images = true",
+    );
     assert!(out.status.success(), "{}", text(&out));
     let log = text(&out);
     assert!(!log.contains("decoding"), "{log}");
@@ -177,26 +177,13 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
     assert!(mean.iter().all(|m| (0.2..0.8).contains(m)), "{dataset}");
 
     // eval finds the folder from the checkpoint, and gives back the run's test accuracy.
-    let out = cnnzoo(
-        &["eval", "--checkpoint", "run", "--device", "cpu", "--json"],
-        dir.path(),
-    );
+    let out = cnnzoo_line("eval --checkpoint run --device cpu --json", dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["n"], 3 * EVAL_PER_CLASS);
     assert_eq!(report["top1"], results["test_top1"]);
-    let out = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            "run",
-            "--device",
-            "cpu",
-            "--split",
-            "val",
-        ],
-        dir.path(),
-    );
+    let eval_val = "eval --checkpoint run --device cpu --split val";
+    let out = cnnzoo_line(eval_val, dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     for name in &names {
@@ -205,18 +192,11 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
 
     // predict names the class of an image.
     let image = photos.join("test/frog/0001.jpg");
-    let out = cnnzoo(
-        &[
-            "predict",
-            "--checkpoint",
-            "run",
-            "--device",
-            "cpu",
-            "--json",
-            image.to_str().unwrap(),
-        ],
-        dir.path(),
+    let line = format!(
+        "predict --checkpoint run --device cpu --json {}",
+        image.display()
     );
+    let out = cnnzoo_line(&line, dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let predicted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let top = &predicted["predictions"][0]["top"];
@@ -236,18 +216,8 @@ fn a_folder_of_images_trains_evaluates_and_predicts_by_class_name() {
         0,
         4,
     );
-    let out = cnnzoo(
-        &[
-            "eval",
-            "--checkpoint",
-            "run",
-            "--device",
-            "cpu",
-            "--split",
-            "val",
-            "--data-dir",
-            other.to_str().unwrap(),
-        ],
+    let out = cnnzoo_line(
+        &format!("{eval_val} --data-dir {}", other.display()),
         dir.path(),
     );
     assert_clean_failure(
@@ -265,16 +235,7 @@ fn one_folder_without_test_images_is_split_and_trains_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     write_split(&photos, &mini().train, &CLASSES[..2], 0, 100);
-    let config = small_resnet_config(
-        1,
-        4,
-        "data = { dataset = \"folder\", root = \"photos\" }",
-    );
-    std::fs::write(dir.path().join("folder.toml"), config).unwrap();
-    let out = cnnzoo(
-        &["train", "--config", "folder.toml", "--output", "run"],
-        dir.path(),
-    );
+    let out = train(dir.path(), 1, "");
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("no test images"), "{stdout}");
