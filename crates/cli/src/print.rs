@@ -125,6 +125,9 @@ pub fn augment(request: &AugmentRequest) -> Result<()> {
 pub fn bench(request: &BenchRequest) -> Result<()> {
     let plan = bench::plan(request)?;
     if !request.json {
+        if let Some(cpu) = bench::cpu_model() {
+            println!("processor: {cpu}");
+        }
         println!(
             "cnnzoo bench on {}: batch {}, inference batch {}, {} warm-up + {} timed steps, {} threads",
             plan.device.description,

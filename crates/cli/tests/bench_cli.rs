@@ -80,3 +80,39 @@ fn bench_all_reports_each_models_own_peak_memory() {
         "resnet's peak: {after_others:.0} MB in --model all, {alone:.0} MB alone"
     );
 }
+
+/// `bench` run with `CNNZOO_ISA` set to `isa`.
+fn bench_at(isa: &str, dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(
+            "bench --model resnet --device cpu --batch 4 --infer-batch 4 --steps 1 --warmup 0 --json"
+                .split(' '),
+        )
+        .current_dir(dir)
+        .env("CNNZOO_ISA", isa)
+        .output()
+        .unwrap()
+}
+
+/// The JSON names the processor and the level the kernels ran; CNNZOO_ISA lowers it, and a
+/// level that does not exist is a clean error naming the variable.
+#[test]
+fn cnnzoo_isa_lowers_the_kernels_level_and_bench_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench_at("scalar", dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["isa"], "scalar", "{result}");
+    assert!(
+        result["device_description"]
+            .as_str()
+            .unwrap()
+            .contains("scalar kernels"),
+        "{result}"
+    );
+    if std::path::Path::new("/proc/cpuinfo").exists() {
+        assert!(result["cpu"].is_string(), "{result}");
+    }
+    let out = bench_at("avx1024", dir.path());
+    assert_clean_failure(&out, &["CNNZOO_ISA=avx1024", "scalar, avx2, avx512"]);
+}

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use cnnzoo_cifar::{CifarKind, CifarSet, FetchOptions, IMAGE_SIDE};
-use common::{assert_clean_failure, cnnzoo, cnnzoo_line, mini_data, small_resnet_config, text};
+use common::{assert_clean_failure, cnnzoo_line, mini_data, small_resnet_config, text};
 use zune_core::bit_depth::BitDepth;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::EncoderOptions;

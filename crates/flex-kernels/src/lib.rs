@@ -8,7 +8,9 @@
 //!   kernels of `same_conv3x3` where the processor has them;
 //! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
 //!   passes) and its inference pass with an optional ReLU;
-//! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects.
+//! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects;
+//! - [`isa`]: the instruction-set level they run, the processor's best unless `CNNZOO_ISA`
+//!   lowers it.
 //!
 //! Tests against burn's own kernels are in `tests/`; `benches/layer_speed.rs` times them.
 use std::mem::MaybeUninit;
@@ -21,6 +23,7 @@ use rayon::prelude::*;
 
 pub mod batch_norm;
 pub mod conv;
+pub mod isa;
 pub mod pool;
 mod same_conv3x3;
 

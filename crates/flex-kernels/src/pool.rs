@@ -507,8 +507,9 @@ struct Avx2(());
 
 #[cfg(target_arch = "x86_64")]
 impl Avx2 {
+    /// An `Avx2` where the active level (see [`crate::isa`]) is AVX2 or above.
     fn detect() -> Option<Self> {
-        std::arch::is_x86_feature_detected!("avx2").then_some(Self(()))
+        (crate::isa::active() >= crate::isa::Isa::Avx2).then_some(Self(()))
     }
 }
 

@@ -56,17 +56,9 @@ pub(super) struct SameConv3x3 {
 }
 
 impl SameConv3x3 {
-    /// Whether this processor runs the kernels (AVX2 and FMA).
+    /// Whether the kernels run at the active level (AVX2 and FMA, see [`crate::isa`]).
     pub fn supported() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        cfg!(target_arch = "x86_64") && crate::isa::active() >= crate::isa::Isa::Avx2
     }
 
     /// Distance between two rows of a padded plane, and between two output rows.

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use cnnzoo_flex_kernels::conv::conv2d;
-use common::{normal, seeded_flex};
+use common::{at_every_isa, normal, seeded_flex};
 
 /// Largest difference relative to the largest magnitude of the reference.
 fn relative_diff<const D: usize>(ours: Tensor<D>, reference: Tensor<D>) -> f32 {
@@ -174,59 +174,64 @@ const CASES: &[Case] = &[
 
 #[test]
 fn output_and_gradients_match_burns_conv2d() {
-    let device = seeded_flex(11, true);
-    for case in CASES {
-        let random = |shape: [usize; 4]| normal(shape, &device).require_grad();
-        let x = random(case.input);
-        let weight = random(case.weight);
-        let bias = normal([case.weight[0]], &device).require_grad();
-        let options = || ConvOptions::new_with_padding(case.stride, case.padding, case.dilation, 1);
+    at_every_isa(|| {
+        let device = seeded_flex(11, true);
+        for case in CASES {
+            let random = |shape: [usize; 4]| normal(shape, &device).require_grad();
+            let x = random(case.input);
+            let weight = random(case.weight);
+            let bias = normal([case.weight[0]], &device).require_grad();
+            let options =
+                || ConvOptions::new_with_padding(case.stride, case.padding, case.dilation, 1);
 
-        let y_ref = burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
-        let y = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
-        assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
-        let diff = relative_diff(y.clone(), y_ref.clone());
-        assert!(diff < 1e-5, "{}: output differs by {diff}", case.name);
+            let y_ref = burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
+            let y = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options());
+            assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
+            let diff = relative_diff(y.clone(), y_ref.clone());
+            assert!(diff < 1e-5, "{}: output differs by {diff}", case.name);
 
-        // A random upstream gradient, so that every output element weighs differently.
-        let upstream = normal(y.dims(), &device);
-        let grads_ref = (y_ref * upstream.clone()).sum().backward();
-        let grads = (y * upstream).sum().backward();
-        let grad_diff = |ours: Option<Tensor<4>>, reference: Option<Tensor<4>>| {
-            relative_diff(ours.unwrap(), reference.unwrap())
-        };
-        let diffs = [
-            ("input", grad_diff(x.grad(&grads), x.grad(&grads_ref))),
-            (
-                "weight",
-                grad_diff(weight.grad(&grads), weight.grad(&grads_ref)),
-            ),
-            (
-                "bias",
-                relative_diff(bias.grad(&grads).unwrap(), bias.grad(&grads_ref).unwrap()),
-            ),
-        ];
-        for (what, diff) in diffs {
-            assert!(
-                diff < 1e-5,
-                "{}: {what} gradient differs by {diff}",
-                case.name
-            );
+            // A random upstream gradient, so that every output element weighs differently.
+            let upstream = normal(y.dims(), &device);
+            let grads_ref = (y_ref * upstream.clone()).sum().backward();
+            let grads = (y * upstream).sum().backward();
+            let grad_diff = |ours: Option<Tensor<4>>, reference: Option<Tensor<4>>| {
+                relative_diff(ours.unwrap(), reference.unwrap())
+            };
+            let diffs = [
+                ("input", grad_diff(x.grad(&grads), x.grad(&grads_ref))),
+                (
+                    "weight",
+                    grad_diff(weight.grad(&grads), weight.grad(&grads_ref)),
+                ),
+                (
+                    "bias",
+                    relative_diff(bias.grad(&grads).unwrap(), bias.grad(&grads_ref).unwrap()),
+                ),
+            ];
+            for (what, diff) in diffs {
+                assert!(
+                    diff < 1e-5,
+                    "{}: {what} gradient differs by {diff}",
+                    case.name
+                );
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn inference_without_autodiff_matches_burns_conv2d() {
-    let device = seeded_flex(12, false);
-    let x = normal([4, 6, 12, 12], &device);
-    let weight = normal([8, 6, 3, 3], &device);
-    let options = || ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
-    let diff = relative_diff(
-        conv2d(x.clone(), weight.clone(), None, options()),
-        burn_conv2d(x, weight, None, options()),
-    );
-    assert!(diff < 1e-5, "output differs by {diff}");
+    at_every_isa(|| {
+        let device = seeded_flex(12, false);
+        let x = normal([4, 6, 12, 12], &device);
+        let weight = normal([8, 6, 3, 3], &device);
+        let options = || ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let diff = relative_diff(
+            conv2d(x.clone(), weight.clone(), None, options()),
+            burn_conv2d(x, weight, None, options()),
+        );
+        assert!(diff < 1e-5, "output differs by {diff}");
+    });
 }
 
 #[test]

@@ -9,7 +9,7 @@ use burn::tensor::Distribution;
 use burn::tensor::module::max_pool2d as burn_max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use cnnzoo_flex_kernels::pool::max_pool2d;
-use common::{normal, seeded_flex};
+use common::{at_every_isa, normal, seeded_flex};
 
 struct Case {
     name: &'static str,
@@ -76,66 +76,70 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 
 #[test]
 fn output_and_input_gradient_match_burns_max_pool2d() {
-    let device = seeded_flex(21, true);
-    for case in CASES {
-        // Whole numbers in [-2, 2], clamped below at 0 as after a ReLU: most windows hold ties.
-        let x = Tensor::<4>::random(case.input, Distribution::Uniform(-2.0, 2.0), &device)
-            .round()
-            .clamp_min(0.0)
-            .detach()
-            .require_grad();
-        let y_ref = burn_max_pool2d(x.clone(), options(case));
-        let y = max_pool2d(x.clone(), options(case));
-        assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
-        assert_eq!(
-            max_abs_diff(y.clone(), y_ref.clone()),
-            0.0,
-            "{}: output",
-            case.name
-        );
+    at_every_isa(|| {
+        let device = seeded_flex(21, true);
+        for case in CASES {
+            // Whole numbers in [-2, 2], clamped below at 0 as after a ReLU: most windows hold ties.
+            let x = Tensor::<4>::random(case.input, Distribution::Uniform(-2.0, 2.0), &device)
+                .round()
+                .clamp_min(0.0)
+                .detach()
+                .require_grad();
+            let y_ref = burn_max_pool2d(x.clone(), options(case));
+            let y = max_pool2d(x.clone(), options(case));
+            assert_eq!(y.dims(), y_ref.dims(), "{}: output shape", case.name);
+            assert_eq!(
+                max_abs_diff(y.clone(), y_ref.clone()),
+                0.0,
+                "{}: output",
+                case.name
+            );
 
-        let upstream = normal(y.dims(), &device);
-        let grads_ref = (y_ref * upstream.clone()).sum().backward();
-        let grads = (y * upstream).sum().backward();
-        let diff = max_abs_diff(x.grad(&grads).unwrap(), x.grad(&grads_ref).unwrap());
-        assert!(
-            diff < 1e-6,
-            "{}: input gradient differs by {diff}",
-            case.name
-        );
-    }
+            let upstream = normal(y.dims(), &device);
+            let grads_ref = (y_ref * upstream.clone()).sum().backward();
+            let grads = (y * upstream).sum().backward();
+            let diff = max_abs_diff(x.grad(&grads).unwrap(), x.grad(&grads_ref).unwrap());
+            assert!(
+                diff < 1e-6,
+                "{}: input gradient differs by {diff}",
+                case.name
+            );
+        }
+    });
 }
 
 #[test]
 fn inference_and_burns_fallbacks_match_burns_max_pool2d() {
-    let device = seeded_flex(22, false);
-    let x = normal([2, 3, 9, 10], &device);
-    let same = |options: MaxPoolOptions<2>| {
-        let ours = max_pool2d(x.clone(), options.clone());
-        let reference = burn_max_pool2d(x.clone(), options);
+    at_every_isa(|| {
+        let device = seeded_flex(22, false);
+        let x = normal([2, 3, 9, 10], &device);
+        let same = |options: MaxPoolOptions<2>| {
+            let ours = max_pool2d(x.clone(), options.clone());
+            let reference = burn_max_pool2d(x.clone(), options);
+            assert_eq!(ours.dims(), reference.dims());
+            max_abs_diff(ours, reference)
+        };
+        let plain = MaxPoolOptions::new([3, 3])
+            .with_stride([2, 2])
+            .with_padding([1, 1]);
+        assert_eq!(same(plain.clone()), 0.0, "the flex kernel without autodiff");
+        // Ceil mode (torchvision's GoogLeNet) and asymmetric padding take burn's own path.
+        assert_eq!(same(plain.with_ceil_mode(true)), 0.0, "ceil mode");
+        let asymmetric = MaxPoolOptions::new([3, 3]).with_padding_pairs([(1, 0), (0, 1)]);
+        assert_eq!(same(asymmetric), 0.0, "asymmetric padding");
+        // Padding beyond every window's reach leaves the flex kernel's padded row no room for the
+        // input: burn's path. (Every window lies in the padding, so both give minus infinity.)
+        let wide = MaxPoolOptions::new([1, 1])
+            .with_stride([14, 14])
+            .with_padding([2, 2]);
+        let (ours, reference) = (
+            max_pool2d(x.clone(), wide.clone()),
+            burn_max_pool2d(x.clone(), wide),
+        );
         assert_eq!(ours.dims(), reference.dims());
-        max_abs_diff(ours, reference)
-    };
-    let plain = MaxPoolOptions::new([3, 3])
-        .with_stride([2, 2])
-        .with_padding([1, 1]);
-    assert_eq!(same(plain.clone()), 0.0, "the flex kernel without autodiff");
-    // Ceil mode (torchvision's GoogLeNet) and asymmetric padding take burn's own path.
-    assert_eq!(same(plain.with_ceil_mode(true)), 0.0, "ceil mode");
-    let asymmetric = MaxPoolOptions::new([3, 3]).with_padding_pairs([(1, 0), (0, 1)]);
-    assert_eq!(same(asymmetric), 0.0, "asymmetric padding");
-    // Padding beyond every window's reach leaves the flex kernel's padded row no room for the
-    // input: burn's path. (Every window lies in the padding, so both give minus infinity.)
-    let wide = MaxPoolOptions::new([1, 1])
-        .with_stride([14, 14])
-        .with_padding([2, 2]);
-    let (ours, reference) = (
-        max_pool2d(x.clone(), wide.clone()),
-        burn_max_pool2d(x.clone(), wide),
-    );
-    assert_eq!(ours.dims(), reference.dims());
-    assert!(
-        ours.equal(reference).all().into_scalar::<bool>(),
-        "padding wider than the windows reach"
-    );
+        assert!(
+            ours.equal(reference).all().into_scalar::<bool>(),
+            "padding wider than the windows reach"
+        );
+    });
 }

@@ -91,6 +91,13 @@ pub struct BenchFigures {
     /// The device name asked for.
     pub device: String,
     pub device_description: String,
+    /// The processor, as /proc/cpuinfo names it (`None` where there is no such file).
+    #[serde(default)]
+    pub cpu: Option<String>,
+    /// The instruction set cnnzoo's CPU kernels run (`avx512`, `avx2` or `scalar`) on the flex
+    /// CPU device; `None` on the others.
+    #[serde(default)]
+    pub isa: Option<String>,
     pub batch: usize,
     pub infer_batch: usize,
     pub steps: usize,
@@ -128,6 +135,13 @@ pub fn plan(request: &BenchRequest) -> Result<BenchPlan> {
         models,
         skipped,
     })
+}
+
+/// The processor's model name from /proc/cpuinfo.
+pub fn cpu_model() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = cpuinfo.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }
 
 /// Measures one model of the plan.
@@ -259,6 +273,9 @@ fn bench_model(
         model: entry.name.to_string(),
         device: request.device.clone(),
         device_description: selected.description.clone(),
+        cpu: cpu_model(),
+        isa: (selected.device == Device::flex())
+            .then(|| cnnzoo_flex_kernels::isa::active().name().to_string()),
         batch: request.batch,
         infer_batch: request.infer_batch,
         steps: request.steps,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use burn::tensor::Device;
 use burn::tensor::wgpu::{WgpuBackend, wgpu};
+use cnnzoo_flex_kernels::isa;
 
 const PROBE_TIME_LIMIT: Duration = Duration::from_secs(20);
 
@@ -20,7 +21,7 @@ pub struct SelectedDevice {
 /// `auto` takes the first GPU wgpu finds and falls back to the CPU with a notice on stderr.
 pub fn select(name: &str) -> Result<SelectedDevice> {
     let api = match name {
-        "cpu" => return Ok(cpu()),
+        "cpu" => return cpu(),
         #[allow(deprecated)]
         "ndarray" => {
             return Ok(SelectedDevice {
@@ -52,7 +53,7 @@ pub fn select(name: &str) -> Result<SelectedDevice> {
         }
         None if name == "auto" => {
             eprintln!("note: no GPU adapter found by wgpu; using the CPU");
-            Ok(cpu())
+            cpu()
         }
         None => bail!(
             "device '{name}' asked for, but wgpu found no {} adapter on this machine; use --device cpu, or install the GPU's driver (Vulkan, Metal or DX12)",
@@ -61,11 +62,14 @@ pub fn select(name: &str) -> Result<SelectedDevice> {
     }
 }
 
-fn cpu() -> SelectedDevice {
-    SelectedDevice {
+/// burn's flex backend with cnnzoo's kernels at the level `CNNZOO_ISA` allows (a value that
+/// names no level, or one this processor lacks, is an error here, before any work).
+fn cpu() -> Result<SelectedDevice> {
+    let isa = isa::from_env().map_err(|e| anyhow!(e))?;
+    Ok(SelectedDevice {
         device: Device::flex(),
-        description: "CPU (burn flex backend)".into(),
-    }
+        description: format!("CPU (burn flex backend, {isa} kernels)"),
+    })
 }
 
 fn backends_for(api: WgpuBackend) -> wgpu::Backends {
