@@ -1,6 +1,6 @@
 //! 3x3 convolutions at stride 1 with one pixel of zero padding on every side (all of ResNet's
 //! 3x3 layers but a stage's first, and DenseNet's and GoogleNet's) as direct AVX2 + FMA kernels,
-//! on x86-64 processors that have both.
+//! on x86-64 processors that have both, with AVX-512 forms where the active level has it.
 //!
 //! Why: im2col writes nine shifted copies of the input for the gemm to read, and col2im adds
 //! nine back. At ResNet-20's first stage (batch 128, 2 threads) that made the input gradient
@@ -350,9 +350,19 @@ impl Kernel<'_> {
             "kernel block out of bounds"
         );
         #[cfg(target_arch = "x86_64")]
-        // Safety: `SameConv3x3::supported` checked AVX2 and FMA before any caller got here, and
-        // the assertion above holds every read and write inside its slice.
+        // Safety: `SameConv3x3::supported` checked AVX2 and FMA before any caller got here (and
+        // the active level AVX-512 F for the wide kernel), and the assertion above holds every
+        // read and write inside its slice: two vectors that lie side by side are one wide one.
         unsafe {
+            let side_by_side = self.vectors == VECTORS && self.starts[1] == self.starts[0] + LANES;
+            if side_by_side && crate::isa::active() >= crate::isa::Isa::Avx512 {
+                return match block {
+                    1 => avx512::convolve::<1>(self, out, out_stride),
+                    2 => avx512::convolve::<2>(self, out, out_stride),
+                    3 => avx512::convolve::<3>(self, out, out_stride),
+                    _ => avx512::convolve::<CHANNEL_BLOCK>(self, out, out_stride),
+                };
+            }
             match (block, self.vectors) {
                 (1, 1) => avx2::convolve::<1, 1>(self, out, out_stride),
                 (2, 1) => avx2::convolve::<2, 1>(self, out, out_stride),
@@ -390,6 +400,14 @@ impl DotProducts<'_> {
         #[cfg(target_arch = "x86_64")]
         // Safety: as in `Kernel::run`.
         unsafe {
+            if crate::isa::active() >= crate::isa::Isa::Avx512 {
+                return match block {
+                    1 => avx512::dot_products::<1>(self),
+                    2 => avx512::dot_products::<2>(self),
+                    3 => avx512::dot_products::<3>(self),
+                    _ => avx512::dot_products::<CHANNEL_BLOCK>(self),
+                };
+            }
             match block {
                 1 => avx2::dot_products::<1>(self),
                 2 => avx2::dot_products::<2>(self),
@@ -477,9 +495,95 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    fn horizontal_sum(v: __m256) -> f32 {
+    pub(super) fn horizontal_sum(v: __m256) -> f32 {
         let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps::<1>(quarter, quarter)))
+    }
+}
+
+/// The AVX-512 forms of the two kernels: 16 positions to a vector, so a register block of the
+/// forward kernel is one wide vector where two AVX2 vectors lie side by side in a row.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::avx2::horizontal_sum;
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
+
+    /// Safety: the processor has AVX-512 F, `Kernel::run`'s bounds hold for two vectors, and
+    /// the second starts `LANES` after the first.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn convolve<const BLOCK: usize>(
+        kernel: &Kernel,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let mut sums = [_mm512_setzero_ps(); BLOCK];
+        let planes = kernel.planes.as_ptr();
+        let weights = kernel.weights.as_ptr();
+        let start = kernel.starts[0];
+        for c in 0..kernel.inputs {
+            unsafe {
+                let plane = planes.add(c * kernel.plane_len + start);
+                let weights = weights.add(c * TAPS * BLOCK);
+                for (t, &offset) in kernel.taps.iter().enumerate() {
+                    let x = _mm512_loadu_ps(plane.add(offset));
+                    for (o, sum) in sums.iter_mut().enumerate() {
+                        let w = _mm512_set1_ps(*weights.add(t * BLOCK + o));
+                        *sum = _mm512_fmadd_ps(w, x, *sum);
+                    }
+                }
+            }
+        }
+        let out = out.as_mut_ptr();
+        for (o, sum) in sums.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(out.add(o * out_stride), *sum) };
+        }
+    }
+
+    /// Safety: the processor has AVX-512 F (with AVX2 and FMA), and `DotProducts::run`'s bounds
+    /// hold. Steps of 16 positions, then one of 8 where `len` is an odd number of 8s.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn dot_products<const BLOCK: usize>(
+        product: &DotProducts,
+    ) -> [[f32; 3]; CHANNEL_BLOCK] {
+        let mut sums = [[_mm512_setzero_ps(); 3]; BLOCK];
+        let grads = product.grads.as_ptr();
+        let x = product.x.as_ptr();
+        let wide_len = product.len - product.len % (2 * LANES);
+        for p in (0..wide_len).step_by(2 * LANES) {
+            unsafe {
+                let xs = [
+                    _mm512_loadu_ps(x.add(p)),
+                    _mm512_loadu_ps(x.add(p + 1)),
+                    _mm512_loadu_ps(x.add(p + 2)),
+                ];
+                for (o, sums) in sums.iter_mut().enumerate() {
+                    let grad = _mm512_loadu_ps(grads.add(o * product.grad_stride + p));
+                    for (sum, x) in sums.iter_mut().zip(xs) {
+                        *sum = _mm512_fmadd_ps(grad, x, *sum);
+                    }
+                }
+            }
+        }
+        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
+        for (total, sums) in totals.iter_mut().zip(&sums) {
+            for (total, sum) in total.iter_mut().zip(sums) {
+                *total = _mm512_reduce_add_ps(*sum);
+            }
+        }
+        if wide_len < product.len {
+            for (o, total) in totals.iter_mut().enumerate().take(BLOCK) {
+                for (j, total) in total.iter_mut().enumerate() {
+                    unsafe {
+                        let grad = _mm256_loadu_ps(grads.add(o * product.grad_stride + wide_len));
+                        let x = _mm256_loadu_ps(x.add(wide_len + j));
+                        *total += horizontal_sum(_mm256_mul_ps(grad, x));
+                    }
+                }
+            }
+        }
+        totals
     }
 }

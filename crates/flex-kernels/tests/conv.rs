@@ -35,6 +35,22 @@ const CASES: &[Case] = &[
         dilation: [1, 1],
     },
     Case {
+        name: "3x3 pad 1 over 32x32 images (ResNet's first stage): wide vectors at AVX-512",
+        input: [2, 16, 32, 32],
+        weight: [16, 16, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "3x3 pad 1 over 16x16 images, output channels 4 + 1",
+        input: [3, 8, 16, 16],
+        weight: [5, 8, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
         name: "3x3 pad 1, output channels 4 + 3, images one pixel wide",
         input: [2, 3, 5, 1],
         weight: [7, 3, 3, 3],
