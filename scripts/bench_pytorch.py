@@ -109,6 +109,7 @@ def bench(name, args, device):
         "model": name,
         "device": str(device),
         "framework": f"pytorch {torch.__version__}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "batch": args.batch,
         "infer_batch": args.infer_batch,
         "steps": args.steps,

@@ -62,6 +62,9 @@ for line in open(sys.argv[1]):
 b0 = rows[0]["burn"]
 print(f"\nbatch {b0['batch']}, inference batch {b0['infer_batch']}, {b0['warmup']} warm-up + "
       f"{b0['steps']} timed steps; burn on {b0['device_description']}")
+t0 = rows[0]["torch"]
+print(f"processor: {b0.get('cpu') or '?'}; cnnzoo's kernels: {b0.get('isa') or 'n/a'}; "
+      f"PyTorch's CPU capability: {t0.get('cpu_capability') or '?'}")
 print("| model | burn train img/s | PyTorch train img/s | train ratio | burn infer img/s | "
       "PyTorch infer img/s | infer ratio | burn loader img/s (x burn train) | burn / PyTorch peak RSS MB |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
