@@ -172,22 +172,57 @@ impl SameConv3x3 {
         } else {
             usize::MAX
         };
-        for first in (0..outputs).step_by(CHANNEL_BLOCK) {
+        let start = |k: usize| k * LANES + k / row_vectors;
+        // At AVX-512, two blocks of output channels at once where they are both full: the
+        // vector pairs that lie side by side in a row go two wide vectors at a time.
+        let eight = crate::isa::active() >= crate::isa::Isa::Avx512;
+        let mut first = 0;
+        while first < outputs {
+            let kernel = |weights, starts| Kernel {
+                planes,
+                plane_len: self.plane_len(),
+                inputs,
+                taps: &taps,
+                weights,
+                starts,
+                vectors: VECTORS,
+            };
+            if eight && outputs - first >= 2 * CHANNEL_BLOCK {
+                let block_len = CHANNEL_BLOCK * inputs * TAPS;
+                let weights = &packed[first * inputs * TAPS..][..2 * block_len];
+                let out = &mut out[first * channel_len..][..2 * CHANNEL_BLOCK * channel_len];
+                let (wide, narrow): (Vec<usize>, Vec<usize>) = (0..vectors)
+                    .step_by(VECTORS)
+                    .partition(|&k| k + 1 < vectors && start(k + 1) == start(k) + LANES);
+                for pair in wide.chunks(2) {
+                    let wide = WideKernel {
+                        kernel: kernel(weights, [start(pair[0]), 0]),
+                        starts: [start(pair[0]), pair.get(1).map_or(0, |&k| start(k))],
+                        outs: [pair[0] * LANES, pair.get(1).map_or(0, |&k| k * LANES)],
+                        count: pair.len(),
+                    };
+                    wide.run(out, channel_len);
+                }
+                for k in narrow {
+                    for (b, weights) in weights.chunks_exact(block_len).enumerate() {
+                        let mut kernel = kernel(weights, std::array::from_fn(|v| start(k + v)));
+                        kernel.vectors = VECTORS.min(vectors - k);
+                        let out = &mut out[b * CHANNEL_BLOCK * channel_len + k * LANES..];
+                        kernel.run(CHANNEL_BLOCK, out, channel_len);
+                    }
+                }
+                first += 2 * CHANNEL_BLOCK;
+                continue;
+            }
             let block = CHANNEL_BLOCK.min(outputs - first);
             let weights = &packed[first * inputs * TAPS..][..block * inputs * TAPS];
             let out = &mut out[first * channel_len..][..block * channel_len];
             for k in (0..vectors).step_by(VECTORS) {
-                let kernel = Kernel {
-                    planes,
-                    plane_len: self.plane_len(),
-                    inputs,
-                    taps: &taps,
-                    weights,
-                    starts: std::array::from_fn(|v| (k + v) * LANES + (k + v) / row_vectors),
-                    vectors: VECTORS.min(vectors - k),
-                };
+                let mut kernel = kernel(weights, std::array::from_fn(|v| start(k + v)));
+                kernel.vectors = VECTORS.min(vectors - k);
                 kernel.run(block, &mut out[k * LANES..], channel_len);
             }
+            first += CHANNEL_BLOCK;
         }
     }
 
@@ -379,6 +414,50 @@ impl Kernel<'_> {
     }
 }
 
+/// Two blocks of output channels (`kernel.weights` holds both, one after the other) by `count`
+/// (1 or 2) wide vectors: each the two side-by-side vectors of output positions from
+/// `starts[i]` in the planes, written from `outs[i]` of each output channel.
+struct WideKernel<'a> {
+    kernel: Kernel<'a>,
+    starts: [usize; 2],
+    outs: [usize; 2],
+    count: usize,
+}
+
+impl WideKernel<'_> {
+    fn run(&self, out: &mut [f32], out_stride: usize) {
+        let kernel = &self.kernel;
+        let (starts, outs) = (&self.starts[..self.count], &self.outs[..self.count]);
+        let wide = 2 * LANES;
+        assert!(
+            (1..=2).contains(&self.count)
+                && kernel.planes.len()
+                    >= (kernel.inputs - 1) * kernel.plane_len
+                        + starts.iter().max().unwrap_or(&0)
+                        + kernel.taps[TAPS - 1]
+                        + wide
+                && kernel.weights.len() == 2 * CHANNEL_BLOCK * kernel.inputs * TAPS
+                && out.len()
+                    >= (2 * CHANNEL_BLOCK - 1) * out_stride
+                        + outs.iter().max().unwrap_or(&0)
+                        + wide
+                && crate::isa::active() >= crate::isa::Isa::Avx512,
+            "wide kernel block out of bounds"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // Safety: the assertion above checked the level and holds every read and write inside
+        // its slice.
+        unsafe {
+            match self.count {
+                1 => avx512::convolve_eight::<1>(self, out, out_stride),
+                _ => avx512::convolve_eight::<2>(self, out, out_stride),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`SameConv3x3::supported` is false off x86-64");
+    }
+}
+
 /// The weight gradient's dot products for a block of output channels, one input channel and
 /// one kernel row: `Σ_p grads[o * grad_stride + p] * x[p + j]` over `p < len`, for `j < 3`.
 struct DotProducts<'a> {
@@ -509,7 +588,50 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::avx2::horizontal_sum;
-    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, WideKernel};
+
+    /// Safety: the processor has AVX-512 F and `WideKernel::run`'s bounds hold for `WIDE`
+    /// vectors. Each input load feeds 8 FMAs, where `convolve`'s feeds 4.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn convolve_eight<const WIDE: usize>(
+        wide: &WideKernel,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        const EIGHT: usize = 2 * CHANNEL_BLOCK;
+        let kernel = &wide.kernel;
+        let mut sums = [[_mm512_setzero_ps(); WIDE]; EIGHT];
+        let planes = kernel.planes.as_ptr();
+        let block_len = CHANNEL_BLOCK * kernel.inputs * TAPS;
+        let weights = kernel.weights.as_ptr();
+        for c in 0..kernel.inputs {
+            unsafe {
+                let plane = planes.add(c * kernel.plane_len);
+                let blocks = [
+                    weights.add(c * TAPS * CHANNEL_BLOCK),
+                    weights.add(block_len + c * TAPS * CHANNEL_BLOCK),
+                ];
+                for (t, &offset) in kernel.taps.iter().enumerate() {
+                    let xs: [__m512; WIDE] = std::array::from_fn(|v| {
+                        _mm512_loadu_ps(plane.add(wide.starts[v] + offset))
+                    });
+                    for (o, sums) in sums.iter_mut().enumerate() {
+                        let block = blocks[o / CHANNEL_BLOCK];
+                        let w = _mm512_set1_ps(*block.add(t * CHANNEL_BLOCK + o % CHANNEL_BLOCK));
+                        for (sum, x) in sums.iter_mut().zip(xs) {
+                            *sum = _mm512_fmadd_ps(w, x, *sum);
+                        }
+                    }
+                }
+            }
+        }
+        let out = out.as_mut_ptr();
+        for (o, sums) in sums.iter().enumerate() {
+            for (v, sum) in sums.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(out.add(o * out_stride + wide.outs[v]), *sum) };
+            }
+        }
+    }
 
     /// Safety: the processor has AVX-512 F, `Kernel::run`'s bounds hold for two vectors, and
     /// the second starts `LANES` after the first.

@@ -43,6 +43,14 @@ const CASES: &[Case] = &[
         dilation: [1, 1],
     },
     Case {
+        name: "3x3 pad 1, rows of 24, output channels 8 + 3: wide and narrow vectors at AVX-512",
+        input: [2, 5, 6, 24],
+        weight: [11, 5, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
         name: "3x3 pad 1 over 16x16 images, output channels 4 + 1",
         input: [3, 8, 16, 16],
         weight: [5, 8, 3, 3],
