@@ -97,6 +97,8 @@ pub struct FolderData {
     pub skipped: Vec<(PathBuf, String)>,
     /// The cache files, with their sizes in bytes.
     pub caches: Vec<(PathBuf, u64)>,
+    /// The data folder, as an absolute path.
+    pub root: PathBuf,
 }
 
 /// Reads the folder data set at `root` (see the module docs), decoding only what no cache
@@ -154,7 +156,7 @@ pub fn load_folder(root: &Path, options: &FolderOptions) -> Result<FolderData> {
     let decoded = splits.iter().map(|split| split.decoded).sum();
     let caches = splits
         .iter()
-        .filter(|split| split.len > 0)
+        .filter(|split| !split.labels.is_empty())
         .map(|split| (split.path.clone(), split.bytes))
         .collect();
     let normalization = train.normalization;
@@ -173,6 +175,7 @@ pub fn load_folder(root: &Path, options: &FolderOptions) -> Result<FolderData> {
         decoded,
         skipped,
         caches,
+        root,
     })
 }
 

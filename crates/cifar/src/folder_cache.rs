@@ -42,7 +42,6 @@ pub(crate) struct CachedSplit {
     pub decoded: usize,
     pub path: PathBuf,
     pub bytes: u64,
-    pub len: usize,
 }
 
 /// The split of `files` (named `split` in messages) at `options.image_size`, resized to
@@ -63,7 +62,6 @@ pub(crate) fn load_or_build(
             decoded: 0,
             path: PathBuf::new(),
             bytes: 0,
-            len: 0,
         });
     }
     let path = options
@@ -73,7 +71,7 @@ pub(crate) fn load_or_build(
         if options.verbose {
             eprintln!(
                 "cnnzoo: read {} {split} images from the cache {}",
-                cached.len,
+                cached.labels.len(),
                 path.display()
             );
         }
@@ -145,7 +143,6 @@ fn open(path: &Path, side: usize) -> Result<Option<CachedSplit>> {
         decoded: 0,
         path: path.to_path_buf(),
         bytes,
-        len,
     }))
 }
 

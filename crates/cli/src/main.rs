@@ -1,5 +1,5 @@
-//! cnnzoo: train the classic CNNs on CIFAR-10 and CIFAR-100 with burn, on any GPU (wgpu) or the
-//! CPU. The work is done by the `cnnzoo-train` library; this binary parses the arguments into its
+//! cnnzoo: train the classic CNNs on CIFAR-10, CIFAR-100 and folders of your own images with
+//! burn, on any GPU (wgpu) or the CPU. The work is done by the `cnnzoo-train` library; this binary parses the arguments into its
 //! request types and prints what it returns (see `print`).
 mod print;
 
@@ -49,7 +49,7 @@ fn end_quietly_on_closed_pipe() {
 #[command(
     name = "cnnzoo",
     version,
-    about = "Train the classic CNNs on CIFAR-10 and CIFAR-100 with burn, on any GPU or the CPU",
+    about = "Train the classic CNNs on CIFAR-10, CIFAR-100 or your own images with burn, on any GPU or the CPU",
     after_help = "Examples:
   cnnzoo models
   cnnzoo train --model resnet --config configs/resnet.toml

@@ -176,6 +176,10 @@ impl SameConv3x3 {
         // At AVX-512, two blocks of output channels at once where they are both full: the
         // vector pairs that lie side by side in a row go two wide vectors at a time.
         let eight = crate::isa::active() >= crate::isa::Isa::Avx512;
+        // The same for every block: which vector pairs lie side by side in a row.
+        let (wide, narrow): (Vec<usize>, Vec<usize>) = (0..vectors)
+            .step_by(VECTORS)
+            .partition(|&k| k + 1 < vectors && start(k + 1) == start(k) + LANES);
         let mut first = 0;
         while first < outputs {
             let kernel = |weights, starts| Kernel {
@@ -191,9 +195,6 @@ impl SameConv3x3 {
                 let block_len = CHANNEL_BLOCK * inputs * TAPS;
                 let weights = &packed[first * inputs * TAPS..][..2 * block_len];
                 let out = &mut out[first * channel_len..][..2 * CHANNEL_BLOCK * channel_len];
-                let (wide, narrow): (Vec<usize>, Vec<usize>) = (0..vectors)
-                    .step_by(VECTORS)
-                    .partition(|&k| k + 1 < vectors && start(k + 1) == start(k) + LANES);
                 for pair in wide.chunks(2) {
                     let wide = WideKernel {
                         kernel: kernel(weights, [start(pair[0]), 0]),
@@ -203,7 +204,7 @@ impl SameConv3x3 {
                     };
                     wide.run(out, channel_len);
                 }
-                for k in narrow {
+                for &k in &narrow {
                     for (b, weights) in weights.chunks_exact(block_len).enumerate() {
                         let mut kernel = kernel(weights, std::array::from_fn(|v| start(k + v)));
                         kernel.vectors = VECTORS.min(vectors - k);

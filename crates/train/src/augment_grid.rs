@@ -13,8 +13,9 @@ use crate::config::TrainConfig;
 use crate::data::{self, DataRequest};
 use crate::report::grid::image_grid;
 
-/// How many times larger than 32x32 each image is drawn.
-const SCALE: usize = 3;
+/// The side each image is drawn at, at least: 32x32 images three times larger, a folder's
+/// images of 96 pixels and more as they are.
+const CELL_SIDE: usize = 96;
 
 /// What `cnnzoo augment` is asked to draw.
 #[derive(clap::Args, Clone, Debug)]
@@ -79,7 +80,8 @@ pub fn run(request: &AugmentRequest) -> Result<PathBuf> {
         cells.push(item.image.clone());
         cells.extend(columns.iter().map(|column| column[row].clone()));
     }
-    let png = image_grid(&cells, (rows, samples + 1), data.train.side, SCALE)?;
+    let side = data.train.side;
+    let png = image_grid(&cells, (rows, samples + 1), side, (CELL_SIDE / side).max(1))?;
     atomic::write_bytes(&request.out, &png)?;
     Ok(request.out.clone())
 }

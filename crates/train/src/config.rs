@@ -36,8 +36,9 @@ pub struct TrainConfig {
     /// else `./data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// `[data]`: the data set (CIFAR-10 or CIFAR-100), its labels, statistics and evaluation
-    /// workers; absent from a resolved config that keeps the defaults.
+    /// `[data]`: the data set (CIFAR-10, CIFAR-100 or a folder of images), its labels,
+    /// statistics, image size and evaluation workers; absent from a resolved config that keeps
+    /// the defaults.
     #[serde(default, skip_serializing_if = "DataConfig::is_default")]
     pub data: DataConfig,
     /// The run folder (default `runs/<model>`).

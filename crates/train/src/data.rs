@@ -324,7 +324,6 @@ pub fn load(request: &DataRequest) -> Result<Data> {
                 verbose: true,
             };
             let folder = load_folder(&request.dir, &options)?;
-            let root = std::fs::canonicalize(&request.dir).unwrap_or_else(|_| request.dir.clone());
             Ok(Data {
                 source: request.source,
                 train: folder.train,
@@ -332,7 +331,7 @@ pub fn load(request: &DataRequest) -> Result<Data> {
                 test: folder.test,
                 classes: folder.classes,
                 normalization: request.normalization.unwrap_or(folder.normalization),
-                root,
+                root: folder.root,
                 skip_bad_images: request.skip_bad_images,
             })
         }

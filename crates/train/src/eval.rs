@@ -27,7 +27,8 @@ pub struct EvalRequest {
     /// the checkpoint was trained with.
     #[arg(long, value_enum, default_value = "test")]
     pub split: data::Split,
-    /// Folder with the data set (default ./data, or CNNZOO_DATA); downloaded if missing.
+    /// Folder with the data set (default: a folder data set's own folder, recorded in the
+    /// checkpoint; for CIFAR ./data, or CNNZOO_DATA, downloaded if missing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
@@ -51,7 +52,6 @@ pub struct EvalRequest {
     pub skip_bad_images: bool,
 }
 
-/// The evaluation of a checkpoint on one split; serialises to `cnnzoo eval --json`.
 /// Classes beyond which the printed table lists only the worst ones and the heat map draws no
 /// counts: a hundred rows of numbers are read by no one.
 pub const READABLE_CLASSES: usize = 20;
@@ -70,6 +70,7 @@ impl EvalReport {
     }
 }
 
+/// The evaluation of a checkpoint on one split; serialises to `cnnzoo eval --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
     pub checkpoint: PathBuf,
