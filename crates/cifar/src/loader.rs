@@ -41,6 +41,8 @@ pub struct EpochLoader {
     batch_size: usize,
     shuffle: bool,
     drop_last: bool,
+    /// The devices the loader will be split across (`slice`); see [`Self::with_shards`].
+    shards: usize,
     num_workers: usize,
     seed: u64,
     device: Device,
@@ -68,6 +70,7 @@ impl EpochLoader {
             batch_size,
             shuffle: false,
             drop_last: false,
+            shards: 1,
             num_workers: 0,
             seed,
             device: device.clone(),
@@ -122,6 +125,14 @@ impl EpochLoader {
     /// Leave out the last batch of an epoch when it is not full.
     pub fn drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
+        self
+    }
+
+    /// With `drop_last`, cut each epoch to a multiple of `shards` batches, so that splitting
+    /// the loader into `shards` equal slices (burn-train's multi-device training does) gives
+    /// every slice the same number of full batches. Slices are not sharded further.
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
         self
     }
 
@@ -230,7 +241,8 @@ impl DataLoader<CifarBatch> for EpochLoader {
     fn num_items(&self) -> usize {
         let len = self.positions.len();
         if self.drop_last {
-            len / self.batch_size * self.batch_size
+            let group = self.batch_size * self.shards;
+            len / group * group
         } else {
             len
         }
@@ -259,6 +271,7 @@ impl DataLoader<CifarBatch> for EpochLoader {
             .clamp(first, self.positions.end);
         let mut slice = self.clone();
         slice.positions = first..last;
+        slice.shards = 1;
         slice.next_epoch = Arc::new(AtomicUsize::new(self.next_epoch()));
         Arc::new(slice)
     }

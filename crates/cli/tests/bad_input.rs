@@ -673,6 +673,30 @@ fn cases() -> Vec<Case> {
             "train --model resnet --device tpu --data-dir ../mini",
             &["unknown device 'tpu'", "cpu", "vulkan"],
         ),
+        Case::new(
+            "device",
+            "CUDA asked of a build without it",
+            "train --model resnet --device cuda --data-dir ../mini",
+            &["without CUDA", "--features cuda"],
+        ),
+        Case::new(
+            "device",
+            "a batch the devices do not divide",
+            "train --model resnet --devices cpu,cpu,cpu --batch-size 128 --data-dir ../mini",
+            &["batch_size 128", "3 devices", "multiple of 3"],
+        ),
+        Case::new(
+            "device",
+            "DDP without CUDA devices",
+            "train --model resnet --devices cpu,cpu --parallel ddp --data-dir ../mini",
+            &["ddp", "CUDA devices", "\"multi\""],
+        ),
+        Case::new(
+            "device",
+            "several wgpu devices",
+            "train --model resnet --devices vulkan,vulkan --data-dir ../mini",
+            &["vulkan,vulkan", "--devices cuda:0,cuda:1"],
+        ),
     ]
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{cnnzoo, mini_data, text};
+use common::{cnnzoo, mini_data, text, train_small_args};
 
 fn train(dir: &Path, args: &[&str]) -> std::process::Output {
     let data = mini_data();
@@ -297,4 +297,63 @@ fn without_validation_images_the_last_epoch_is_kept_and_no_nan_is_shown() {
         listed.contains("noval") && !listed.contains("NaN"),
         "{listed}"
     );
+}
+
+/// Two CPU devices through burn's multi-device strategy: an epoch of the mini archive into the
+/// run folder a one-device run writes, the devices in the log and in results.json, and the run
+/// resumed on one device with the change noted.
+#[test]
+fn two_cpu_devices_train_an_epoch_and_the_run_resumes_on_one() {
+    let dir = common::small_resnet_dir(1, 11, "");
+    let mut args = train_small_args("two");
+    args.extend(["--devices", "cpu,cpu"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cnnzoo(&args, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    common::assert_contains_all(
+        &stdout,
+        &[
+            "on 2 devices (data parallel",
+            "global batch 64 = 2 devices x 32",
+            "per device",
+        ],
+    );
+    let run = dir.path().join("two");
+    let results = json(&run.join("results.json"));
+    let devices = results["devices"].as_array().expect("a devices list");
+    assert_eq!(devices.len(), 2, "{results}");
+    for device in devices {
+        assert!(
+            device["device"].as_str().unwrap().starts_with("CPU"),
+            "{results}"
+        );
+        assert!(
+            device["images_per_second"].as_f64().unwrap() > 0.0,
+            "{results}"
+        );
+    }
+    assert!(results["test_top1"].as_f64().is_some(), "{results}");
+    let summary = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    let row: Vec<&str> = summary.lines().nth(1).unwrap().split(',').collect();
+    let train_loss: f64 = row[2].parse().unwrap();
+    assert!(
+        train_loss.is_finite() && train_loss < 10f64.ln(),
+        "an epoch on two devices left the loss at {train_loss}, no better than chance:\n{summary}"
+    );
+    assert!(run.join("best.bpk").is_file() && run.join("checkpoint/model-1.bpk").is_file());
+
+    let mut resume = train_small_args("two");
+    resume.extend(["--resume", "--epochs", "2"].map(String::from));
+    let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
+    let resumed = cnnzoo(&resume, dir.path());
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("resuming with devices"),
+        "{}",
+        text(&resumed)
+    );
+    let results = json(&run.join("results.json"));
+    assert!(results.get("devices").is_none(), "{results}");
+    assert_eq!(results["epochs_done"].as_u64(), Some(2), "{results}");
 }

@@ -48,7 +48,7 @@ pub struct BenchRequest {
     /// the model's shipped one: the loader figure is then that recipe's augmentation.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    /// auto, cpu, ndarray, wgpu, vulkan, metal, dx12, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Training batch size.
@@ -106,6 +106,8 @@ pub struct BenchFigures {
     pub optimizer: String,
     pub train_img_s: f64,
     pub train_step_ms: f64,
+    /// The first warm-up step, compilation and autotuning included (`None` without warm-up).
+    pub first_step_ms: Option<f64>,
     pub infer_img_s: f64,
     /// `None` for input sizes the CIFAR loader does not produce.
     pub loader_img_s: Option<f64>,
@@ -234,8 +236,18 @@ fn bench_model(
     // Training: one batch reused, as the loader's cost is measured apart.
     let batch = random_batch(request.batch, entry.input_size, &autodiff);
     let mut loss = None;
-    for _ in 0..request.warmup {
+    // The first step alone, read back: on a GPU it pays for compiling and autotuning every
+    // kernel the model needs (less on a second run, whose autotune results are cached).
+    let mut first_step_ms = None;
+    for step in 0..request.warmup {
+        let started = Instant::now();
         loss = Some(train_step(&mut learner, batch.clone()));
+        if step == 0
+            && let Some(first) = loss.take()
+        {
+            read_scalar(first)?;
+            first_step_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+        }
     }
     if let Some(loss) = loss.take() {
         read_scalar(loss)?;
@@ -288,6 +300,7 @@ fn bench_model(
         .to_string(),
         train_img_s: rate(request.batch * request.steps, train_time),
         train_step_ms: train_time.as_secs_f64() * 1e3 / request.steps as f64,
+        first_step_ms,
         infer_img_s: rate(request.infer_batch * request.steps, infer_time),
         loader_img_s,
         peak_rss_mb: peak_rss_mb(),

@@ -27,9 +27,15 @@ pub struct Classifier {
     pub model: Model,
     /// The moving average of `model`'s weights, when the recipe keeps one (`[ema]`).
     pub ema: Option<Ema>,
-    /// `optimizer.grad_clip`, applied to each training step's gradients; not part of the record.
+    /// `optimizer.grad_clip`, applied to the gradients the optimizer steps with (on several
+    /// devices, to their sum, as PyTorch clips after DDP's all-reduce); not part of the record.
     #[module(skip)]
     pub grad_clip: Option<GradClip>,
+    /// Multiplies the training loss before its backward pass: 1/N on N devices whose gradients
+    /// burn sums ([`crate::parallel::Placement::loss_scale`]), else 1. The loss the metrics
+    /// see is not scaled.
+    #[module(skip)]
+    pub loss_scale: f32,
 }
 
 impl Classifier {
@@ -40,6 +46,7 @@ impl Classifier {
             model,
             ema: None,
             grad_clip: None,
+            loss_scale: 1.0,
         }
     }
 
@@ -93,20 +100,24 @@ impl TrainStep for Classifier {
 
     fn step(&self, batch: CifarBatch) -> TrainOutput<ClassificationOutput> {
         let output = self.forward_training(batch);
-        let mut step = TrainOutput::new(self, output.loss.backward(), output);
-        if let Some(clip) = self.grad_clip {
-            clip_gradients(&mut step.grads, self, clip);
-        }
-        step
+        let grads = if self.loss_scale == 1.0 {
+            output.loss.backward()
+        } else {
+            output.loss.clone().mul_scalar(self.loss_scale).backward()
+        };
+        TrainOutput::new(self, grads, output)
     }
 
-    /// The optimizer's step, then the moving average's.
+    /// Gradient clipping, the optimizer's step, then the moving average's.
     fn optimize(
         self,
         optim: &mut ModuleOptimizer,
         lr_module: ModuleLearningRate,
-        grads: GradientsParams,
+        mut grads: GradientsParams,
     ) -> Self {
+        if let Some(clip) = self.grad_clip {
+            clip_gradients(&mut grads, &self, clip);
+        }
         let stepped = optim.step(lr_module, self, grads);
         Self {
             ema: stepped.ema.map(|ema| ema.updated(&stepped.model)),
@@ -172,6 +183,88 @@ mod tests {
 
     fn scalar(tensor: Tensor<1>) -> f64 {
         f64::from(tensor.into_scalar::<f32>())
+    }
+
+    /// Every trained weight, flattened: batch norm's running statistics move with the batch,
+    /// not with the loss, and are left out.
+    fn trained_weights(classifier: &Classifier) -> Vec<f32> {
+        use burn::module::{ModuleVisitor, Param};
+
+        #[derive(Default)]
+        struct Flatten(Vec<f32>);
+        impl ModuleVisitor for Flatten {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if param.is_require_grad() {
+                    self.0.extend(param.val().into_data().iter::<f32>());
+                }
+            }
+        }
+        let mut visitor = Flatten::default();
+        classifier.visit(&mut visitor);
+        visitor.0
+    }
+
+    /// The largest change of any weight after one SGD step at lr 1 on `batch`.
+    fn largest_change(classifier: &Classifier, batch: &CifarBatch) -> f32 {
+        let sgd = crate::config::OptimizerConfig::Sgd {
+            lr: 1.0,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            grad_clip: None,
+            no_decay_norm_bias: false,
+        };
+        let mut optimizer = crate::optim::build_optimizer(&sgd, classifier);
+        let grads = TrainStep::step(classifier, batch.clone()).grads;
+        let stepped =
+            classifier
+                .clone()
+                .optimize(&mut optimizer, ModuleLearningRate::from(1.0), grads);
+        let before = trained_weights(classifier);
+        let after = trained_weights(&stepped);
+        before
+            .iter()
+            .zip(&after)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn the_optimizer_steps_with_clipped_gradients_of_the_scaled_loss() {
+        // One network and one batch for every step (tests share the device's random generator).
+        let device = Device::flex().autodiff();
+        let overrides = json!({"num_blocks": [1, 1, 1], "channels": [4, 8, 8]});
+        let config = lookup("resnet")
+            .unwrap()
+            .config_with(10, overrides.as_object().unwrap())
+            .unwrap();
+        let classifier = Classifier::new(config.init(&device));
+        let batch = CifarBatch {
+            images: Tensor::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
+            targets: Tensor::from_ints([1, 7, 3, 0], &device),
+            soft_targets: None,
+        };
+        let with = |grad_clip, loss_scale| Classifier {
+            grad_clip,
+            loss_scale,
+            ..classifier.clone()
+        };
+
+        let free = largest_change(&classifier, &batch);
+        assert!(
+            free > 0.01,
+            "an unclipped step moved no weight by more than {free}"
+        );
+        let clipped = largest_change(&with(Some(GradClip::Value(0.01)), 1.0), &batch);
+        assert!(
+            clipped <= 0.01 + 1e-6,
+            "a clipped step moved a weight by {clipped}"
+        );
+        let halved = largest_change(&with(None, 0.5), &batch);
+        assert!(
+            (halved - free / 2.0).abs() <= 1e-4 * free,
+            "half the loss moved a weight by {halved}, the whole loss by {free}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment_config::{AugmentConfig, EmaConfig, check_label_smoothing, is_zero};
 use crate::data::DataConfig;
 use crate::grad_clip::GradClip;
+use crate::parallel::Parallel;
 use crate::run_dir::RunDir;
 use crate::schedule::AnnealStrategy;
 
@@ -29,9 +30,16 @@ pub struct TrainConfig {
     /// Threads preparing batches.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
-    /// `auto`, `cpu`, `ndarray`, `wgpu`, `vulkan`, `metal` or `dx12`.
+    /// `auto`, `cpu`, `ndarray`, `wgpu`, `vulkan`, `metal`, `dx12`, `cuda` or `cuda:N`.
     #[serde(default = "defaults::device")]
     pub device: String,
+    /// Several devices training together (see [`crate::parallel`]): a list (`"cpu,cpu"`,
+    /// `"cuda:0,cuda:1"`) or a count of `device`'s kind (`"2"`); unset, `device` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<String>,
+    /// How several devices share a step: `auto`, `ddp` or `multi`.
+    #[serde(default, skip_serializing_if = "Parallel::is_auto")]
+    pub parallel: Parallel,
     /// Where the data set lives or is downloaded to (default `data.root`, else `CNNZOO_DATA`,
     /// else `./data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,9 +296,17 @@ pub struct Overrides {
     // The help as an attribute: as a doc comment, rustdoc would read `<model>` as an HTML tag.
     #[arg(long, help = "Run folder (default runs/<model>)")]
     pub output: Option<PathBuf>,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    /// auto, cpu, ndarray, wgpu, vulkan, metal, dx12, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Train on several devices: cuda:0,cuda:1 (or cpu,cpu), or N for the first N of --device's
+    /// kind; batch_size is the global batch, split evenly across them.
+    #[arg(long)]
+    pub devices: Option<String>,
+    /// How several devices share a step: ddp (NCCL all-reduce, CUDA only), multi (gradients
+    /// summed on the first device) or auto (ddp where it can run).
+    #[arg(long, value_enum)]
+    pub parallel: Option<Parallel>,
     /// Fraction of the training images held out for validation, in [0, 1).
     #[arg(long)]
     pub val_fraction: Option<f64>,
@@ -390,6 +406,8 @@ impl TrainConfig {
             val_fraction: defaults::val_fraction(),
             workers: defaults::workers(),
             device: defaults::device(),
+            devices: None,
+            parallel: Parallel::default(),
             data_dir: None,
             data: DataConfig::default(),
             output: None,
@@ -435,6 +453,12 @@ impl TrainConfig {
         }
         if let Some(v) = &o.device {
             self.device = v.clone();
+        }
+        if let Some(v) = &o.devices {
+            self.devices = Some(v.clone());
+        }
+        if let Some(v) = o.parallel {
+            self.parallel = v;
         }
         if let Some(v) = o.val_fraction {
             self.val_fraction = v;

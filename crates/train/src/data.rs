@@ -16,6 +16,7 @@ use crate::augment_config::mixing;
 
 use crate::checkpoint::{CheckpointMeta, DatasetInfo};
 use crate::config::TrainConfig;
+use crate::parallel::Placement;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Split {
@@ -447,20 +448,24 @@ pub struct Loaders {
 }
 
 /// The augmented, shuffled training loader numbered from `start_epoch` (so a resumed run sees
-/// the batches it would have seen) and the plain validation loader.
+/// the batches it would have seen) and the plain validation loader. On several devices the
+/// training loader's batches are each device's share of the global batch, and its epoch is cut
+/// to whole global batches, so that every device's slice of it has as many batches.
 pub fn training_loaders(
     data: &Data,
     config: &TrainConfig,
     start_epoch: usize,
-    device: &Device,
+    placement: &Placement,
 ) -> Result<Loaders> {
+    let device = &placement.main().device;
     let train = EpochLoader::train_with(
         CifarDataset::new(data.train.clone()),
         train_batcher(config, data.classes.len(), data.normalization)?,
-        config.batch_size,
+        placement.per_device_batch(config.batch_size)?,
         config.workers,
         device,
     )?
+    .with_shards(placement.count())
     .with_start_epoch(start_epoch);
     let valid = data.eval_loader(&data.val, config.batch_size, config.workers, device)?;
     Ok(Loaders {

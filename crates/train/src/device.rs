@@ -8,9 +8,15 @@ use burn::tensor::Device;
 use burn::tensor::wgpu::{WgpuBackend, wgpu};
 use cnnzoo_flex_kernels::isa;
 
+#[cfg(feature = "cuda")]
+use crate::cuda;
+use crate::gpu_cache;
+
 const PROBE_TIME_LIMIT: Duration = Duration::from_secs(20);
 
-pub const DEVICE_NAMES: &[&str] = &["auto", "cpu", "ndarray", "wgpu", "vulkan", "metal", "dx12"];
+pub const DEVICE_NAMES: &[&str] = &[
+    "auto", "cpu", "ndarray", "wgpu", "vulkan", "metal", "dx12", "cuda", "cuda:N",
+];
 
 /// A device chosen by name, with a line describing it for the user.
 pub struct SelectedDevice {
@@ -20,6 +26,9 @@ pub struct SelectedDevice {
 
 /// `auto` takes the first GPU wgpu finds and falls back to the CPU with a notice on stderr.
 pub fn select(name: &str) -> Result<SelectedDevice> {
+    if let Some(index) = cuda_index(name)? {
+        return cuda(index);
+    }
     let api = match name {
         "cpu" => return cpu(),
         #[allow(deprecated)]
@@ -42,6 +51,7 @@ pub fn select(name: &str) -> Result<SelectedDevice> {
     // it, an explicit GPU name accepts it (CI exercises the wgpu path that way).
     match first_adapter(backends_for(api), name != "auto") {
         Some(adapter) => {
+            gpu_cache::persist_autotune();
             let device = Device::wgpu_options()
                 .graphics_api(api)
                 .init()
@@ -70,6 +80,51 @@ fn cpu() -> Result<SelectedDevice> {
         device: Device::flex(),
         description: format!("CPU (burn flex backend, {isa} kernels)"),
     })
+}
+
+/// `cuda` is GPU 0, `cuda:N` GPU N; `None` for every other name.
+pub fn cuda_index(name: &str) -> Result<Option<usize>> {
+    let Some(rest) = name.strip_prefix("cuda") else {
+        return Ok(None);
+    };
+    match rest.strip_prefix(':') {
+        None if rest.is_empty() => Ok(Some(0)),
+        Some(index) => index.parse().map(Some).map_err(|_| {
+            anyhow!("device '{name}': after 'cuda:' comes a GPU number (cuda:0, cuda:1, ...)")
+        }),
+        None => bail!(
+            "unknown device '{name}'; choose one of: {}",
+            DEVICE_NAMES.join(", ")
+        ),
+    }
+}
+
+/// GPU `index` through burn's CUDA backend, once [`cuda::probe`] found what it needs.
+#[cfg(feature = "cuda")]
+fn cuda(index: usize) -> Result<SelectedDevice> {
+    let machine = cuda::probe()?;
+    if index >= machine.gpus {
+        bail!(
+            "device 'cuda:{index}' asked for, but the driver reports {} GPU(s): cuda:0 to cuda:{}",
+            machine.gpus,
+            machine.gpus - 1
+        );
+    }
+    gpu_cache::persist_autotune();
+    Ok(SelectedDevice {
+        device: Device::cuda(index),
+        description: format!(
+            "GPU cuda:{index} (burn CUDA backend, {})",
+            machine.toolkit.display()
+        ),
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: usize) -> Result<SelectedDevice> {
+    bail!(
+        "this cnnzoo was built without CUDA; build it with: cargo build --release -p cnnzoo --features cuda (the build needs no CUDA toolkit; running needs the NVIDIA driver and toolkit; see docs/gpu.md)"
+    )
 }
 
 fn backends_for(api: WgpuBackend) -> wgpu::Backends {

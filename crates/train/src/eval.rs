@@ -31,7 +31,7 @@ pub struct EvalRequest {
     /// checkpoint; for CIFAR ./data, or CNNZOO_DATA, downloaded if missing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    /// auto, cpu, ndarray, wgpu, vulkan, metal, dx12, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Images per evaluation batch.

@@ -189,18 +189,29 @@ impl RunState {
 }
 
 /// Collects burn-train's metric updates into epoch rows, and stops the run when the loss stops
-/// being finite.
+/// being finite. On N devices burn reports each step as N updates, one per device's batch of
+/// `batch_size` images; a step counts once all N are in.
 pub struct RunLogger {
     run: SharedRun,
     batch_size: usize,
+    devices: usize,
+    /// Training updates of the current step so far.
+    updates_in_step: usize,
     interrupter: Interrupter,
 }
 
 impl RunLogger {
-    pub fn new(run: SharedRun, batch_size: usize, interrupter: Interrupter) -> Self {
+    pub fn new(
+        run: SharedRun,
+        batch_size: usize,
+        devices: usize,
+        interrupter: Interrupter,
+    ) -> Self {
         Self {
             run,
             batch_size,
+            devices: devices.max(1),
+            updates_in_step: 0,
             interrupter,
         }
     }
@@ -212,10 +223,16 @@ impl MetricLogger for RunLogger {
         let valid = matches!(split, Split::Valid);
         let now = Instant::now();
         let started = *state.epoch_started.get_or_insert(now);
+        let mut step_done = true;
         if !valid {
             state.train_items += self.batch_size;
             state.train_seconds = now.duration_since(started).as_secs_f64();
-            state.steps += 1;
+            self.updates_in_step += 1;
+            step_done = self.updates_in_step == self.devices;
+            if step_done {
+                self.updates_in_step = 0;
+                state.steps += 1;
+            }
         } else {
             state.valid_steps += 1;
         }
@@ -243,6 +260,9 @@ impl MetricLogger for RunLogger {
         }
         let steps = state.steps;
         let valid_steps = state.valid_steps;
+        if !step_done {
+            return;
+        }
         if !valid {
             let figure = |name: &str| state.metric(false, name).unwrap_or(f64::NAN);
             let figures = TrainFigures {

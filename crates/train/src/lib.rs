@@ -10,6 +10,9 @@
 //! - [`data`]: the `[data]` section, CIFAR-10's or CIFAR-100's train/validation/test splits and
 //!   the loaders over them.
 //! - [`device`]: choosing the CPU or a GPU by name, probing wgpu safely.
+//! - [`parallel`]: training on several devices (`--devices`), through burn-train's strategies.
+//! - [`cuda`]: what `--device cuda` needs (driver, nvrtc, headers, NCCL), probed before burn.
+//! - [`gpu_cache`]: where burn's GPU autotune results persist between runs.
 //! - [`classifier`]: a zoo model as burn-train's learner sees it (logits and cross-entropy).
 //! - [`ema`]: the moving average of the weights (`[ema]`), part of every checkpoint.
 //! - [`optim`] and [`schedule`]: the optimizer and the per-step learning-rate schedule.
@@ -46,17 +49,20 @@ pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod ema;
 pub mod eval;
 pub mod evaluation;
 pub mod fault;
+pub mod gpu_cache;
 pub mod grad_clip;
 pub mod import;
 pub mod learner_hooks;
 pub mod models;
 pub mod optim;
+pub mod parallel;
 pub mod peak_memory;
 pub mod predict;
 pub mod progress;

@@ -37,7 +37,7 @@ pub struct PredictRequest {
     // How the binary prints the report; the predictions do not depend on it.
     #[arg(long)]
     pub json: bool,
-    /// auto, cpu, ndarray, wgpu, vulkan, metal or dx12.
+    /// auto, cpu, ndarray, wgpu, vulkan, metal, dx12, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
 }

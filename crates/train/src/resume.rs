@@ -41,11 +41,20 @@ pub struct HistoryEntry {
     pub changes: Vec<ConfigChange>,
 }
 
-/// Keys that change neither the weights nor the figures of a run.
+/// Keys that change neither the weights nor the figures of a run. The devices change them a
+/// little (batch-norm statistics are per device), but moving a run to another number of GPUs
+/// is what resuming is for: `train` notes it in the log instead.
 fn changes_nothing_computed(key: &str) -> bool {
     matches!(
         key,
-        "device" | "workers" | "output" | "data_dir" | "data.root" | "data.eval_workers"
+        "device"
+            | "devices"
+            | "parallel"
+            | "workers"
+            | "output"
+            | "data_dir"
+            | "data.root"
+            | "data.eval_workers"
     ) || key.starts_with("log.")
 }
 

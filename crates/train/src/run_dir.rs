@@ -245,11 +245,21 @@ pub struct RunResults {
     /// Training time over every session of the run (the epochs of earlier sessions as
     /// summary.csv timed them), without the final evaluation.
     pub wall_seconds: Option<f64>,
-    /// The device's description, as `train` printed it.
+    /// The device's description, as `train` printed it (on several devices, all of them).
     pub device: Option<String>,
+    /// On several devices, each one and its share of the training throughput.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<DeviceThroughput>>,
     /// `best.bpk`.
     pub checkpoint: Option<PathBuf>,
     pub classes: Option<Vec<String>>,
+}
+
+/// One device of a multi-device run in `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceThroughput {
+    pub device: String,
+    pub images_per_second: f64,
 }
 
 #[cfg(test)]

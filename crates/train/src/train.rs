@@ -21,18 +21,18 @@ use crate::checkpoint::{self, CheckpointMeta, FORMAT};
 use crate::classifier::Classifier;
 use crate::config::{Overrides, TrainConfig};
 use crate::data::{self, Data, DataRequest, Loaders};
-use crate::device;
 use crate::ema::Ema;
 use crate::evaluation::{self, Evaluation};
 use crate::fault;
 use crate::import;
 use crate::learner_hooks::{AtomicCheckpointer, KeepBestAndLast, RunLogger, SharedRun};
 use crate::optim;
+use crate::parallel::{self, Placement};
 use crate::progress::LineRenderer;
 use crate::recipes;
 use crate::report::curves::Curves;
 use crate::resume;
-use crate::run_dir::{RunDir, RunFile, RunResults};
+use crate::run_dir::{DeviceThroughput, RunDir, RunFile, RunResults};
 use crate::run_lock::{self, RunLock};
 use crate::schedule::EpochSchedule;
 use crate::tensorboard::TensorBoardLog;
@@ -136,8 +136,11 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     )?)?;
     let steps_per_epoch = steps_per_epoch(&config, &data)?;
     let model_config = model_config(&config, entry, data.classes.len(), data.train.side)?;
-    let selected = device::select(&config.device)?;
-    let classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
+    let placement = parallel::place(&config.device, config.devices.as_deref(), config.parallel)?;
+    let per_device_batch = placement.per_device_batch(config.batch_size)?;
+    let selected = placement.main();
+    let mut classifier = initial_classifier(request, &config, &model_config, &selected.device)?;
+    classifier.loss_scale = placement.loss_scale();
     if let Some(completed) = resume_from {
         check_resume(
             &run_dir,
@@ -150,8 +153,16 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     }
     println!(
         "cnnzoo: training {} on {}",
-        config.model, selected.description
+        config.model,
+        placement.description()
     );
+    if placement.count() > 1 {
+        println!(
+            "cnnzoo: global batch {} = {} devices x {per_device_batch}; batch-norm statistics are per device (no SyncBatchNorm)",
+            config.batch_size,
+            placement.count()
+        );
+    }
 
     std::fs::create_dir_all(run_dir.path())
         .with_context(|| format!("cannot create the run folder {}", run_dir.path().display()))?;
@@ -160,7 +171,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
     atomic::write_bytes(&run_dir.file(RunFile::Config), config.to_toml()?.as_bytes())?;
 
     let start_epoch = resume_from.map_or(1, |e| e + 1);
-    let loaders = data::training_loaders(&data, &config, start_epoch, &selected.device)?;
+    let loaders = data::training_loaders(&data, &config, start_epoch, &placement)?;
     let meta = CheckpointMeta {
         format: FORMAT.into(),
         model: config.model.clone(),
@@ -207,6 +218,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         &run,
         loaders,
         classifier,
+        &placement,
         steps_per_epoch,
         resume_from,
     )?;
@@ -245,7 +257,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         test_images: test.as_ref().map(|t| t.n),
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
-        device: Some(selected.description.clone()),
+        device: Some(placement.description()),
+        devices: (placement.count() > 1).then(|| device_throughput(&placement, &run)),
         checkpoint: Some(run_dir.file(RunFile::Best)),
         classes: Some(classes),
     })?;
@@ -282,6 +295,27 @@ fn model_config(
         );
     }
     Ok(model_config)
+}
+
+/// Each device's share of this session's training throughput: every device takes the same
+/// number of images a step, and the steps wait for the slowest.
+fn device_throughput(placement: &Placement, run: &SharedRun) -> Vec<DeviceThroughput> {
+    let rows = run.rows();
+    let images: f64 = rows.iter().map(|r| r.images_per_second * r.seconds).sum();
+    let seconds: f64 = rows.iter().map(|r| r.seconds).sum();
+    let per_device = if seconds > 0.0 {
+        images / seconds / placement.count() as f64
+    } else {
+        0.0
+    };
+    placement
+        .devices
+        .iter()
+        .map(|d| DeviceThroughput {
+            device: d.description.clone(),
+            images_per_second: per_device,
+        })
+        .collect()
 }
 
 fn steps_per_epoch(config: &TrainConfig, data: &Data) -> Result<usize> {
@@ -337,6 +371,7 @@ fn initial_classifier(
         ema: config.ema.map(|ema| Ema::new(&model, ema)),
         model,
         grad_clip: config.optimizer.grad_clip(),
+        loss_scale: 1.0,
     })
 }
 
@@ -350,12 +385,14 @@ struct Fitted {
 /// burn-train's supervised training with cnnzoo's metrics, logger, checkpointing and Ctrl-C
 /// handling, from the start or from the checkpoint of `resume_from`. The progress display has
 /// closed when this returns, so what is printed next stays on the screen.
+#[allow(clippy::too_many_arguments)]
 fn fit(
     run_dir: &RunDir,
     config: &TrainConfig,
     run: &SharedRun,
     loaders: Loaders,
     classifier: Classifier,
+    placement: &Placement,
     steps_per_epoch: usize,
     resume_from: Option<usize>,
 ) -> Result<Fitted> {
@@ -382,7 +419,8 @@ fn fit(
     let mut training = training
         .with_metric_logger(RunLogger::new(
             run.clone(),
-            config.batch_size,
+            config.batch_size / placement.count(),
+            placement.count(),
             interrupter.clone(),
         ))
         .with_custom_checkpointers(
@@ -398,6 +436,7 @@ fn fit(
                 .collect::<BTreeSet<_>>(),
         ))
         .with_application_logger(None)
+        .with_training_strategy(placement.execution_strategy().into())
         .num_epochs(config.epochs);
     if let Some(epoch) = resume_from {
         println!(

@@ -225,6 +225,43 @@ fn to_device_shares_the_epoch_and_slices_cover_the_epoch() {
 }
 
 #[test]
+fn a_sharded_loader_splits_into_slices_of_equal_full_batches() {
+    use burn::data::dataloader::split::split_dataloader;
+    // 103 images, batches of 8 on 3 devices: 24 images a global step, 4 steps (96 images).
+    let loader = EpochLoader::train(CifarDataset::new(synthetic_set(103)), 8, 0, 5, &device())
+        .expect("loader")
+        .with_shards(3);
+    assert_eq!(loader.num_items(), 96);
+    let slices = split_dataloader(Arc::new(loader), &[device(), device(), device()]);
+    let mut seen: Vec<i64> = Vec::new();
+    for slice in &slices {
+        assert_eq!(slice.num_items(), 32);
+        let batches: Vec<Plain> = slice.iter().map(|b| plain(b.expect("batch"))).collect();
+        assert_eq!(batches.len(), 4, "every device takes as many steps");
+        for batch in batches {
+            assert_eq!(batch.shape[0], 8);
+            seen.extend(batch.targets);
+        }
+    }
+    assert_eq!(seen.len(), 96);
+
+    // 20 images in batches of 4 over 3 devices: unsharded, burn's split gives the slices 6, 6
+    // and 8 of the 20 images, so the last device would take a step alone, with a gradient the
+    // others do not share; sharded, 12 images in three single batches.
+    let batches_per_slice = |shards: usize| -> Vec<usize> {
+        let loader = EpochLoader::train(CifarDataset::new(synthetic_set(20)), 4, 0, 5, &device())
+            .expect("loader")
+            .with_shards(shards);
+        split_dataloader(Arc::new(loader), &[device(), device(), device()])
+            .iter()
+            .map(|slice| slice.iter().count())
+            .collect()
+    };
+    assert_eq!(batches_per_slice(1), [1, 1, 2]);
+    assert_eq!(batches_per_slice(3), [1, 1, 1]);
+}
+
+#[test]
 fn dropping_an_epoch_early_stops_its_workers() {
     let loader = EpochLoader::train(CifarDataset::new(synthetic_set(400)), 16, 2, 1, &device())
         .expect("loader");
