@@ -18,7 +18,8 @@ Protocol, step for step as `cnnzoo bench`:
   back (`.item()`), which also synchronises a CUDA device;
 - inference: eval mode, `torch.no_grad()`, batch `--infer-batch` (256), same warm-up and steps;
 - peak RSS from /proc/self/status VmHWM, reset per model through /proc/self/clear_refs.
-PyTorch's default NCHW layout (no channels_last), float32, eager mode, `torch.set_num_threads`.
+PyTorch's default NCHW layout (no channels_last), float32, eager mode (--compile: torch.compile,
+whose compilation falls in the warm-up steps), `torch.set_num_threads`.
 Prints one line per model, or with --json one JSON object per line with the fields of
 `cnnzoo bench --json`.
 """
@@ -75,6 +76,8 @@ def bench(name, args, device):
     torch.manual_seed(42)
     model = build(name).to(device)
     kind, optimizer = optimizer_for(name, model, args.optimizer)
+    if args.compile:
+        model = torch.compile(model)
     loss_fn = nn.CrossEntropyLoss()
     images, labels = random_batch(args.batch, device)
 
@@ -108,7 +111,7 @@ def bench(name, args, device):
     return {
         "model": name,
         "device": str(device),
-        "framework": f"pytorch {torch.__version__}",
+        "framework": f"pytorch {torch.__version__}" + (" compile" if args.compile else ""),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "batch": args.batch,
         "infer_batch": args.infer_batch,
@@ -134,6 +137,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"], help="override the recipe's optimizer")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (default mode) before the warm-up steps")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.batch < 1 or args.infer_batch < 1 or args.steps < 1 or args.warmup < 0:
