@@ -6,17 +6,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{checkpoint_weights, cnnzoo, mini_data, small_resnet_dir, text, train_small_args};
+use common::{
+    as_strs, checkpoint_weights, cnnzoo, mini_data, small_resnet_dir, text, train_small_args,
+};
 
 /// The recipe of the issue's heavy-recipe test, on top of the small ResNet.
 const HEAVY: &str = r#"label_smoothing = 0.1
 optimizer.nesterov = true
 ema = { decay = 0.99 }
 augment = { random_crop = { padding = 4, padding_mode = "reflect" }, auto_augment = "cifar10", hflip = {}, random_erasing = { p = 0.25, value = "random" }, cutmix_alpha = 1.0, mixup_alpha = 0.2 }"#;
-
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{cnnzoo, mini_data, text, train_small_args};
+use common::{as_strs, cnnzoo, mini_data, text, train_small_args};
 
 fn train(dir: &Path, args: &[&str]) -> std::process::Output {
     let data = mini_data();
@@ -307,8 +307,7 @@ fn two_cpu_devices_train_an_epoch_and_the_run_resumes_on_one() {
     let dir = common::small_resnet_dir(1, 11, "");
     let mut args = train_small_args("two");
     args.extend(["--devices", "cpu,cpu"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = cnnzoo(&args, dir.path());
+    let out = cnnzoo(&as_strs(&args), dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     common::assert_contains_all(
@@ -317,6 +316,9 @@ fn two_cpu_devices_train_an_epoch_and_the_run_resumes_on_one() {
             "on 2 devices (data parallel",
             "global batch 64 = 2 devices x 32",
             "per device",
+            "device 0 (CPU",
+            "device 1 (CPU",
+            "training images/s",
         ],
     );
     let run = dir.path().join("two");
@@ -345,8 +347,7 @@ fn two_cpu_devices_train_an_epoch_and_the_run_resumes_on_one() {
 
     let mut resume = train_small_args("two");
     resume.extend(["--resume", "--epochs", "2"].map(String::from));
-    let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
-    let resumed = cnnzoo(&resume, dir.path());
+    let resumed = cnnzoo(&as_strs(&resume), dir.path());
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert!(
         text(&resumed).contains("resuming with devices"),

@@ -185,6 +185,30 @@ mod tests {
         f64::from(tensor.into_scalar::<f32>())
     }
 
+    /// A classifier of the zoo model `name` for 10 classes, and a batch of random 32x32 images
+    /// of the classes `targets`.
+    fn classifier_and_batch(
+        name: &str,
+        overrides: serde_json::Value,
+        targets: &[i32],
+        device: &Device,
+    ) -> (Classifier, CifarBatch) {
+        let config = lookup(name)
+            .unwrap()
+            .config_with(10, overrides.as_object().unwrap())
+            .unwrap();
+        let batch = CifarBatch {
+            images: Tensor::random(
+                [targets.len(), 3, 32, 32],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ),
+            targets: Tensor::from_ints(targets, device),
+            soft_targets: None,
+        };
+        (Classifier::new(config.init(device)), batch)
+    }
+
     /// Every trained weight, flattened: batch norm's running statistics move with the batch,
     /// not with the loss, and are left out.
     fn trained_weights(classifier: &Classifier) -> Vec<f32> {
@@ -234,16 +258,7 @@ mod tests {
         // One network and one batch for every step (tests share the device's random generator).
         let device = Device::flex().autodiff();
         let overrides = json!({"num_blocks": [1, 1, 1], "channels": [4, 8, 8]});
-        let config = lookup("resnet")
-            .unwrap()
-            .config_with(10, overrides.as_object().unwrap())
-            .unwrap();
-        let classifier = Classifier::new(config.init(&device));
-        let batch = CifarBatch {
-            images: Tensor::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
-            targets: Tensor::from_ints([1, 7, 3, 0], &device),
-            soft_targets: None,
-        };
+        let (classifier, batch) = classifier_and_batch("resnet", overrides, &[1, 7, 3, 0], &device);
         let with = |grad_clip, loss_scale| Classifier {
             grad_clip,
             loss_scale,
@@ -274,16 +289,7 @@ mod tests {
         let device = device.autodiff();
         // Without dropout, every forward of the same batch gives the same logits.
         let overrides = json!({"cifar_stem": true, "dropout": 0.0});
-        let config = lookup("inception_v3")
-            .unwrap()
-            .config_with(10, overrides.as_object().unwrap())
-            .unwrap();
-        let classifier = Classifier::new(config.init(&device));
-        let batch = CifarBatch {
-            images: Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device),
-            targets: Tensor::from_ints([1, 7], &device),
-            soft_targets: None,
-        };
+        let (classifier, batch) = classifier_and_batch("inception_v3", overrides, &[1, 7], &device);
         let (logits, aux) = classifier.model.forward_with_aux(batch.images.clone());
         let cross_entropy = CrossEntropyLossConfig::new().init(&device);
         let main = scalar(cross_entropy.forward(logits, batch.targets.clone()));

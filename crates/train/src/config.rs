@@ -305,7 +305,9 @@ pub struct Overrides {
     pub devices: Option<String>,
     /// How several devices share a step: ddp (NCCL all-reduce, CUDA only), multi (gradients
     /// summed on the first device) or auto (ddp where it can run).
-    #[arg(long, value_enum)]
+    // The values are named in the help: listed with their doc comments, clap would switch every
+    // option's help onto a line of its own.
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub parallel: Option<Parallel>,
     /// Fraction of the training images held out for validation, in [0, 1).
     #[arg(long)]

@@ -206,34 +206,25 @@ fn dataset_for(request: &ImportRequest, entry: &ModelEntry) -> Result<(DatasetIn
     };
     let cifar10 = entry.statistics == ImageStatistics::Cifar10
         && request.num_classes == CifarKind::Cifar10.num_classes();
-    let dataset = if cifar10 {
-        DatasetInfo {
-            name: "cifar10".into(),
-            labels: Labels::Fine,
-            classes: CifarKind::Cifar10
-                .default_classes()
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-            mean,
-            std,
-            input_size: entry.input_size,
-            crop_pct: None,
-            root: None,
-            skip_bad_images: false,
-        }
+    let (name, classes) = if cifar10 {
+        let classes = CifarKind::Cifar10.default_classes().iter();
+        ("cifar10", classes.map(|c| c.to_string()).collect())
     } else {
-        DatasetInfo {
-            name: "custom".into(),
-            labels: Labels::Fine,
-            classes: (0..request.num_classes).map(|c| c.to_string()).collect(),
-            mean,
-            std,
-            input_size: entry.input_size,
-            crop_pct: None,
-            root: None,
-            skip_bad_images: false,
-        }
+        (
+            "custom",
+            (0..request.num_classes).map(|c| c.to_string()).collect(),
+        )
+    };
+    let dataset = DatasetInfo {
+        name: name.into(),
+        labels: Labels::Fine,
+        classes,
+        mean,
+        std,
+        input_size: entry.input_size,
+        crop_pct: None,
+        root: None,
+        skip_bad_images: false,
     };
     Ok((dataset, source))
 }

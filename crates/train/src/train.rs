@@ -258,7 +258,16 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
         device: Some(placement.description()),
-        devices: (placement.count() > 1).then(|| device_throughput(&placement, &run)),
+        devices: (placement.count() > 1).then(|| {
+            let throughput = device_throughput(&placement, &run);
+            for (index, device) in throughput.iter().enumerate() {
+                println!(
+                    "cnnzoo: device {index} ({}): {:.0} training images/s",
+                    device.device, device.images_per_second
+                );
+            }
+            throughput
+        }),
         checkpoint: Some(run_dir.file(RunFile::Best)),
         classes: Some(classes),
     })?;

@@ -322,6 +322,11 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// Owned arguments as the `&str`s [`cnnzoo`] takes.
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// `cnnzoo train` of `small.toml` (in the working folder) on the mini archive into `output`.
 pub fn train_small_args(output: &str) -> Vec<String> {
     let data = mini_data();
