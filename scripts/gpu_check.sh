@@ -173,7 +173,8 @@ lines = [f"# cnnzoo GPU check, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC"
          "Ratio: cnnzoo / PyTorch eager on the same device; first step: compilation and autotuning included.", "",
          "| model | backend | train img/s | PyTorch train img/s | train ratio | infer img/s | PyTorch infer img/s | infer ratio | first step ms |",
          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-models = list(dict.fromkeys(r["model"] for r in rows if r.get("framework_label") != "cnnzoo-train"))
+models = list(dict.fromkeys(r["model"] for r in rows
+                            if r.get("framework_label") != "cnnzoo-train" and r["model"] != "all"))
 backends = list(dict.fromkeys(r["backend"] for r in rows
                               if r.get("framework_label", r.get("framework")) in ("cnnzoo",)))
 fmt = lambda v: "n/a" if v is None else f"{v:,.1f}"
