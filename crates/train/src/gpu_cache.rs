@@ -27,3 +27,24 @@ pub fn persist_autotune() {
     }
     CubeClRuntimeConfig::try_set(config.override_from_env());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cubecl's configuration is one per process: no other test of this crate starts a GPU
+    /// backend, so this one installs it.
+    #[test]
+    fn autotune_results_go_under_the_cache_folder() {
+        persist_autotune();
+        let config = CubeClRuntimeConfig::get();
+        match &config.environment.path {
+            CacheConfig::Directory(dir) => assert_eq!(dir, &autotune_dir()),
+            other => panic!("cubecl keeps its autotune results in {other:?}"),
+        }
+        assert!(
+            !config.autotune.disable_cache,
+            "the persistent cache is off"
+        );
+    }
+}
