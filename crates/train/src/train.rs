@@ -243,6 +243,13 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         test.as_ref().map(|t| t.top1),
     );
     fault::pause_if_asked("report:results", || false);
+    let devices = (placement.count() > 1).then(|| device_throughput(&placement, &run));
+    for (index, device) in devices.iter().flatten().enumerate() {
+        println!(
+            "cnnzoo: device {index} ({}): {:.0} training images/s",
+            device.device, device.images_per_second
+        );
+    }
     run_dir.write_results(&RunResults {
         model: Some(config.model.clone()),
         best_epoch: Some(best_epoch),
@@ -258,16 +265,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainOutcome> {
         parameters: Some(num_params),
         wall_seconds: Some(wall_seconds),
         device: Some(placement.description()),
-        devices: (placement.count() > 1).then(|| {
-            let throughput = device_throughput(&placement, &run);
-            for (index, device) in throughput.iter().enumerate() {
-                println!(
-                    "cnnzoo: device {index} ({}): {:.0} training images/s",
-                    device.device, device.images_per_second
-                );
-            }
-            throughput
-        }),
+        devices,
         checkpoint: Some(run_dir.file(RunFile::Best)),
         classes: Some(classes),
     })?;
@@ -306,8 +304,9 @@ fn model_config(
     Ok(model_config)
 }
 
-/// Each device's share of this session's training throughput: every device takes the same
-/// number of images a step, and the steps wait for the slowest.
+/// Each device's share of the training throughput over the run's epochs (a resumed run's
+/// earlier ones too): every device takes the same number of images a step, and the steps wait
+/// for the slowest.
 fn device_throughput(placement: &Placement, run: &SharedRun) -> Vec<DeviceThroughput> {
     let rows = run.rows();
     let images: f64 = rows.iter().map(|r| r.images_per_second * r.seconds).sum();
