@@ -26,17 +26,7 @@ fn the_heavy_recipe_trains_writes_every_file_and_learns() {
     let out = cnnzoo(&as_strs(&train_small_args("run")), dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let run = dir.path().join("run");
-    for file in [
-        "config.toml",
-        "summary.csv",
-        "best.bpk",
-        "best.bpk.json",
-        "results.json",
-        "curves.png",
-        "tb",
-    ] {
-        assert!(run.join(file).exists(), "{file} missing");
-    }
+    common::assert_finished_run(&run, &["curves.png", "tb"], &out);
     let summary = std::fs::read_to_string(run.join("summary.csv")).unwrap();
     let rows: Vec<&str> = summary.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{summary}");

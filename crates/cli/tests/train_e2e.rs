@@ -46,15 +46,7 @@ fn resnet_run_writes_the_run_folder_learns_and_eval_reproduces_it() {
     let out = train(dir.path(), RESNET_3_EPOCHS);
     assert!(out.status.success(), "{}", text(&out));
     let run = dir.path().join("full");
-    for file in [
-        "config.toml",
-        "summary.csv",
-        "best.bpk",
-        "best.bpk.json",
-        "results.json",
-    ] {
-        assert!(run.join(file).is_file(), "{file} missing:\n{}", text(&out));
-    }
+    common::assert_finished_run(&run, &[], &out);
     // TensorBoard's log is on by default: one event file for the one session.
     let event_files = std::fs::read_dir(run.join("tb")).unwrap().count();
     assert_eq!(event_files, 1);
@@ -343,7 +335,7 @@ fn two_cpu_devices_train_an_epoch_and_the_run_resumes_on_one() {
         train_loss.is_finite() && train_loss < 10f64.ln(),
         "an epoch on two devices left the loss at {train_loss}, no better than chance:\n{summary}"
     );
-    assert!(run.join("best.bpk").is_file() && run.join("checkpoint/model-1.bpk").is_file());
+    common::assert_finished_run(&run, &["checkpoint/model-1.bpk"], &out);
 
     let mut resume = train_small_args("two");
     resume.extend(["--resume", "--epochs", "2"].map(String::from));

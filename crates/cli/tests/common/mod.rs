@@ -322,6 +322,26 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// Fails, naming the first missing and showing `out`, unless the run folder `run` holds the
+/// files of every finished run and `extra`.
+pub fn assert_finished_run(run: &Path, extra: &[&str], out: &Output) {
+    let always = [
+        "config.toml",
+        "summary.csv",
+        "best.bpk",
+        "best.bpk.json",
+        "results.json",
+    ];
+    for file in always.iter().chain(extra) {
+        assert!(
+            run.join(file).exists(),
+            "{file} missing from {}:\n{}",
+            run.display(),
+            text(out)
+        );
+    }
+}
+
 /// Owned arguments as the `&str`s [`cnnzoo`] takes.
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
