@@ -3,16 +3,22 @@
 //! panics when one is missing, and cubecl-cuda panics when it finds no CUDA headers to compile
 //! its kernels with. These probes look first, so a missing piece is an error that names it.
 //!
-//! The probes only open libraries, so they are compiled into every build: a default build can
-//! still say what a CUDA machine lacks.
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+//! The NCCL probe is in every build, as [`crate::parallel`] decides on DDP with it; the others
+//! only with the `cuda` feature, the one build that asks for a CUDA device.
+#[cfg(feature = "cuda")]
+use std::ffi::c_int;
+use std::ffi::{CStr, CString, c_char, c_void};
+#[cfg(feature = "cuda")]
 use std::path::PathBuf;
 
+#[cfg(feature = "cuda")]
 use anyhow::{Result, bail};
 
 /// The driver, as cudarc looks for it.
+#[cfg(feature = "cuda")]
 pub const DRIVER: &[&str] = &["libcuda.so", "libcuda.so.1"];
 /// The runtime compiler, newest first, as cudarc (built for CUDA 13.0) looks for it.
+#[cfg(feature = "cuda")]
 pub const NVRTC: &[&str] = &[
     "libnvrtc.so",
     "libnvrtc.so.13",
@@ -23,6 +29,7 @@ pub const NVRTC: &[&str] = &[
 pub const NCCL: &[&str] = &["libnccl.so", "libnccl.so.2"];
 
 /// What a machine offers for CUDA training.
+#[cfg(feature = "cuda")]
 #[derive(Clone, Debug)]
 pub struct CudaMachine {
     /// GPUs the driver reports.
@@ -33,6 +40,7 @@ pub struct CudaMachine {
 
 /// The driver, its GPU count, the runtime compiler and the headers; the first missing one is
 /// the error.
+#[cfg(feature = "cuda")]
 pub fn probe() -> Result<CudaMachine> {
     let driver = open_first(DRIVER).map_err(|looked| {
         anyhow::anyhow!(
@@ -59,28 +67,20 @@ pub fn nccl_available() -> std::result::Result<(), String> {
     open_first(NCCL).map(|_| ())
 }
 
-/// cubecl-cuda's search for the toolkit (`cubecl_cuda::install::cuda_path`), checked for the
-/// headers it then compiles with.
+/// The folder cubecl-cuda compiles its kernels against (its own search), if it holds the
+/// headers.
+#[cfg(feature = "cuda")]
 fn toolkit_dir() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("CUDA_PATH") {
-        Some(path) => vec![path.into()],
-        None => {
-            let mut dirs = vec!["/usr/local/cuda".into(), "/opt/cuda".into()];
-            if std::path::Path::new("/usr/bin/nvcc").exists() {
-                dirs.push("/usr".into());
-            }
-            dirs
-        }
-    };
-    // cubecl takes the first folder that exists, headers or not.
-    let first = candidates.into_iter().find(|dir| dir.exists())?;
-    first.join("include/cuda.h").exists().then_some(first)
+    cubecl_cuda::install::cuda_path().filter(|dir| dir.join("include/cuda.h").exists())
 }
 
+#[cfg(feature = "cuda")]
 type CuInit = unsafe extern "C" fn(flags: u32) -> c_int;
+#[cfg(feature = "cuda")]
 type CuDeviceGetCount = unsafe extern "C" fn(count: *mut c_int) -> c_int;
 
 /// `cuInit` then `cuDeviceGetCount`, through the loaded driver.
+#[cfg(feature = "cuda")]
 fn gpu_count(driver: Library) -> Result<usize> {
     let (Some(init), Some(count)) = (driver.symbol(c"cuInit"), driver.symbol(c"cuDeviceGetCount"))
     else {
@@ -109,8 +109,11 @@ fn gpu_count(driver: Library) -> Result<usize> {
 }
 
 /// A library loaded for the life of the process (cudarc loads it again; the loader shares it).
+/// Without the `cuda` feature only NCCL is probed, for whether it loads, not for its symbols.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 struct Library(*mut c_void);
 
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 impl Library {
     fn symbol(&self, name: &CStr) -> Option<*mut c_void> {
         // Safety: a handle from dlopen and a NUL-terminated name.
