@@ -56,9 +56,15 @@ pub(super) struct SameConv3x3 {
 }
 
 impl SameConv3x3 {
-    /// Whether the kernels run at the active level (AVX2 and FMA, see [`crate::isa`]).
-    pub fn supported() -> bool {
-        cfg!(target_arch = "x86_64") && crate::isa::active() >= crate::isa::Isa::Avx2
+    /// Whether the kernels run at the active level (AVX2 and FMA, see [`crate::isa`]) and beat
+    /// im2col and gemm there. At AVX-512, rows narrower than one wide vector (ResNet-20's 8x8
+    /// stage) leave the kernels at AVX2's width, where gemm's AVX-512 kernels are faster in all
+    /// three products (`docs/performance.md`).
+    pub fn supported(&self) -> bool {
+        let level = crate::isa::active();
+        cfg!(target_arch = "x86_64")
+            && level >= crate::isa::Isa::Avx2
+            && (level < crate::isa::Isa::Avx512 || self.width >= 2 * LANES)
     }
 
     /// Distance between two rows of a padded plane, and between two output rows.
@@ -106,7 +112,7 @@ impl SameConv3x3 {
             .chunks_exact_mut(self.group_plane_len(group))
             .flat_map(|plane| plane[first_pixel..].chunks_mut(stride).take(self.height));
         for (src, dst) in rows.zip(dst_rows) {
-            dst[..width].copy_from_slice(src);
+            copy_row(src, &mut dst[..width]);
         }
     }
 
@@ -353,6 +359,20 @@ impl SameConv3x3 {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` in pieces of `LANES` values: each piece is a fixed-size copy the
+/// compiler inlines, where a row's `copy_from_slice` is a call to `memmove`, whose set-up cost
+/// as much as the copy for rows of 16 or 32 values (5% of ResNet-20's training in `perf`).
+fn copy_row(src: &[f32], dst: &mut [f32]) {
+    let (src_pieces, mut dst_pieces) = (src.chunks_exact(LANES), dst.chunks_exact_mut(LANES));
+    let tail = src_pieces.remainder();
+    for (src, dst) in src_pieces.zip(&mut dst_pieces) {
+        dst.copy_from_slice(src);
+    }
+    for (src, dst) in tail.iter().zip(dst_pieces.into_remainder()) {
+        *dst = *src;
     }
 }
 

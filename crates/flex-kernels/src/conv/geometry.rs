@@ -132,13 +132,14 @@ impl Geometry {
             && self.spatial.dilation == [1, 1]
             && (self.spatial.out_height, self.spatial.out_width)
                 == (self.spatial.height, self.spatial.width);
-        (same_3x3 && SameConv3x3::supported()).then_some(SameConv3x3 {
+        let direct = SameConv3x3 {
             batch: self.batch,
             channels_in: self.channels_in,
             channels_out: self.channels_out,
             height: self.spatial.height,
             width: self.spatial.width,
-        })
+        };
+        (same_3x3 && direct.supported()).then_some(direct)
     }
 
     /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
