@@ -112,7 +112,7 @@ impl SameConv3x3 {
             .chunks_exact_mut(self.group_plane_len(group))
             .flat_map(|plane| plane[first_pixel..].chunks_mut(stride).take(self.height));
         for (src, dst) in rows.zip(dst_rows) {
-            copy_row(src, &mut dst[..width]);
+            dst[..width].copy_from_slice(src);
         }
     }
 
@@ -359,20 +359,6 @@ impl SameConv3x3 {
                 }
             }
         }
-    }
-}
-
-/// `dst.copy_from_slice(src)` in pieces of `LANES` values: each piece is a fixed-size copy the
-/// compiler inlines, where a row's `copy_from_slice` is a call to `memmove`, whose set-up cost
-/// as much as the copy for rows of 16 or 32 values (5% of ResNet-20's training in `perf`).
-fn copy_row(src: &[f32], dst: &mut [f32]) {
-    let (src_pieces, mut dst_pieces) = (src.chunks_exact(LANES), dst.chunks_exact_mut(LANES));
-    let tail = src_pieces.remainder();
-    for (src, dst) in src_pieces.zip(&mut dst_pieces) {
-        dst.copy_from_slice(src);
-    }
-    for (src, dst) in tail.iter().zip(dst_pieces.into_remainder()) {
-        *dst = *src;
     }
 }
 
