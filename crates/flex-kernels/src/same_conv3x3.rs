@@ -23,6 +23,8 @@ use rayon::prelude::*;
 
 use super::{par_write, summed};
 
+mod masked;
+
 /// Lanes of an AVX2 f32 vector: positions per vector of the forward kernel and per step of the
 /// weight gradient's dot products.
 const LANES: usize = 8;
@@ -56,11 +58,17 @@ pub(super) struct SameConv3x3 {
 }
 
 impl SameConv3x3 {
-    /// Whether the kernels run at the active level (AVX2 and FMA, see [`crate::isa`]) and beat
-    /// im2col and gemm there. At AVX-512, rows narrower than one wide vector (ResNet-20's 8x8
-    /// stage) leave the kernels at AVX2's width, where gemm's AVX-512 kernels are faster in all
-    /// three products (`docs/performance.md`).
-    pub fn supported(&self) -> bool {
+    /// Whether the forward kernel (and the input gradient's) runs at the active level (AVX2 and
+    /// FMA, see [`crate::isa`]) and beats im2col and gemm there: at AVX-512, rows narrower than
+    /// one wide vector leave the padded-plane kernels at AVX2's width, where gemm's AVX-512
+    /// kernels are faster, unless the masked kernel takes them (`docs/performance.md`).
+    pub fn runs_convolve(&self) -> bool {
+        self.runs_weight_grad() || self.masked()
+    }
+
+    /// Whether the weight gradient's kernel runs at the active level and beats im2col and gemm
+    /// there: at AVX-512, where rows fill at least one wide vector.
+    pub fn runs_weight_grad(&self) -> bool {
         let level = crate::isa::active();
         cfg!(target_arch = "x86_64")
             && level >= crate::isa::Isa::Avx2
@@ -281,6 +289,15 @@ impl SameConv3x3 {
         outputs: usize,
     ) -> Vec<f32> {
         let plane = self.height * self.width;
+        if self.masked() {
+            let masks = self.masks();
+            return par_write(
+                (self.batch * outputs * plane, outputs * plane),
+                images.par_chunks(inputs * plane),
+                || (),
+                |(), out, image| self.convolve_masked((image, inputs), packed, &masks, out),
+            );
+        }
         par_write(
             (self.batch * outputs * plane, outputs * plane),
             images.par_chunks(inputs * plane),

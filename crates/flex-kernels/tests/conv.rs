@@ -51,6 +51,24 @@ const CASES: &[Case] = &[
         dilation: [1, 1],
     },
     Case {
+        name: "3x3 pad 1 over 8x8 images (ResNet's last stage), output channels 8 + 4 + 3: \
+               two rows to a masked vector at AVX-512",
+        input: [2, 6, 8, 8],
+        weight: [15, 6, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
+        name: "3x3 pad 1, rows of 2 over 24 rows: 8 rows to a masked vector, an odd vector \
+               count",
+        input: [2, 3, 24, 2],
+        weight: [9, 3, 3, 3],
+        stride: [1, 1],
+        padding: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+    },
+    Case {
         name: "3x3 pad 1 over 16x16 images, output channels 4 + 1",
         input: [3, 8, 16, 16],
         weight: [5, 8, 3, 3],

@@ -124,7 +124,7 @@ impl Geometry {
     }
 
     /// The direct kernels of `same_conv3x3`, for a 3x3 kernel at stride 1 with one pixel of
-    /// padding on every side, where the processor runs them.
+    /// padding on every side; each product asks them whether they run at the active level.
     fn same_conv3x3(&self) -> Option<SameConv3x3> {
         let same_3x3 = self.spatial.kernel == [3, 3]
             && self.spatial.stride == [1, 1]
@@ -139,7 +139,7 @@ impl Geometry {
             height: self.spatial.height,
             width: self.spatial.width,
         };
-        (same_3x3 && direct.supported()).then_some(direct)
+        same_3x3.then_some(direct)
     }
 
     /// A 1x1 kernel at stride 1 without padding (GoogleNet's and DenseNet's bottlenecks): the
@@ -366,7 +366,7 @@ impl Geometry {
 
     /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
     pub(super) fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
-        if let Some(direct) = self.same_conv3x3() {
+        if let Some(direct) = self.same_conv3x3().filter(SameConv3x3::runs_convolve) {
             return direct.forward(x, weight);
         }
         let k = self.patch_len();
@@ -396,7 +396,7 @@ impl Geometry {
 
     /// `dW = Σ_b dY[b] * cols(x[b])ᵀ`, summed per thread and then across threads.
     pub(super) fn weight_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
-        if let Some(direct) = self.same_conv3x3() {
+        if let Some(direct) = self.same_conv3x3().filter(SameConv3x3::runs_weight_grad) {
             return direct.weight_grad(x, output_grad);
         }
         let k = self.patch_len();
@@ -440,7 +440,7 @@ impl Geometry {
     /// `dx[b] = col2im(Wᵀ * dY[b])`, a tile of images or a band of rows per gemm, tiles in
     /// parallel; a pointwise convolution writes `Wᵀ * dY[b]` straight into `dx[b]`.
     pub(super) fn input_grad(&self, weight: &[f32], output_grad: &[f32]) -> Vec<f32> {
-        if let Some(direct) = self.same_conv3x3() {
+        if let Some(direct) = self.same_conv3x3().filter(SameConv3x3::runs_convolve) {
             return direct.input_grad(weight, output_grad);
         }
         let k = self.patch_len();
