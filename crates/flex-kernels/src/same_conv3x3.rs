@@ -19,6 +19,8 @@
 //! - Weight gradient: for each output channel, input channel and tap, the dot product of the
 //!   padded output gradient with the input plane shifted by the tap's offset, over a group of
 //!   small images stacked in one plane.
+//!
+//! At AVX-512, `masked` reads the images in place where 16-lane vectors tile the planes.
 use rayon::prelude::*;
 
 use super::{par_write, summed};
@@ -66,13 +68,15 @@ impl SameConv3x3 {
         self.runs_weight_grad() || self.masked()
     }
 
-    /// Whether the weight gradient's kernel runs at the active level and beats im2col and gemm
-    /// there: at AVX-512, where rows fill at least one wide vector.
+    /// Whether a weight gradient kernel runs at the active level and beats im2col and gemm
+    /// there: at AVX-512, where rows fill at least one wide vector or the masked kernel runs.
     pub fn runs_weight_grad(&self) -> bool {
         let level = crate::isa::active();
         cfg!(target_arch = "x86_64")
             && level >= crate::isa::Isa::Avx2
-            && (level < crate::isa::Isa::Avx512 || self.width >= 2 * LANES)
+            && (level < crate::isa::Isa::Avx512
+                || self.width >= 2 * LANES
+                || self.vectors_tile_planes())
     }
 
     /// Distance between two rows of a padded plane, and between two output rows.
@@ -312,6 +316,9 @@ impl SameConv3x3 {
     /// `dw[o, c, i, j] = Σ_b Σ_(y, x) dy[b, o, y, x] * x[b, c, y + i - 1, x + j - 1]`, images split
     /// between threads, each summing its own and the sums added at the end.
     pub fn weight_grad(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        if self.vectors_tile_planes() {
+            return self.weight_grad_masked(x, output_grad);
+        }
         let (inputs, outputs) = (self.channels_in, self.channels_out);
         let image_len = inputs * self.height * self.width;
         let out_image_len = outputs * self.height * self.width;

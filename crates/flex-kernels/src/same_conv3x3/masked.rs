@@ -1,12 +1,20 @@
-//! The forward kernel (and so the input gradient's) at AVX-512 for images with several whole
-//! rows to a 16-lane vector (widths 1, 2, 4 and 8: the CIFAR models' last stage). Each vector of 16 output positions reads each tap
-//! from the image itself with a masked load, whose mask drops the lanes whose tap falls into
-//! the padding, so no padded copy is made and, at 8x8, two rows fill a vector.
+//! The AVX-512 kernels that read the images in place, where 16-lane vectors tile each plane
+//! (widths 1, 2, 4, 8 and multiples of 16: every CIFAR model's 3x3 layer). A vector of 16
+//! output positions reads each tap with a masked load, whose mask drops the lanes whose tap
+//! falls into the padding, so no padded copy is made.
 //!
-//! Why: the padded-plane kernels copy every image into zero-padded planes first (`pad`, 5% of
-//! ResNet-20's training in `perf`), and 8-wide rows left them at AVX2's width, where gemm's
-//! AVX-512 kernels were faster (`docs/performance.md`).
+//! - Forward and input gradient, where several whole rows fill a vector (the CIFAR models'
+//!   8x8 stage): 8-wide rows left the padded-plane kernels at AVX2's width, where gemm's
+//!   AVX-512 kernels were faster. Wider rows keep the padded-plane kernels, which measured as
+//!   fast as this one there.
+//! - Weight gradient, at every such width: the dot products run over whole planes without the
+//!   padded copies, and sum over a pass of images before the final sum across lanes.
+//!
+//! Figures in `docs/performance.md`.
+use rayon::prelude::*;
+
 use super::{CHANNEL_BLOCK, SameConv3x3, TAPS};
+use crate::summed;
 
 /// Lanes of an AVX-512 f32 vector: output positions per vector.
 const LANES: usize = 16;
@@ -16,15 +24,20 @@ const VECTORS: usize = 2;
 const WIDE_BLOCK: usize = 2 * CHANNEL_BLOCK;
 
 impl SameConv3x3 {
-    /// Whether the masked kernel runs: at AVX-512, where several whole rows fill each 16-lane
-    /// vector. Wider rows keep the padded-plane kernel, which measured as fast there.
-    pub(super) fn masked(&self) -> bool {
+    /// Whether the masked kernels can run: at AVX-512, where 16-lane vectors tile each plane,
+    /// whole vectors to a row or whole rows to a vector.
+    pub(super) fn vectors_tile_planes(&self) -> bool {
         let plane = self.height * self.width;
         cfg!(target_arch = "x86_64")
             && crate::isa::active() >= crate::isa::Isa::Avx512
             && plane.is_multiple_of(LANES)
-            && self.width < LANES
-            && LANES.is_multiple_of(self.width)
+            && (self.width.is_multiple_of(LANES) || LANES.is_multiple_of(self.width))
+    }
+
+    /// Whether the masked forward kernel runs: where several whole rows fill each vector.
+    /// Wider rows keep the padded-plane kernel, which measured as fast there.
+    pub(super) fn masked(&self) -> bool {
+        self.vectors_tile_planes() && self.width < LANES
     }
 
     /// Per vector of output positions in a plane, per tap, the lanes whose tap lies inside the
@@ -91,6 +104,124 @@ impl SameConv3x3 {
     }
 }
 
+impl SameConv3x3 {
+    /// The weight gradient with masked loads: per block of output channels, input channel and
+    /// kernel row, the three dot products of the output gradient with the input shifted by each
+    /// tap, over a pass of images whose output-gradient planes of the block stay in L1. Images
+    /// split between threads, each summing its own and the sums added at the end.
+    pub(super) fn weight_grad_masked(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
+        let (inputs, outputs) = (self.channels_in, self.channels_out);
+        let plane = self.height * self.width;
+        let (image_len, out_image_len) = (inputs * plane, outputs * plane);
+        let images_per_task = self.batch.div_ceil(rayon::current_num_threads()).max(1);
+        let pass = (PASS_FLOATS / (CHANNEL_BLOCK * plane)).clamp(1, images_per_task);
+        let masks = self.masks();
+        let offsets = self.signed_tap_offsets();
+        let weight_len = outputs * inputs * TAPS;
+        x.par_chunks(image_len * images_per_task)
+            .zip(output_grad.par_chunks(out_image_len * images_per_task))
+            .map(|(x, grad)| {
+                let mut dw = vec![0.0; weight_len];
+                let (mut x_planes, mut grad_planes) = (Vec::new(), Vec::new());
+                let passes = x
+                    .chunks(image_len * pass)
+                    .zip(grad.chunks(out_image_len * pass));
+                for (x, grad) in passes {
+                    let run = x.len() / image_len * plane;
+                    by_channel(x, inputs, plane, &mut x_planes);
+                    by_channel(grad, outputs, plane, &mut grad_planes);
+                    let mut first = 0;
+                    while first < outputs {
+                        let block = (outputs - first).min(CHANNEL_BLOCK);
+                        for c in 0..inputs {
+                            for row in 0..3 {
+                                let dots = MaskedDots {
+                                    x: &x_planes[c * run..][..run],
+                                    grads: &grad_planes[first * run..][..block * run],
+                                    offsets: &offsets[row * 3..][..3],
+                                    masks: &masks,
+                                    row,
+                                };
+                                let sums = dots.run(block);
+                                for (o, sums) in sums.iter().enumerate().take(block) {
+                                    let at = ((first + o) * inputs + c) * TAPS + row * 3;
+                                    dw[at..at + 3]
+                                        .iter_mut()
+                                        .zip(sums)
+                                        .for_each(|(w, s)| *w += s);
+                                }
+                            }
+                        }
+                        first += block;
+                    }
+                }
+                dw
+            })
+            .reduce(|| vec![0.0; weight_len], summed)
+    }
+}
+
+/// Copies `images` (`[images, channels, plane]`) into `planes` as `[channels, images, plane]`,
+/// so that a channel's planes of a pass lie one after the other. Read in place, the same
+/// channel of successive images lies a multiple of 4 KiB apart, and the planes of a pass
+/// competed for the same few L1 cache sets.
+fn by_channel(images: &[f32], channels: usize, plane: usize, planes: &mut Vec<f32>) {
+    let count = images.len() / (channels * plane);
+    planes.resize(images.len(), 0.0);
+    for (b, image) in images.chunks_exact(channels * plane).enumerate() {
+        for (channel, values) in image.chunks_exact(plane).enumerate() {
+            planes[(channel * count + b) * plane..][..plane].copy_from_slice(values);
+        }
+    }
+}
+
+/// Values of a block's output-gradient planes per pass of `weight_grad_masked`: 32 KiB, inside
+/// the 48 KiB L1 data cache of the AVX-512 Xeons measured. The block is `CHANNEL_BLOCK`
+/// channels: blocks of 8 (24 accumulators) measured slower, 4.5-5.5 ms against 3.3-3.5 per
+/// ResNet-20 layer.
+const PASS_FLOATS: usize = 8192;
+
+/// One register block of `weight_grad_masked`: for a block of output channels (`grads`, one
+/// run of planes each) and kernel row `row`, `Σ_p grads[o][p] * x[p + offsets[j]]` over the
+/// unmasked lanes, `j < 3`, over a run of whole planes, `masks` applying to each plane.
+struct MaskedDots<'a> {
+    x: &'a [f32],
+    grads: &'a [f32],
+    offsets: &'a [isize],
+    masks: &'a [[u16; TAPS]],
+    row: usize,
+}
+
+impl MaskedDots<'_> {
+    fn run(&self, block: usize) -> [[f32; 3]; CHANNEL_BLOCK] {
+        let plane = self.masks.len() * LANES;
+        assert!(
+            (1..=CHANNEL_BLOCK).contains(&block)
+                && self.offsets.len() == 3
+                && self.row < 3
+                && plane > 0
+                && self.x.len().is_multiple_of(plane)
+                && self.grads.len() == block * self.x.len()
+                && crate::isa::active() >= crate::isa::Isa::Avx512,
+            "masked dot products out of bounds"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // Safety: the assertion checked the level and that every output-gradient load lies in
+        // `grads`; each unmasked lane of an input load reads inside its own plane of `x`, as
+        // in `MaskedKernel::run`.
+        unsafe {
+            match block {
+                1 => avx512::dot_products::<1>(self),
+                2 => avx512::dot_products::<2>(self),
+                3 => avx512::dot_products::<3>(self),
+                _ => avx512::dot_products::<CHANNEL_BLOCK>(self),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`SameConv3x3::vectors_tile_planes` is false off x86-64");
+    }
+}
+
 /// One register block of `convolve_masked`: `masks.len()` (1 or 2) vectors of output positions
 /// from `start` on, for a block of output channels.
 struct MaskedKernel<'a> {
@@ -145,7 +276,7 @@ impl MaskedKernel<'_> {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{CHANNEL_BLOCK, LANES, MaskedKernel, TAPS};
+    use super::{CHANNEL_BLOCK, LANES, MaskedDots, MaskedKernel, TAPS};
 
     /// Safety: the processor has AVX-512 F and `MaskedKernel::run`'s checks hold for `BLOCK`
     /// channels and `VECS` vectors. A block of more than `CHANNEL_BLOCK` channels reads its
@@ -186,5 +317,39 @@ mod avx512 {
                 };
             }
         }
+    }
+
+    /// Safety: the processor has AVX-512 F and `MaskedDots::run`'s checks hold for `BLOCK`
+    /// output channels.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_products<const BLOCK: usize>(
+        dots: &MaskedDots,
+    ) -> [[f32; 3]; CHANNEL_BLOCK] {
+        let mut sums = [[_mm512_setzero_ps(); 3]; BLOCK];
+        let run = dots.x.len();
+        let x = dots.x.as_ptr();
+        let grads = dots.grads.as_ptr();
+        for (k, masks) in (0..run / LANES).zip(dots.masks.iter().cycle()) {
+            let at = k * LANES;
+            let xs: [__m512; 3] = std::array::from_fn(|j| unsafe {
+                _mm512_maskz_loadu_ps(
+                    masks[dots.row * 3 + j],
+                    x.wrapping_offset(at as isize + dots.offsets[j]),
+                )
+            });
+            for (o, sums) in sums.iter_mut().enumerate() {
+                let grad = unsafe { _mm512_loadu_ps(grads.add(o * run + at)) };
+                for (sum, x) in sums.iter_mut().zip(xs) {
+                    *sum = _mm512_fmadd_ps(grad, x, *sum);
+                }
+            }
+        }
+        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
+        for (total, sums) in totals.iter_mut().zip(&sums) {
+            for (total, sum) in total.iter_mut().zip(sums) {
+                *total = _mm512_reduce_add_ps(*sum);
+            }
+        }
+        totals
     }
 }
