@@ -2,8 +2,8 @@
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
 //! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
-//! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train`, and
-//! `batch_norm::evaluate`; then `pool::max_pool2d` at the shapes of GoogleNet's pools.
+//! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train` (alone,
+//! followed by burn's ReLU, and with the ReLU fused), and `batch_norm::evaluate`; then `pool::max_pool2d` at the shapes of GoogleNet's pools.
 //! `scripts/layer_speed_pytorch.py` prints the same table for PyTorch. Each forward + backward
 //! figure includes the `sum().backward()` that starts the backward pass, which is also printed on
 //! its own.
@@ -127,8 +127,29 @@ fn main() {
             "flex_kernels batch norm train forward + backward",
             &shape,
             &|| {
-                let (y, _, _) = batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON)
-                    .expect("the flex backend takes the fused kernel");
+                let (y, _, _) =
+                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, false)
+                        .expect("the flex backend takes the fused kernel");
+                backward(y)
+            },
+        );
+        time(
+            "flex_kernels batch norm train, then burn's relu, forward + backward",
+            &shape,
+            &|| {
+                let (y, _, _) =
+                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, false)
+                        .expect("the flex backend takes the fused kernel");
+                backward(burn::tensor::activation::relu(y))
+            },
+        );
+        time(
+            "flex_kernels batch norm + relu train forward + backward",
+            &shape,
+            &|| {
+                let (y, _, _) =
+                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, true)
+                        .expect("the flex backend takes the fused kernel");
                 backward(y)
             },
         );

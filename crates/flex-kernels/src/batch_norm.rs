@@ -12,7 +12,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
@@ -22,12 +21,14 @@ use rayon::prelude::*;
 use super::{f32s, flex_tensor, runs_on_flex};
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
-/// the batch's mean and biased variance per channel for the running statistics.
+/// the batch's mean and biased variance per channel for the running statistics. With `relu`,
+/// the ReLU that follows runs in the same passes, forward and backward.
 pub fn train(
     x: Tensor<4>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
+    relu: bool,
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
     if !runs_on_flex(&x.device()) || x.dtype() != DType::F32 {
         return None;
@@ -42,7 +43,7 @@ pub fn train(
         beta.into_dispatch(),
         statistics.clone().into_dispatch(),
         epsilon,
-        false,
+        relu,
     ));
     let [mean, variance] = [0, 1].map(|row| {
         statistics
@@ -102,24 +103,37 @@ pub trait BatchNormBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// What the backward kernels read of a `batch_normalize` call.
+#[derive(Clone, Debug)]
+pub struct Normalized<B: Backend> {
+    pub x: FloatTensor<B>,
+    pub gamma: FloatTensor<B>,
+    pub beta: FloatTensor<B>,
+    /// The batch's means and variances, as the rows of a `[2, C]` tensor.
+    pub statistics: FloatTensor<B>,
+    pub epsilon: f64,
+}
+
 /// The backward kernels, called by the autodiff backward pass on the backend it wraps.
 pub trait BatchNormGradients: Backend {
+    /// The gradient of the normalisation's output, from that of the ReLU that ran in the same
+    /// pass, with the ReLU's mask recomputed from `x`.
+    fn batch_norm_relu_grad(
+        forward: Normalized<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// The gradients of gamma and beta, as rows of a `[2, C]` tensor.
     fn batch_norm_param_grads(
-        x: FloatTensor<Self>,
+        forward: Normalized<Self>,
         output_grad: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
-        epsilon: f64,
     ) -> FloatTensor<Self>;
 
     /// The gradient of `x`, through the normalisation and through the batch statistics.
     fn batch_norm_input_grad(
-        x: FloatTensor<Self>,
+        forward: Normalized<Self>,
         output_grad: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
         param_grads: FloatTensor<Self>,
-        epsilon: f64,
     ) -> FloatTensor<Self>;
 }
 
@@ -152,11 +166,8 @@ fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
     let x = f32s(&x);
     let y = if relu {
         planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
-            // As burn's relu: zero where the value is <= 0, a NaN kept. A bit mask rather than
-            // `if`, which LLVM compiles to a branch per vector lane here.
             let z = value * scale + shift;
-            let passes = (z > 0.0) | z.is_nan();
-            f32::from_bits(z.to_bits() & 0u32.wrapping_sub(passes as u32))
+            relu_passing(z, z)
         })
     } else {
         planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
@@ -166,39 +177,37 @@ fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
     flex_tensor(y, planes.shape())
 }
 
+/// As burn's ReLU and its gradient: `value` where the pre-activation `z` is above zero or NaN,
+/// else zero. A bit mask rather than `if`, which LLVM compiles to a branch per vector lane.
+fn relu_passing(z: f32, value: f32) -> f32 {
+    let passes = !(z <= 0.0);
+    f32::from_bits(value.to_bits() & 0u32.wrapping_sub(passes as u32))
+}
+
 impl BatchNormGradients for Flex {
-    fn batch_norm_param_grads(
-        x: FlexTensor,
-        output_grad: FlexTensor,
-        statistics: FlexTensor,
-        epsilon: f64,
-    ) -> FlexTensor {
-        let [x, output_grad, statistics] = [x, output_grad, statistics].map(|t| t.to_contiguous());
-        let planes = Planes::of(&x);
-        let grads = planes.param_grads(f32s(&x), f32s(&output_grad), f32s(&statistics), epsilon);
-        flex_tensor(grads, [2, planes.channels])
+    fn batch_norm_relu_grad(forward: Normalized<Self>, output_grad: FlexTensor) -> FlexTensor {
+        let forward = FlexNormalized::of(forward);
+        let output_grad = output_grad.to_contiguous();
+        let dy = forward.relu_grad(f32s(&output_grad));
+        flex_tensor(dy, forward.planes.shape())
+    }
+
+    fn batch_norm_param_grads(forward: Normalized<Self>, output_grad: FlexTensor) -> FlexTensor {
+        let forward = FlexNormalized::of(forward);
+        let output_grad = output_grad.to_contiguous();
+        let grads = forward.param_grads(f32s(&output_grad));
+        flex_tensor(grads, [2, forward.planes.channels])
     }
 
     fn batch_norm_input_grad(
-        x: FlexTensor,
+        forward: Normalized<Self>,
         output_grad: FlexTensor,
-        gamma: FlexTensor,
-        statistics: FlexTensor,
         param_grads: FlexTensor,
-        epsilon: f64,
     ) -> FlexTensor {
-        let [x, output_grad, gamma, statistics, param_grads] =
-            [x, output_grad, gamma, statistics, param_grads].map(|t| t.to_contiguous());
-        let planes = Planes::of(&x);
-        let dx = planes.input_grad(
-            f32s(&x),
-            f32s(&output_grad),
-            f32s(&gamma),
-            f32s(&statistics),
-            f32s(&param_grads),
-            epsilon,
-        );
-        flex_tensor(dx, planes.shape())
+        let forward = FlexNormalized::of(forward);
+        let [output_grad, param_grads] = [output_grad, param_grads].map(|t| t.to_contiguous());
+        let dx = forward.input_grad(f32s(&output_grad), f32s(&param_grads));
+        flex_tensor(dx, forward.planes.shape())
     }
 }
 
@@ -206,8 +215,8 @@ impl BatchNormGradients for Flex {
 struct BatchNormalizeBackward;
 
 impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
-    /// x, gamma, the statistics and epsilon.
-    type State = (NodeId, NodeId, B::FloatTensorPrimitive, f64);
+    /// x, gamma, beta, the statistics, epsilon and whether the ReLU ran.
+    type State = ([NodeId; 3], B::FloatTensorPrimitive, f64, bool);
 
     fn backward(
         self,
@@ -217,12 +226,23 @@ impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, gamma_state, statistics, epsilon) = ops.state;
-        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-        let gamma = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
+        let (states, statistics, epsilon, relu) = ops.state;
+        let [x, gamma, beta] =
+            states.map(|state| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(state));
         let channels = statistics.shape()[1];
-        let param_grads =
-            B::batch_norm_param_grads(x.clone(), grad.clone(), statistics.clone(), epsilon);
+        let forward = Normalized {
+            x,
+            gamma,
+            beta,
+            statistics,
+            epsilon,
+        };
+        let grad = if relu {
+            B::batch_norm_relu_grad(forward.clone(), grad)
+        } else {
+            grad
+        };
+        let param_grads = B::batch_norm_param_grads(forward.clone(), grad.clone());
         let row = |index: usize| {
             let row = B::float_slice(
                 param_grads.clone(),
@@ -237,8 +257,7 @@ impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
             grads.register::<B>(node.id, row(1));
         }
         if let Some(node) = node_x {
-            let dx =
-                B::batch_norm_input_grad(x, grad, gamma, statistics, param_grads.clone(), epsilon);
+            let dx = B::batch_norm_input_grad(forward, grad, param_grads.clone());
             grads.register::<B>(node.id, dx);
         }
     }
@@ -253,9 +272,10 @@ where
         Self::from_inner(B::batch_statistics(Self::inner(x)))
     }
 
-    /// The ReLU is fused only for inference: under autodiff, the normalisation's own backward
-    /// pass and burn's ReLU. (Fusing the ReLU's mask into the backward kernels measured slower
-    /// than this; the figures are in `docs/performance.md`.)
+    /// With `relu`, the ReLU runs in the normalisation's pass, and the backward pass recomputes
+    /// its mask from `x` in one parallel pass: burn's ReLU would add a forward pass and keep its
+    /// output, both on one thread. (Masking inside the backward sums instead measured slower,
+    /// 9.6-11.7 against 6.7-8.4 ms at 128x16x32x32: `docs/performance.md`.)
     fn batch_normalize(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -264,11 +284,6 @@ where
         epsilon: f64,
         relu: bool,
     ) -> FloatTensor<Self> {
-        if relu {
-            return Self::relu(Self::batch_normalize(
-                x, gamma, beta, statistics, epsilon, false,
-            ));
-        }
         let statistics = Self::inner(statistics);
         match BatchNormalizeBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -276,17 +291,16 @@ where
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let gamma_state = prep.checkpoint(&gamma);
+                let states = [&x, &gamma, &beta].map(|tensor| prep.checkpoint(tensor));
                 let y = B::batch_normalize(
                     Self::inner(x),
                     Self::inner(gamma),
                     Self::inner(beta),
                     statistics.clone(),
                     epsilon,
-                    false,
+                    relu,
                 );
-                prep.finish((x_state, gamma_state, statistics, epsilon), y)
+                prep.finish((states, statistics, epsilon, relu), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::batch_normalize(
                 Self::inner(x),
@@ -294,7 +308,7 @@ where
                 Self::inner(beta),
                 statistics,
                 epsilon,
-                false,
+                relu,
             )),
         }
     }
@@ -440,12 +454,54 @@ impl Planes {
             })
             .unzip()
     }
+}
+
+/// A `batch_normalize` call's tensors, contiguous.
+struct FlexNormalized {
+    planes: Planes,
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    statistics: FlexTensor,
+    epsilon: f64,
+}
+
+impl FlexNormalized {
+    fn of(forward: Normalized<Flex>) -> Self {
+        let [x, gamma, beta, statistics] =
+            [forward.x, forward.gamma, forward.beta, forward.statistics].map(|t| t.to_contiguous());
+        Self {
+            planes: Planes::of(&x),
+            x,
+            gamma,
+            beta,
+            statistics,
+            epsilon: forward.epsilon,
+        }
+    }
+
+    /// `dy` where `x * scale + shift` (the ReLU's input) passes, else zero.
+    fn relu_grad(&self, dy: &[f32]) -> Vec<f32> {
+        let (scale, shift) = self.planes.scale_shift(
+            f32s(&self.gamma),
+            f32s(&self.beta),
+            f32s(&self.statistics),
+            self.epsilon,
+        );
+        self.planes.per_channel_map(
+            dy,
+            f32s(&self.x),
+            |channel| (scale[channel], shift[channel]),
+            |(scale, shift), grad, value| relu_passing(value * scale + shift, grad),
+        )
+    }
 
     /// Rows `Σ dy * (x - mean) / sqrt(variance + epsilon)` (gamma's gradient) and `Σ dy` (beta's).
-    fn param_grads(&self, x: &[f32], dy: &[f32], statistics: &[f32], epsilon: f64) -> Vec<f32> {
-        let (means, variances) = statistics.split_at(self.channels);
-        let sums = self.channel_sums(
-            x,
+    fn param_grads(&self, dy: &[f32]) -> Vec<f32> {
+        let planes = &self.planes;
+        let (means, variances) = f32s(&self.statistics).split_at(planes.channels);
+        let sums = planes.channel_sums(
+            f32s(&self.x),
             dy,
             |channel| means[channel],
             |mean, value, grad| [grad * (value - mean), grad],
@@ -455,7 +511,7 @@ impl Planes {
             .zip(variances)
             .map(|([centred, plain], &variance)| {
                 (
-                    (centred / (variance as f64 + epsilon).sqrt()) as f32,
+                    (centred / (variance as f64 + self.epsilon).sqrt()) as f32,
                     plain as f32,
                 )
             })
@@ -466,32 +522,25 @@ impl Planes {
 
     /// `dx = gamma / std * (dy - Σdy / M - x̂ * Σ(dy x̂) / M)` with `x̂ = (x - mean) / std`, over
     /// the `M` values of each channel, written as one affine map of `dy` and `x` per channel.
-    #[allow(clippy::too_many_arguments)]
-    fn input_grad(
-        &self,
-        x: &[f32],
-        dy: &[f32],
-        gamma: &[f32],
-        statistics: &[f32],
-        param_grads: &[f32],
-        epsilon: f64,
-    ) -> Vec<f32> {
-        let (means, variances) = statistics.split_at(self.channels);
-        let (gamma_grad, beta_grad) = param_grads.split_at(self.channels);
-        let count = self.count();
+    fn input_grad(&self, dy: &[f32], param_grads: &[f32]) -> Vec<f32> {
+        let planes = &self.planes;
+        let (means, variances) = f32s(&self.statistics).split_at(planes.channels);
+        let (gamma_grad, beta_grad) = param_grads.split_at(planes.channels);
+        let gamma = f32s(&self.gamma);
+        let count = planes.count();
         // dx = dy * k_dy + x * k_x + k_0 per channel.
-        let coefficients: Vec<[f32; 3]> = (0..self.channels)
+        let coefficients: Vec<[f32; 3]> = (0..planes.channels)
             .map(|c| {
-                let inv_std = 1.0 / (variances[c] as f64 + epsilon).sqrt();
+                let inv_std = 1.0 / (variances[c] as f64 + self.epsilon).sqrt();
                 let k_dy = gamma[c] as f64 * inv_std;
                 let k_x = -k_dy * inv_std * gamma_grad[c] as f64 / count;
                 let k_0 = -k_dy * beta_grad[c] as f64 / count - k_x * means[c] as f64;
                 [k_dy as f32, k_x as f32, k_0 as f32]
             })
             .collect();
-        self.per_channel_map(
+        planes.per_channel_map(
             dy,
-            x,
+            f32s(&self.x),
             |channel| coefficients[channel],
             |[k_dy, k_x, k_0], grad, value| grad * k_dy + value * k_x + k_0,
         )

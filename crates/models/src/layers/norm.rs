@@ -79,8 +79,8 @@ impl BatchNorm2d {
         }
     }
 
-    /// Batch norm, then the ReLU if `relu`: fused into one pass for inference on the CPU
-    /// backend (15% more ResNet-20 inference throughput); in training the ReLU is burn's.
+    /// Batch norm, then the ReLU if `relu`: fused into batch norm's passes on the CPU backend
+    /// (15% more ResNet-20 inference throughput), in training too.
     fn normalize(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
         let then_relu = |y: Tensor<4>| {
             if relu {
@@ -115,9 +115,10 @@ impl BatchNorm2d {
             self.gamma.val(),
             self.beta.val(),
             self.epsilon,
+            relu,
         ) {
             self.update_running(mean, variance);
-            return then_relu(y);
+            return y;
         }
         let [n, c, h, w] = x.dims();
         let count = (n * h * w) as f64;
