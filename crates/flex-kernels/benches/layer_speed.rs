@@ -3,7 +3,9 @@
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
 //! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
 //! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train` (alone,
-//! followed by burn's ReLU, and with the ReLU fused), and `batch_norm::evaluate`; then `pool::max_pool2d` at the shapes of GoogleNet's pools.
+//! followed by burn's ReLU, and with the ReLU fused), `batch_norm::evaluate`, and a residual
+//! block's `relu(x + shortcut)` as burn's and as `residual::add_relu`; then `pool::max_pool2d`
+//! at the shapes of GoogleNet's pools.
 //! `scripts/layer_speed_pytorch.py` prints the same table for PyTorch. Each forward + backward
 //! figure includes the `sum().backward()` that starts the backward pass, which is also printed on
 //! its own.
@@ -17,12 +19,13 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::MaxPoolOptions;
 use cnnzoo_flex_kernels as flex_kernels;
 use cnnzoo_flex_kernels::conv::{ConvGrad, GemmConvBackend};
-use cnnzoo_flex_kernels::{batch_norm, pool};
+use cnnzoo_flex_kernels::{batch_norm, pool, residual};
 
 const REPEATS: usize = 10;
 
@@ -123,36 +126,39 @@ fn main() {
         time("burn BatchNorm train forward + backward", &shape, &|| {
             backward(burn_bn.forward(x.clone()))
         });
+        for (name, fused_relu, burns_relu) in [
+            (
+                "flex_kernels batch norm train forward + backward",
+                false,
+                false,
+            ),
+            (
+                "flex_kernels batch norm train, then burn's relu, forward + backward",
+                false,
+                true,
+            ),
+            (
+                "flex_kernels batch norm + relu train forward + backward",
+                true,
+                false,
+            ),
+        ] {
+            time(name, &shape, &|| {
+                let (gamma, beta) = (gamma.clone(), beta.clone());
+                let (y, _, _) = batch_norm::train(x.clone(), gamma, beta, EPSILON, fused_relu)
+                    .expect("the flex backend takes the fused kernel");
+                backward(if burns_relu { relu(y) } else { y })
+            });
+        }
+        let shortcut = x.clone().detach().flip([0]);
         time(
-            "flex_kernels batch norm train forward + backward",
+            "burn's relu(x + shortcut) forward + backward",
             &shape,
-            &|| {
-                let (y, _, _) =
-                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, false)
-                        .expect("the flex backend takes the fused kernel");
-                backward(y)
-            },
+            &|| backward(relu(x.clone() + shortcut.clone())),
         );
-        time(
-            "flex_kernels batch norm train, then burn's relu, forward + backward",
-            &shape,
-            &|| {
-                let (y, _, _) =
-                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, false)
-                        .expect("the flex backend takes the fused kernel");
-                backward(burn::tensor::activation::relu(y))
-            },
-        );
-        time(
-            "flex_kernels batch norm + relu train forward + backward",
-            &shape,
-            &|| {
-                let (y, _, _) =
-                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, true)
-                        .expect("the flex backend takes the fused kernel");
-                backward(y)
-            },
-        );
+        time("flex_kernels add_relu forward + backward", &shape, &|| {
+            backward(residual::add_relu(x.clone(), shortcut.clone()))
+        });
         let flex = Device::flex();
         let x_eval = Tensor::<4>::from_data(x.to_data(), &flex);
         let (gamma, beta) = (

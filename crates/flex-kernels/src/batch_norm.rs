@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Slice};
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, runs_on_flex};
+use super::{f32s, flex_tensor, relu_passing, runs_on_flex};
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
 /// the batch's mean and biased variance per channel for the running statistics. With `relu`,
@@ -175,13 +175,6 @@ fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
         })
     };
     flex_tensor(y, planes.shape())
-}
-
-/// As burn's ReLU and its gradient: `value` where the pre-activation `z` is above zero or NaN,
-/// else zero. A bit mask rather than `if`, which LLVM compiles to a branch per vector lane.
-fn relu_passing(z: f32, value: f32) -> f32 {
-    let passes = !(z <= 0.0);
-    f32::from_bits(value.to_bits() & 0u32.wrapping_sub(passes as u32))
 }
 
 impl BatchNormGradients for Flex {

@@ -9,6 +9,7 @@
 //! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
 //!   passes) and its inference pass with an optional ReLU;
 //! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects;
+//! - [`residual`]: `relu(x + shortcut)`, the end of a post-activation residual block;
 //! - [`isa`]: the instruction-set level they run, the processor's best unless `CNNZOO_ISA`
 //!   lowers it.
 //!
@@ -25,6 +26,7 @@ pub mod batch_norm;
 pub mod conv;
 pub mod isa;
 pub mod pool;
+pub mod residual;
 mod same_conv3x3;
 
 /// Whether tensors on `device` are flex tensors, with or without autodiff.
@@ -82,13 +84,20 @@ where
     values
 }
 
+/// As burn's ReLU and its gradient: `value` where the pre-activation `z` is above zero or NaN,
+/// else zero. A bit mask rather than `if`, which LLVM compiles to a branch per vector lane.
+fn relu_passing(z: f32, value: f32) -> f32 {
+    let passes = (z > 0.0) | z.is_nan();
+    f32::from_bits(value.to_bits() & 0u32.wrapping_sub(passes as u32))
+}
+
 /// `total + part`, element by element: how per-thread partial weight gradients are summed.
 fn summed(mut total: Vec<f32>, part: Vec<f32>) -> Vec<f32> {
     total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
     total
 }
 
-fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 

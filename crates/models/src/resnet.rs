@@ -152,7 +152,7 @@ impl ResNetBlock {
             Some(conv) => conv.forward(x),
             None => x,
         };
-        self.act.forward(z + shortcut)
+        self.act.forward_residual(z, shortcut)
     }
 }
 
@@ -476,7 +476,7 @@ impl ResidualBlock {
             Some(projection) => projection.bn.forward(projection.conv.forward(x)),
             None => x,
         };
-        relu(out + shortcut)
+        Act::Relu.forward_residual(out, shortcut)
     }
 }
 

@@ -63,6 +63,15 @@ impl Act {
         }
     }
 
+    /// The activation of a residual sum, `act(z + shortcut)`: for the ReLU one fused pass on
+    /// the CPU backend (`residual::add_relu`).
+    pub fn forward_residual<const D: usize>(self, z: Tensor<D>, shortcut: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Relu => cnnzoo_flex_kernels::residual::add_relu(z, shortcut),
+            _ => self.forward(z + shortcut),
+        }
+    }
+
     /// The gain `torch.nn.init.calculate_gain` gives this activation, which the reference passes
     /// to `kaiming_normal_`. PyTorch has no gain for GELU and the ReLU-like mobile activations;
     /// the reference's ReLU gain is the usual choice for them.

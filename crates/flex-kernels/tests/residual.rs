@@ -1,0 +1,90 @@
+//! `residual::add_relu` (the end of ResNet's post-activation blocks) against burn's
+//! `relu(x + shortcut)` on the same device: the output and the gradients of both operands, with
+//! about half the sums clipped, for contiguous and permuted operands and for shapes that only
+//! broadcast (burn's path).
+mod common;
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use cnnzoo_flex_kernels::residual::add_relu;
+use common::{at_every_isa, normal, seeded_flex};
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+/// Output and both gradients of `add_relu(x, shortcut)` against burn's, with `upstream` as the
+/// output gradient; returns how many outputs were clipped.
+fn check<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>, upstream: Tensor<D>) -> usize {
+    let (x, shortcut) = (x.require_grad(), shortcut.require_grad());
+    let expected = relu(x.clone() + shortcut.clone());
+    let actual = add_relu(x.clone(), shortcut.clone());
+    assert_eq!(actual.dims(), expected.dims());
+    assert_eq!(
+        max_abs_diff(actual.clone(), expected.clone()),
+        0.0,
+        "output"
+    );
+    let clipped = actual
+        .clone()
+        .equal_elem(0.0)
+        .int()
+        .sum()
+        .into_scalar::<i64>() as usize;
+
+    let grads_expected = (expected * upstream.clone()).sum().backward();
+    let grads = (actual * upstream).sum().backward();
+    for (name, operand) in [("x", &x), ("shortcut", &shortcut)] {
+        let d = max_abs_diff(
+            operand.grad(&grads_expected).unwrap(),
+            operand.grad(&grads).unwrap(),
+        );
+        assert_eq!(d, 0.0, "gradient of {name}");
+    }
+    clipped
+}
+
+#[test]
+fn add_relu_matches_burns_add_then_relu() {
+    at_every_isa(|| {
+        let device = seeded_flex(21, true);
+        let shape = [3, 5, 7, 9];
+        let upstream = normal(shape, &device);
+        let clipped = check(normal(shape, &device), normal(shape, &device), upstream);
+        let total = shape.iter().product::<usize>();
+        assert!(
+            clipped > total / 4 && clipped < 3 * total / 4,
+            "{clipped} of {total} outputs clipped"
+        );
+    });
+}
+
+#[test]
+fn add_relu_reads_permuted_operands() {
+    let device = seeded_flex(22, true);
+    let x = normal([4, 3, 6, 5], &device).permute([0, 1, 3, 2]);
+    let shortcut = normal([4, 3, 5, 6], &device);
+    let upstream = normal([4, 3, 5, 6], &device);
+    assert!(check(x, shortcut, upstream) > 0);
+}
+
+#[test]
+fn add_relu_broadcasts_as_burn_does() {
+    let device = seeded_flex(23, true);
+    let upstream = normal([2, 3, 4, 4], &device);
+    assert!(
+        check(
+            normal([2, 3, 4, 4], &device),
+            normal([1, 3, 1, 1], &device),
+            upstream
+        ) > 0
+    );
+}
+
+#[test]
+fn add_relu_without_autodiff_matches() {
+    let device = seeded_flex(24, false);
+    let (x, shortcut) = (normal([2, 4, 3, 3], &device), normal([2, 4, 3, 3], &device));
+    let d = max_abs_diff(add_relu(x.clone(), shortcut.clone()), relu(x + shortcut));
+    assert_eq!(d, 0.0);
+}
