@@ -1,13 +1,13 @@
 //! Kernels for burn's `flex` CPU backend where burn's own take several times PyTorch's time on
 //! the layers the CIFAR models spend their time in: the convolution (forward and both gradients),
-//! batch norm, and max pooling. Each is a burn backend extension with a hand-written autodiff
-//! backward, reached through a function that takes burn's path on every other backend. The
-//! figures are in `docs/performance.md`.
+//! batch norm, the ReLUs after it and after residual sums, and max pooling. Each is a burn
+//! backend extension with a hand-written autodiff backward, reached through a function that
+//! takes burn's path on every other backend. The figures are in `docs/performance.md`.
 //!
 //! - [`conv`]: the convolution and its two gradients (im2col + gemm), with the direct AVX2 3x3
 //!   kernels of `same_conv3x3` where the processor has them;
 //! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
-//!   passes) and its inference pass with an optional ReLU;
+//!   passes) and its inference pass, each with the ReLU that follows where there is one;
 //! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects;
 //! - [`residual`]: `relu(x + shortcut)`, the end of a post-activation residual block;
 //! - [`isa`]: the instruction-set level they run, the processor's best unless `CNNZOO_ISA`
