@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Slice};
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, relu_passing, runs_on_flex};
+use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks};
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
 /// the batch's mean and biased variance per channel for the running statistics. With `relu`,
@@ -371,9 +371,7 @@ impl Planes {
     }
 
     /// `out = f(k, a, b)` for every pair of values, planes in parallel, with
-    /// `k = coefficients(channel)` looked up once per plane (see `channel_sums`). The output is
-    /// written without first being zeroed: at ResNet-20's first stage the zeroing took a third of
-    /// the pass.
+    /// `k = coefficients(channel)` looked up once per plane (see `zip_map_chunks`).
     fn per_channel_map<K: Copy>(
         &self,
         a: &[f32],
@@ -381,8 +379,7 @@ impl Planes {
         coefficients: impl Fn(usize) -> K + Sync,
         f: impl Fn(K, f32, f32) -> f32 + Sync,
     ) -> Vec<f32> {
-        let plane = self.plane();
-        let len = self.batch * self.channels * plane;
+        let len = self.batch * self.channels * self.plane();
         assert!(
             a.len() == len && b.len() == len,
             "batch norm operands of {} and {} values for {:?}",
@@ -390,21 +387,11 @@ impl Planes {
             b.len(),
             self.shape()
         );
-        let mut out = Vec::with_capacity(len);
-        out.spare_capacity_mut()[..len]
-            .par_chunks_mut(plane)
-            .zip(a.par_chunks(plane).zip(b.par_chunks(plane)))
-            .enumerate()
-            .for_each(|(row, (out, (a, b)))| {
-                let k = coefficients(row % self.channels);
-                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                    o.write(f(k, *x, *y));
-                }
-            });
-        // Safety: the three slices have `len` values (asserted above) and are cut into the same
-        // planes, so every one of the `len` values was written above.
-        unsafe { out.set_len(len) };
-        out
+        let f = &f;
+        zip_map_chunks((a, b), self.plane(), |row| {
+            let k = coefficients(row % self.channels);
+            move |x, y| f(k, x, y)
+        })
     }
 
     /// Means, then biased variances around them (two passes, as burn's `BatchNorm`).

@@ -13,9 +13,8 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::relu;
-use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, relu_passing, runs_on_flex};
+use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks};
 
 /// Values per parallel task: large enough that a task's overhead vanishes, small enough that
 /// both threads get several.
@@ -58,7 +57,9 @@ impl ResidualBackend for Flex {
     fn add_relu(x: FlexTensor, shortcut: FlexTensor) -> FlexTensor {
         let shape = x.layout().shape().clone();
         let [x, shortcut] = [x, shortcut].map(|t| t.to_contiguous());
-        let y = zip_map(f32s(&x), f32s(&shortcut), |a, b| relu_passing(a + b, a + b));
+        let y = zip_map_chunks((f32s(&x), f32s(&shortcut)), CHUNK, |_| {
+            |a: f32, b: f32| relu_passing(a + b, a + b)
+        });
         flex_tensor(y, shape)
     }
 }
@@ -67,7 +68,7 @@ impl ResidualGradients for Flex {
     fn add_relu_backward(output: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         let shape = output.layout().shape().clone();
         let [output, output_grad] = [output, output_grad].map(|t| t.to_contiguous());
-        let dx = zip_map(f32s(&output), f32s(&output_grad), relu_passing);
+        let dx = zip_map_chunks((f32s(&output), f32s(&output_grad)), CHUNK, |_| relu_passing);
         flex_tensor(dx, shape)
     }
 }
@@ -117,24 +118,4 @@ where
             }
         }
     }
-}
-
-/// `f(a_i, b_i)` for every pair of values, in parallel chunks, written without first being
-/// zeroed.
-fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    assert_eq!(a.len(), b.len(), "operands of one shape");
-    let len = a.len();
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(out, (a, b))| {
-            for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
-                o.write(f(*a, *b));
-            }
-        });
-    // Safety: the three slices have `len` values and are cut into the same chunks, so every
-    // one of the `len` values was written above.
-    unsafe { out.set_len(len) };
-    out
 }
