@@ -1,6 +1,7 @@
 //! Batch norm's training pass over `[N, C, H, W]` on the flex backend, in four fused passes:
-//! statistics, normalisation, and in the backward pass the two per-channel sums and the input
-//! gradient; and its evaluation, the normalisation pass alone.
+//! statistics (one read), normalisation, and in the backward pass the two per-channel sums (with
+//! the masking of a fused ReLU's gradient) and the input gradient; and its evaluation, the
+//! normalisation pass alone.
 //!
 //! Why: composed from burn's tensor ops (`layers::BatchNorm2d` on other backends) every step of
 //! the formula is its own pass over the activation with its own allocation, forward and
@@ -18,7 +19,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Slice};
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks};
+use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks, zip_map_reduce_chunks};
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
 /// the batch's mean and biased variance per channel for the running statistics. With `relu`,
@@ -116,18 +117,14 @@ pub struct Normalized<B: Backend> {
 
 /// The backward kernels, called by the autodiff backward pass on the backend it wraps.
 pub trait BatchNormGradients: Backend {
-    /// The gradient of the normalisation's output, from that of the ReLU that ran in the same
-    /// pass, with the ReLU's mask recomputed from `x`.
-    fn batch_norm_relu_grad(
-        forward: Normalized<Self>,
-        output_grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// The gradients of gamma and beta, as rows of a `[2, C]` tensor.
+    /// The gradient of the normalisation's output and those of gamma and beta (as rows of a
+    /// `[2, C]` tensor). With `relu`, the output gradient is the ReLU's, which ran in the same
+    /// pass: it is masked first, the mask recomputed from `x`.
     fn batch_norm_param_grads(
         forward: Normalized<Self>,
         output_grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
+        relu: bool,
+    ) -> [FloatTensor<Self>; 2];
 
     /// The gradient of `x`, through the normalisation and through the batch statistics.
     fn batch_norm_input_grad(
@@ -178,18 +175,23 @@ fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
 }
 
 impl BatchNormGradients for Flex {
-    fn batch_norm_relu_grad(forward: Normalized<Self>, output_grad: FlexTensor) -> FlexTensor {
+    fn batch_norm_param_grads(
+        forward: Normalized<Self>,
+        output_grad: FlexTensor,
+        relu: bool,
+    ) -> [FlexTensor; 2] {
         let forward = FlexNormalized::of(forward);
         let output_grad = output_grad.to_contiguous();
-        let dy = forward.relu_grad(f32s(&output_grad));
-        flex_tensor(dy, forward.planes.shape())
-    }
-
-    fn batch_norm_param_grads(forward: Normalized<Self>, output_grad: FlexTensor) -> FlexTensor {
-        let forward = FlexNormalized::of(forward);
-        let output_grad = output_grad.to_contiguous();
-        let grads = forward.param_grads(f32s(&output_grad));
-        flex_tensor(grads, [2, forward.planes.channels])
+        let channels = forward.planes.channels;
+        if !relu {
+            let grads = forward.param_grads(f32s(&output_grad));
+            return [output_grad, flex_tensor(grads, [2, channels])];
+        }
+        let (dy, grads) = forward.relu_param_grads(f32s(&output_grad));
+        [
+            flex_tensor(dy, forward.planes.shape()),
+            flex_tensor(grads, [2, channels]),
+        ]
     }
 
     fn batch_norm_input_grad(
@@ -230,12 +232,7 @@ impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
             statistics,
             epsilon,
         };
-        let grad = if relu {
-            B::batch_norm_relu_grad(forward.clone(), grad)
-        } else {
-            grad
-        };
-        let param_grads = B::batch_norm_param_grads(forward.clone(), grad.clone());
+        let [grad, param_grads] = B::batch_norm_param_grads(forward.clone(), grad, relu);
         let row = |index: usize| {
             let row = B::float_slice(
                 param_grads.clone(),
@@ -266,9 +263,10 @@ where
     }
 
     /// With `relu`, the ReLU runs in the normalisation's pass, and the backward pass recomputes
-    /// its mask from `x` in one parallel pass: burn's ReLU would add a forward pass and keep its
-    /// output, both on one thread. (Masking inside the backward sums instead measured slower,
-    /// 9.6-11.7 against 6.7-8.4 ms at 128x16x32x32: `docs/performance.md`.)
+    /// its mask from `x` and writes the masked gradient in the pass of the parameter sums, each
+    /// plane summed while it is in cache: burn's ReLU would add a forward pass and keep its
+    /// output, both on one thread. (Masking inside the sums' loop itself measured slower, 9.6-11.7
+    /// against 6.7-8.4 ms at 128x16x32x32, as the lanes stop vectorising: `docs/performance.md`.)
     fn batch_normalize(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -340,9 +338,10 @@ impl Planes {
         (self.batch * self.plane()) as f64
     }
 
-    /// Per channel, in parallel: `Σ f(k, a, b)` over the channel's planes of `a` and `b`, where
-    /// `k = coefficients(channel)`. Looking `k` up once per channel rather than per value takes
-    /// the bounds check out of the inner loop, which then vectorises.
+    /// Per channel, `Σ f(k, a, b)` over its planes of `a` and `b`, where `k = coefficients(channel)`:
+    /// each plane's sums in parallel, then added up per channel in image order. Looking `k` up
+    /// once per plane rather than per value takes the bounds check out of the inner loop, which
+    /// then vectorises.
     fn channel_sums<K: Copy, const N: usize>(
         &self,
         a: &[f32],
@@ -350,24 +349,27 @@ impl Planes {
         coefficients: impl Fn(usize) -> K + Sync,
         f: impl Fn(K, f32, f32) -> [f32; N] + Sync,
     ) -> Vec<[f64; N]> {
-        let plane = self.plane();
-        (0..self.channels)
-            .into_par_iter()
-            .map(|channel| {
-                let k = coefficients(channel);
-                let mut total = [0.0; N];
-                for n in 0..self.batch {
-                    let start = (n * self.channels + channel) * plane;
-                    let sums = lane_sums(
-                        &a[start..start + plane],
-                        &b[start..start + plane],
-                        |x, y| f(k, x, y),
-                    );
-                    total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
-                }
-                total
+        let plane = self.plane().max(1);
+        let sums = a
+            .par_chunks(plane)
+            .zip(b.par_chunks(plane))
+            .enumerate()
+            .map(|(row, (a, b))| {
+                let k = coefficients(row % self.channels);
+                lane_sums(a, b, |x, y| f(k, x, y))
             })
-            .collect()
+            .collect();
+        self.by_channel(sums)
+    }
+
+    /// Values of each plane (in `[N, C]` order) added up per channel, in image order.
+    fn by_channel<const N: usize>(&self, planes: Vec<[f64; N]>) -> Vec<[f64; N]> {
+        let mut totals = vec![[0.0; N]; self.channels];
+        for (row, sums) in planes.into_iter().enumerate() {
+            let total = &mut totals[row % self.channels];
+            total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
+        }
+        totals
     }
 
     /// `out = f(k, a, b)` for every pair of values, planes in parallel, with
@@ -394,25 +396,44 @@ impl Planes {
         })
     }
 
-    /// Means, then biased variances around them (two passes, as burn's `BatchNorm`).
+    /// Means, then biased variances, from one read of `x`: each plane's mean and its squared
+    /// deviations around it (a second loop over the plane while it is in cache), combined per
+    /// channel in f64 as Chan et al.'s parallel variance, `M2 = Σ M2_p + m Σ (mean_p - mean)²`
+    /// over planes of `m` values. A third of batch norm's forward reads, and as exact as two
+    /// passes over the channel: no sum of squares of uncentred values.
     fn statistics(&self, x: &[f32]) -> Vec<f32> {
-        let count = self.count();
-        let mut statistics: Vec<f32> = self
-            .channel_sums(x, x, |_| (), |(), value, _| [value])
-            .into_iter()
-            .map(|[sum]| (sum / count) as f32)
+        let m = self.plane() as f64;
+        let moments: Vec<[f64; 2]> = x
+            .par_chunks(self.plane().max(1))
+            .map(|values| {
+                let [sum] = lane_sums(values, values, |value, _| [value]);
+                let mean = sum / m;
+                let centre = mean as f32;
+                let [squares] = lane_sums(values, values, |value, _| {
+                    let centred = value - centre;
+                    [centred * centred]
+                });
+                // Σ (v - c)² = Σ (v - mean)² + m (mean - c)².
+                [mean, squares - m * (mean - f64::from(centre)).powi(2)]
+            })
             .collect();
-        let variances = self.channel_sums(
-            x,
-            x,
-            |channel| statistics[channel],
-            |mean, value, _| {
-                let centred = value - mean;
-                [centred * centred]
-            },
-        );
-        statistics.extend(variances.into_iter().map(|[sum]| (sum / count) as f32));
-        statistics
+        let means: Vec<f64> = self
+            .by_channel(moments.iter().map(|&[mean, _]| [mean]).collect())
+            .into_iter()
+            .map(|[sum]| sum / self.batch as f64)
+            .collect();
+        let deviations = moments
+            .iter()
+            .enumerate()
+            .map(|(row, &[mean, m2])| [m2 + m * (mean - means[row % self.channels]).powi(2)])
+            .collect();
+        let variances = self.by_channel(deviations);
+        let count = self.count();
+        means
+            .iter()
+            .map(|&mean| mean as f32)
+            .chain(variances.into_iter().map(|[m2]| (m2 / count) as f32))
+            .collect()
     }
 
     /// Per channel, `gamma / sqrt(variance + epsilon)` and `beta - mean * scale`.
@@ -460,32 +481,51 @@ impl FlexNormalized {
         }
     }
 
-    /// `dy` where `x * scale + shift` (the ReLU's input) passes, else zero.
-    fn relu_grad(&self, dy: &[f32]) -> Vec<f32> {
-        let (scale, shift) = self.planes.scale_shift(
-            f32s(&self.gamma),
-            f32s(&self.beta),
-            f32s(&self.statistics),
-            self.epsilon,
-        );
-        self.planes.per_channel_map(
-            dy,
-            f32s(&self.x),
-            |channel| (scale[channel], shift[channel]),
-            |(scale, shift), grad, value| relu_passing(value * scale + shift, grad),
-        )
-    }
-
-    /// Rows `Σ dy * (x - mean) / sqrt(variance + epsilon)` (gamma's gradient) and `Σ dy` (beta's).
+    /// Gamma's and beta's gradient rows (`param_rows`) from `dy`, the gradient of the
+    /// normalisation's output.
     fn param_grads(&self, dy: &[f32]) -> Vec<f32> {
-        let planes = &self.planes;
-        let (means, variances) = f32s(&self.statistics).split_at(planes.channels);
-        let sums = planes.channel_sums(
+        let means = f32s(&self.statistics);
+        let sums = self.planes.channel_sums(
             f32s(&self.x),
             dy,
             |channel| means[channel],
             |mean, value, grad| [grad * (value - mean), grad],
         );
+        self.param_rows(sums)
+    }
+
+    /// The ReLU's output gradient `dy` where `x * scale + shift` (the forward's own expression)
+    /// passed, else zero, and from it gamma's and beta's gradient rows as `param_grads` sums
+    /// them, in one pass over `x` and `dy`: each plane is summed just after it is masked.
+    fn relu_param_grads(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let planes = &self.planes;
+        let (scale, shift) = planes.scale_shift(
+            f32s(&self.gamma),
+            f32s(&self.beta),
+            f32s(&self.statistics),
+            self.epsilon,
+        );
+        let means = f32s(&self.statistics);
+        let (masked, sums) = zip_map_reduce_chunks(
+            (f32s(&self.x), dy),
+            planes.plane().max(1),
+            |row| {
+                let channel = row % planes.channels;
+                let (scale, shift) = (scale[channel], shift[channel]);
+                move |value, grad| relu_passing(value * scale + shift, grad)
+            },
+            |row, masked, x| {
+                let mean = means[row % planes.channels];
+                lane_sums(x, masked, |value, grad| [grad * (value - mean), grad])
+            },
+        );
+        (masked, self.param_rows(planes.by_channel(sums)))
+    }
+
+    /// Rows `Σ dy * (x - mean) / sqrt(variance + epsilon)` (gamma's gradient) and `Σ dy` (beta's)
+    /// from the per-channel sums of `dy * (x - mean)` and `dy`.
+    fn param_rows(&self, sums: Vec<[f64; 2]>) -> Vec<f32> {
+        let variances = &f32s(&self.statistics)[self.planes.channels..];
         let (mut gamma_grad, beta_grad): (Vec<f32>, Vec<f32>) = sums
             .into_iter()
             .zip(variances)

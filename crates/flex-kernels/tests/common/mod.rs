@@ -1,4 +1,6 @@
 //! What the kernel tests share: seeded devices and random inputs.
+// Each test file compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 use std::sync::Mutex;
 
 use burn::prelude::*;
