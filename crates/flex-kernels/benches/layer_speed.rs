@@ -11,6 +11,9 @@
 //! its own.
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench -p cnnzoo-flex-kernels --bench layer_speed
+//!
+//! Words after `--` keep the operations whose names contain one of them, to time a change to
+//! one kernel in a minute: `... --bench layer_speed -- "batch norm" "alone"`.
 use std::time::Instant;
 
 use burn::backend::Flex;
@@ -39,6 +42,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn time(name: &str, shape: &str, f: &dyn Fn()) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|filter| name.contains(filter.as_str())) {
+        return;
+    }
     f();
     let started = Instant::now();
     for _ in 0..REPEATS {
