@@ -108,8 +108,10 @@ fn fused_relu_gradients_equal_batch_norm_then_burns_relu() {
     let (clipped_ref, dx_ref, dgamma_ref, dbeta_ref) = gradients(false);
     let total = shape.iter().product::<usize>() as i64;
     assert_eq!(clipped, clipped_ref);
+    // The draw depends on what the other tests draw meanwhile (the seed is the process's), so
+    // only a loose share: enough clipped, and enough passed, for the mask to matter.
     assert!(
-        clipped > total / 4 && clipped < 3 * total / 4,
+        clipped > total / 10 && clipped < 9 * total / 10,
         "{clipped} of {total} clipped"
     );
     assert_eq!(dx, dx_ref, "x's gradient");
