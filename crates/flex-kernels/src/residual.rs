@@ -1,5 +1,5 @@
-//! `relu(x + shortcut)`, the end of a post-activation residual block, in one parallel pass on
-//! the flex backend, and its backward pass in another.
+//! The end of a residual block, `x + shortcut` or `relu(x + shortcut)` (post-activation
+//! blocks), in one parallel pass on the flex backend, and its backward pass in another.
 //!
 //! Why: burn's add and ReLU run on the calling thread alone, each with its own pass and its own
 //! output, while the other core waits; the ReLU's backward pass is a third single-threaded pass.
@@ -23,30 +23,46 @@ const CHUNK: usize = 1 << 14;
 /// `relu(x + shortcut)` as burn computes it, through the kernels below where both live on the
 /// flex backend as f32 tensors of one shape.
 pub fn add_relu<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>) -> Tensor<D> {
+    residual_sum(x, shortcut, true)
+}
+
+/// `x + shortcut` (pre-activation and inverted residual blocks) as burn computes it, through the
+/// kernels below where both live on the flex backend as f32 tensors of one shape.
+pub fn add<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>) -> Tensor<D> {
+    residual_sum(x, shortcut, false)
+}
+
+fn residual_sum<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>, with_relu: bool) -> Tensor<D> {
     let fused = runs_on_flex(&x.device())
         && x.dtype() == DType::F32
         && shortcut.dtype() == DType::F32
         && x.dims() == shortcut.dims();
     if !fused {
-        return relu(x + shortcut);
+        let sum = x + shortcut;
+        return if with_relu { relu(sum) } else { sum };
     }
-    Tensor::from_dispatch(<Dispatch as ResidualBackend>::add_relu(
+    Tensor::from_dispatch(<Dispatch as ResidualBackend>::residual_sum(
         x.into_dispatch(),
         shortcut.into_dispatch(),
+        with_relu,
     ))
 }
 
 /// The forward op, as a burn backend extension.
 #[backend_extension(Flex, Autodiff)]
 pub trait ResidualBackend: Backend {
-    /// `relu(x + shortcut)` of two contiguous-or-not tensors of one shape.
-    fn add_relu(x: FloatTensor<Self>, shortcut: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x + shortcut`, then the ReLU with `relu`, of two contiguous-or-not tensors of one shape.
+    fn residual_sum(
+        x: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self>;
 }
 
 /// The backward kernel, called by the autodiff backward pass on the backend it wraps.
 pub trait ResidualGradients: Backend {
     /// The output gradient where the output is above zero (or NaN), else zero: the gradient of
-    /// both operands.
+    /// both operands of `relu(x + shortcut)`.
     fn add_relu_backward(
         output: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -54,12 +70,17 @@ pub trait ResidualGradients: Backend {
 }
 
 impl ResidualBackend for Flex {
-    fn add_relu(x: FlexTensor, shortcut: FlexTensor) -> FlexTensor {
+    fn residual_sum(x: FlexTensor, shortcut: FlexTensor, relu: bool) -> FlexTensor {
         let shape = x.layout().shape().clone();
         let [x, shortcut] = [x, shortcut].map(|t| t.to_contiguous());
-        let y = zip_map_chunks((f32s(&x), f32s(&shortcut)), CHUNK, |_| {
-            |a: f32, b: f32| relu_passing(a + b, a + b)
-        });
+        let operands = (f32s(&x), f32s(&shortcut));
+        let y = if relu {
+            zip_map_chunks(operands, CHUNK, |_| {
+                |a: f32, b: f32| relu_passing(a + b, a + b)
+            })
+        } else {
+            zip_map_chunks(operands, CHUNK, |_| |a: f32, b: f32| a + b)
+        };
         flex_tensor(y, shape)
     }
 }
@@ -74,11 +95,11 @@ impl ResidualGradients for Flex {
 }
 
 #[derive(Debug)]
-struct AddReluBackward;
+struct ResidualSumBackward;
 
-impl<B: ResidualGradients> Backward<B, 2> for AddReluBackward {
-    /// The output: the ReLU's mask is where it is above zero.
-    type State = B::FloatTensorPrimitive;
+impl<B: ResidualGradients> Backward<B, 2> for ResidualSumBackward {
+    /// The output where the ReLU ran: its mask is where the output is above zero.
+    type State = Option<B::FloatTensorPrimitive>;
 
     fn backward(
         self,
@@ -88,7 +109,10 @@ impl<B: ResidualGradients> Backward<B, 2> for AddReluBackward {
     ) {
         let [node_x, node_shortcut] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let dx = B::add_relu_backward(ops.state, grad);
+        let dx = match ops.state {
+            Some(output) => B::add_relu_backward(output, grad),
+            None => grad,
+        };
         if let Some(node) = node_shortcut {
             grads.register::<B>(node.id, dx.clone());
         }
@@ -103,18 +127,22 @@ where
     B: ResidualBackend + ResidualGradients,
     C: CheckpointStrategy,
 {
-    fn add_relu(x: FloatTensor<Self>, shortcut: FloatTensor<Self>) -> FloatTensor<Self> {
-        match AddReluBackward
+    fn residual_sum(
+        x: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        match ResidualSumBackward
             .prepare::<C>([x.node(), shortcut.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = B::add_relu(Self::inner(x), Self::inner(shortcut));
-                prep.finish(y.clone(), y)
+                let y = B::residual_sum(Self::inner(x), Self::inner(shortcut), relu);
+                prep.finish(relu.then(|| y.clone()), y)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(B::add_relu(Self::inner(x), Self::inner(shortcut)))
+                prep.finish(B::residual_sum(Self::inner(x), Self::inner(shortcut), relu))
             }
         }
     }

@@ -1,12 +1,13 @@
 //! `residual::add_relu` (the end of ResNet's post-activation blocks) against burn's
 //! `relu(x + shortcut)` on the same device: the output and the gradients of both operands, with
 //! about half the sums clipped, for contiguous and permuted operands and for shapes that only
-//! broadcast (burn's path).
+//! broadcast (burn's path); and `residual::add` (pre-activation and inverted residual blocks)
+//! against burn's `x + shortcut`.
 mod common;
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use cnnzoo_flex_kernels::residual::add_relu;
+use cnnzoo_flex_kernels::residual::{add, add_relu};
 use common::{at_every_isa, normal, seeded_flex};
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -87,4 +88,36 @@ fn add_relu_without_autodiff_matches() {
     let (x, shortcut) = (normal([2, 4, 3, 3], &device), normal([2, 4, 3, 3], &device));
     let d = max_abs_diff(add_relu(x.clone(), shortcut.clone()), relu(x + shortcut));
     assert_eq!(d, 0.0);
+}
+
+/// `add`: the output and both gradients bit for bit against burn's `x + shortcut`, with one
+/// operand permuted, and the output without autodiff.
+#[test]
+fn add_matches_burns_add() {
+    let device = seeded_flex(25, true);
+    let x = normal([3, 4, 6, 5], &device)
+        .permute([0, 1, 3, 2])
+        .require_grad();
+    let shortcut = normal([3, 4, 5, 6], &device).require_grad();
+    let upstream = normal([3, 4, 5, 6], &device);
+    let expected = x.clone() + shortcut.clone();
+    let actual = add(x.clone(), shortcut.clone());
+    assert_eq!(actual.dims(), [3, 4, 5, 6]);
+    assert_eq!(max_abs_diff(actual.clone(), expected.clone()), 0.0);
+    let grads_expected = (expected * upstream.clone()).sum().backward();
+    let grads = (actual * upstream).sum().backward();
+    for (name, operand) in [("x", &x), ("shortcut", &shortcut)] {
+        let d = max_abs_diff(
+            operand.grad(&grads_expected).unwrap(),
+            operand.grad(&grads).unwrap(),
+        );
+        assert_eq!(d, 0.0, "gradient of {name}");
+    }
+
+    let device = seeded_flex(26, false);
+    let (x, shortcut) = (normal([2, 4, 3, 3], &device), normal([2, 4, 3, 3], &device));
+    assert_eq!(
+        max_abs_diff(add(x.clone(), shortcut.clone()), x + shortcut),
+        0.0
+    );
 }

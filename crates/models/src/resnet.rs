@@ -203,7 +203,7 @@ impl PreActResNetBlock {
             Some(down) => down.conv.forward(down.bn.forward_activated(x, self.act)),
             None => x,
         };
-        z + shortcut
+        cnnzoo_flex_kernels::residual::add(z, shortcut)
     }
 }
 

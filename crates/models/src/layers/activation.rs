@@ -64,11 +64,11 @@ impl Act {
     }
 
     /// The activation of a residual sum, `act(z + shortcut)`: for the ReLU one fused pass on
-    /// the CPU backend (`residual::add_relu`).
+    /// the CPU backend (`residual::add_relu`), else its parallel add (`residual::add`).
     pub fn forward_residual<const D: usize>(self, z: Tensor<D>, shortcut: Tensor<D>) -> Tensor<D> {
         match self {
             Self::Relu => cnnzoo_flex_kernels::residual::add_relu(z, shortcut),
-            _ => self.forward(z + shortcut),
+            _ => self.forward(cnnzoo_flex_kernels::residual::add(z, shortcut)),
         }
     }
 

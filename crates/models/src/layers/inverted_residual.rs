@@ -90,7 +90,7 @@ impl InvertedResidual {
         if let Some(drop) = &self.stochastic_depth {
             y = drop.forward(y);
         }
-        y + x
+        cnnzoo_flex_kernels::residual::add(y, x)
     }
 
     /// The names, in torchvision's `nn.Sequential` order, of the parts of this block that are
