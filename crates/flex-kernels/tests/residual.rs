@@ -14,27 +14,25 @@ fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
-/// Output and both gradients of `add_relu(x, shortcut)` against burn's, with `upstream` as the
-/// output gradient; returns how many outputs were clipped.
-fn check<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>, upstream: Tensor<D>) -> usize {
+/// Output and both gradients of `ours(x, shortcut)` against `burns(x, shortcut)`, bit for bit,
+/// with `upstream` as the output gradient; returns the output.
+fn compare<const D: usize>(
+    (x, shortcut): (Tensor<D>, Tensor<D>),
+    upstream: Tensor<D>,
+    ours: impl Fn(Tensor<D>, Tensor<D>) -> Tensor<D>,
+    burns: impl Fn(Tensor<D>, Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
     let (x, shortcut) = (x.require_grad(), shortcut.require_grad());
-    let expected = relu(x.clone() + shortcut.clone());
-    let actual = add_relu(x.clone(), shortcut.clone());
+    let expected = burns(x.clone(), shortcut.clone());
+    let actual = ours(x.clone(), shortcut.clone());
     assert_eq!(actual.dims(), expected.dims());
     assert_eq!(
         max_abs_diff(actual.clone(), expected.clone()),
         0.0,
         "output"
     );
-    let clipped = actual
-        .clone()
-        .equal_elem(0.0)
-        .int()
-        .sum()
-        .into_scalar::<i64>() as usize;
-
     let grads_expected = (expected * upstream.clone()).sum().backward();
-    let grads = (actual * upstream).sum().backward();
+    let grads = (actual.clone() * upstream).sum().backward();
     for (name, operand) in [("x", &x), ("shortcut", &shortcut)] {
         let d = max_abs_diff(
             operand.grad(&grads_expected).unwrap(),
@@ -42,7 +40,15 @@ fn check<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>, upstream: Tensor<D>)
         );
         assert_eq!(d, 0.0, "gradient of {name}");
     }
-    clipped
+    actual
+}
+
+/// `compare` for `add_relu` against burn's `relu(x + shortcut)`; returns how many outputs were
+/// clipped.
+fn check<const D: usize>(x: Tensor<D>, shortcut: Tensor<D>, upstream: Tensor<D>) -> usize {
+    let burns = |x: Tensor<D>, shortcut: Tensor<D>| relu(x + shortcut);
+    let actual = compare((x, shortcut), upstream, add_relu, burns);
+    actual.equal_elem(0.0).int().sum().into_scalar::<i64>() as usize
 }
 
 #[test]
@@ -60,13 +66,16 @@ fn add_relu_matches_burns_add_then_relu() {
     });
 }
 
+/// `add_relu`, and `add` against burn's `x + shortcut`, with one operand permuted.
 #[test]
-fn add_relu_reads_permuted_operands() {
+fn add_relu_and_add_read_permuted_operands() {
     let device = seeded_flex(22, true);
     let x = normal([4, 3, 6, 5], &device).permute([0, 1, 3, 2]);
     let shortcut = normal([4, 3, 5, 6], &device);
     let upstream = normal([4, 3, 5, 6], &device);
-    assert!(check(x, shortcut, upstream) > 0);
+    assert!(check(x.clone(), shortcut.clone(), upstream.clone()) > 0);
+    let output = compare((x, shortcut), upstream, add, |x, shortcut| x + shortcut);
+    assert_eq!(output.dims(), [4, 3, 5, 6]);
 }
 
 #[test]
@@ -90,30 +99,8 @@ fn add_relu_without_autodiff_matches() {
     assert_eq!(d, 0.0);
 }
 
-/// `add`: the output and both gradients bit for bit against burn's `x + shortcut`, with one
-/// operand permuted, and the output without autodiff.
 #[test]
-fn add_matches_burns_add() {
-    let device = seeded_flex(25, true);
-    let x = normal([3, 4, 6, 5], &device)
-        .permute([0, 1, 3, 2])
-        .require_grad();
-    let shortcut = normal([3, 4, 5, 6], &device).require_grad();
-    let upstream = normal([3, 4, 5, 6], &device);
-    let expected = x.clone() + shortcut.clone();
-    let actual = add(x.clone(), shortcut.clone());
-    assert_eq!(actual.dims(), [3, 4, 5, 6]);
-    assert_eq!(max_abs_diff(actual.clone(), expected.clone()), 0.0);
-    let grads_expected = (expected * upstream.clone()).sum().backward();
-    let grads = (actual * upstream).sum().backward();
-    for (name, operand) in [("x", &x), ("shortcut", &shortcut)] {
-        let d = max_abs_diff(
-            operand.grad(&grads_expected).unwrap(),
-            operand.grad(&grads).unwrap(),
-        );
-        assert_eq!(d, 0.0, "gradient of {name}");
-    }
-
+fn add_without_autodiff_matches() {
     let device = seeded_flex(26, false);
     let (x, shortcut) = (normal([2, 4, 3, 3], &device), normal([2, 4, 3, 3], &device));
     assert_eq!(
