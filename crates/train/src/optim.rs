@@ -74,18 +74,43 @@ fn with_group<O: Optimizer>(
 /// Paths, not ids: a resumed run's parameters take their ids from the checkpoint, so the ids of
 /// the fresh module the optimizer is built from would match none of them.
 pub fn no_decay_paths<M: Module>(module: &M) -> Vec<String> {
-    let mut visitor = NoDecayPaths::default();
-    module.visit(&mut visitor);
-    visitor.found
+    visit_with_paths(module, NoDecayPaths::default()).0
 }
 
 #[derive(Default)]
-struct NoDecayPaths {
-    path: Vec<String>,
-    found: Vec<String>,
+struct NoDecayPaths(Vec<String>);
+
+impl PathVisitor for NoDecayPaths {
+    fn visit_float<const D: usize>(&mut self, path: &str, _param: &Param<Tensor<D>>) {
+        if D <= 1 {
+            self.0.push(path.to_string());
+        }
+    }
 }
 
-impl ModuleVisitor for NoDecayPaths {
+/// A visit of a module's float parameters that is told each one's path, as `no_decay_paths`
+/// spells it.
+trait PathVisitor {
+    fn visit_float<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
+}
+
+/// Runs `visitor` over `module`'s float parameters with their paths, and gives it back.
+fn visit_with_paths<M: Module, V: PathVisitor>(module: &M, visitor: V) -> V {
+    let mut with_paths = WithPaths {
+        path: Vec::new(),
+        visitor,
+    };
+    module.visit(&mut with_paths);
+    with_paths.visitor
+}
+
+/// The field names from the root down to the module being visited.
+struct WithPaths<V> {
+    path: Vec<String>,
+    visitor: V,
+}
+
+impl<V: PathVisitor> ModuleVisitor for WithPaths<V> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -94,10 +119,8 @@ impl ModuleVisitor for NoDecayPaths {
         self.path.pop();
     }
 
-    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
-        if D <= 1 {
-            self.found.push(self.path.join("."));
-        }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.visitor.visit_float(&self.path.join("."), param);
     }
 }
 
@@ -134,35 +157,24 @@ mod tests {
     /// A zero gradient for every float parameter, and each parameter's path, rank and values.
     #[derive(Default)]
     struct Inspect {
-        path: Vec<String>,
         grads: GradientsParams,
         params: Vec<(String, usize, Vec<f32>)>,
         ids: Vec<ParamId>,
     }
 
-    impl ModuleVisitor for Inspect {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+    impl PathVisitor for Inspect {
+        fn visit_float<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             let value = param.val();
             self.grads
                 .register(param.id, value.clone().inner().zeros_like());
             let values = value.into_data().try_to_vec::<f32>().unwrap();
-            self.params.push((self.path.join("."), D, values));
+            self.params.push((path.to_string(), D, values));
             self.ids.push(param.id);
         }
     }
 
     fn inspect(model: &Classifier) -> Inspect {
-        let mut inspect = Inspect::default();
-        model.visit(&mut inspect);
-        inspect
+        visit_with_paths(model, Inspect::default())
     }
 
     fn sgd(no_decay_norm_bias: bool) -> OptimizerConfig {
