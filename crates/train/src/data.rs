@@ -507,6 +507,12 @@ mod tests {
         Ok(config)
     }
 
+    /// Asserts that `extra` is refused with an error that says `expected`.
+    fn assert_refused(extra: &str, expected: impl AsRef<str>) {
+        let error = config(extra).unwrap_err().to_string();
+        assert!(error.contains(expected.as_ref()), "{extra}: {error}");
+    }
+
     #[test]
     fn without_data_the_resolved_config_has_no_data_table() {
         let plain = config("").unwrap();
@@ -531,10 +537,9 @@ mod tests {
             DataSource::Cifar(CifarKind::Cifar100Coarse)
         );
         assert_eq!(coarse.data.title(), "CIFAR-100 (coarse labels)");
-        let error = config("data.labels = \"fine\"").unwrap_err().to_string();
-        assert!(
-            error.contains("data.labels = \"fine\" is for CIFAR-100 only"),
-            "{error}"
+        assert_refused(
+            "data.labels = \"fine\"",
+            "data.labels = \"fine\" is for CIFAR-100 only",
         );
     }
 
@@ -556,24 +561,17 @@ mod tests {
                 std: [0.2, 0.2, 0.25]
             })
         );
-        let error = config("data.mean = [0.5, 0.4, 0.3]")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("data.mean and data.std go together"),
-            "{error}"
+        assert_refused(
+            "data.mean = [0.5, 0.4, 0.3]",
+            "data.mean and data.std go together",
         );
-        let error = config("data = { mean = [0.5, 0.4, 0.3], std = [0.2, 0.0, 0.25] }")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("data.std must be three positive numbers"),
-            "{error}"
+        assert_refused(
+            "data = { mean = [0.5, 0.4, 0.3], std = [0.2, 0.0, 0.25] }",
+            "data.std must be three positive numbers",
         );
-        let error = config("data.eval_workers = 0").unwrap_err().to_string();
-        assert!(
-            error.contains("data.eval_workers must be at least 1"),
-            "{error}"
+        assert_refused(
+            "data.eval_workers = 0",
+            "data.eval_workers must be at least 1",
         );
     }
 
@@ -602,25 +600,19 @@ mod tests {
             ("skip_bad_images", "true"),
             ("cache_dir", "\"/tmp\""),
         ] {
-            let error = config(&format!("data.{key} = {value}"))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.contains(&format!("data.{key} is for folder data sets")),
-                "{error}"
+            assert_refused(
+                &format!("data.{key} = {value}"),
+                format!("data.{key} is for folder data sets"),
             );
         }
-        let error = config("data = { dataset = \"folder\", image_size = 4 }")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("data.image_size must be between 8 and 1024"),
-            "{error}"
+        assert_refused(
+            "data = { dataset = \"folder\", image_size = 4 }",
+            "data.image_size must be between 8 and 1024",
         );
-        let error = config("data = { dataset = \"folder\", crop_pct = 1.5 }")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("data.crop_pct must be in (0, 1]"), "{error}");
+        assert_refused(
+            "data = { dataset = \"folder\", crop_pct = 1.5 }",
+            "data.crop_pct must be in (0, 1]",
+        );
     }
 
     #[test]
@@ -628,12 +620,9 @@ mod tests {
         let moved = config("data = { val_fraction = 0.2, workers = 3 }").unwrap();
         assert_eq!((moved.val_fraction, moved.workers), (0.2, 3));
         assert_eq!(moved.data, DataConfig::default());
-        let error = config("val_fraction = 0.1\ndata.val_fraction = 0.2")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("val_fraction and data.val_fraction are the same setting"),
-            "{error}"
+        assert_refused(
+            "val_fraction = 0.1\ndata.val_fraction = 0.2",
+            "val_fraction and data.val_fraction are the same setting",
         );
     }
 }
