@@ -45,45 +45,77 @@ fn erase_seeded(
     (erased, region)
 }
 
-#[test]
-fn erased_boxes_have_the_area_and_ratio_asked_for_and_zeros_inside() {
-    let (height, width) = (20, 30);
-    let area = (height * width) as f64;
+/// Erases a 3-channel `height` x `width` image with the default random erasing at p = 1 filling
+/// with `value`, once per seed; checks that every value outside the box is left bit for bit,
+/// and calls `check(region, erased)` with the box and the `(channel, value)` of every value
+/// inside it.
+fn erase_each_seed(
+    value: ErasingValue,
+    (height, width): (usize, usize),
+    seeds: std::ops::Range<u64>,
+    mut check: impl FnMut(&CropParams, Vec<(usize, f32)>),
+) {
     let erasing = RandomErasing {
         p: 1.0,
+        value,
         ..RandomErasing::default()
     };
     let original = image(3, height, width);
-    let (mut smallest, mut largest) = (f64::MAX, 0.0f64);
-    for seed in 0..2_000 {
+    for seed in seeds {
         let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
-        let region =
-            region.expect("a box between 2% and 33% always fits in 20x30 within 10 attempts");
-        let (h, w) = (region.height as f64, region.width as f64);
-        assert!(region.height < height && region.width < width, "{region:?}");
-        assert!(region.top + region.height <= height && region.left + region.width <= width);
-        // The drawn area A and ratio r satisfy 0.02 <= A / 600 <= 0.33 and 0.3 <= r <= 3.3
-        // before h = round(sqrt(A r)) and w = round(sqrt(A / r)): allow half a pixel either way.
-        assert!((h + 0.5) * (w + 0.5) >= 0.02 * area, "{region:?}");
-        assert!((h - 0.5) * (w - 0.5) <= 0.33 * area, "{region:?}");
-        assert!((h + 0.5) / (w - 0.5) >= 0.3, "{region:?}");
-        assert!((h - 0.5) / (w + 0.5) <= 3.3, "{region:?}");
-        smallest = smallest.min(h * w / area);
-        largest = largest.max(h * w / area);
+        let region = region.expect("the box fits");
+        let mut inside_values = Vec::new();
         each_value(
             &original,
             &erased,
             height,
             width,
-            |before, after, _, y, x| {
+            |before, after, channel, y, x| {
                 if inside(&region, y, x) {
-                    assert_eq!(after, 0.0);
+                    inside_values.push((channel, after));
                 } else {
                     assert_eq!(after.to_bits(), before.to_bits());
                 }
             },
         );
+        check(&region, inside_values);
     }
+}
+
+/// Mean and biased variance.
+fn moments(values: &[f64]) -> (f64, f64) {
+    let count = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / count;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count;
+    (mean, variance)
+}
+
+#[test]
+fn erased_boxes_have_the_area_and_ratio_asked_for_and_zeros_inside() {
+    let (height, width) = (20, 30);
+    let area = (height * width) as f64;
+    let (mut smallest, mut largest) = (f64::MAX, 0.0f64);
+    // A box between 2% and 33% always fits in 20x30 within 10 attempts.
+    erase_each_seed(
+        ErasingValue::Zero,
+        (height, width),
+        0..2_000,
+        |region, erased| {
+            let (h, w) = (region.height as f64, region.width as f64);
+            assert!(region.height < height && region.width < width, "{region:?}");
+            assert!(region.top + region.height <= height && region.left + region.width <= width);
+            // The drawn area A and ratio r satisfy 0.02 <= A / 600 <= 0.33 and 0.3 <= r <= 3.3
+            // before h = round(sqrt(A r)) and w = round(sqrt(A / r)): allow half a pixel either way.
+            assert!((h + 0.5) * (w + 0.5) >= 0.02 * area, "{region:?}");
+            assert!((h - 0.5) * (w - 0.5) <= 0.33 * area, "{region:?}");
+            assert!((h + 0.5) / (w - 0.5) >= 0.3, "{region:?}");
+            assert!((h - 0.5) / (w + 0.5) <= 3.3, "{region:?}");
+            smallest = smallest.min(h * w / area);
+            largest = largest.max(h * w / area);
+            assert_eq!(erased.len(), 3 * region.height * region.width);
+            assert!(erased.iter().all(|&(_, value)| value == 0.0));
+        },
+    );
     // Both ends of the area range are reached.
     assert!(smallest < 0.03 && largest > 0.3, "{smallest} {largest}");
 }
@@ -125,34 +157,12 @@ fn erasing_probability_zero_or_no_fitting_box_leaves_the_image_alone() {
 
 #[test]
 fn random_values_are_fresh_standard_normals_per_pixel() {
-    let (height, width) = (32, 32);
-    let erasing = RandomErasing {
-        p: 1.0,
-        value: ErasingValue::Random,
-        ..RandomErasing::default()
-    };
-    let original = image(3, height, width);
     let mut values = Vec::new();
-    for seed in 0..100 {
-        let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
-        let region = region.expect("fits");
-        each_value(
-            &original,
-            &erased,
-            height,
-            width,
-            |before, after, _, y, x| {
-                if inside(&region, y, x) {
-                    values.push(f64::from(after));
-                } else {
-                    assert_eq!(after.to_bits(), before.to_bits());
-                }
-            },
-        );
-    }
+    erase_each_seed(ErasingValue::Random, (32, 32), 0..100, |_, erased| {
+        values.extend(erased.into_iter().map(|(_, value)| f64::from(value)));
+    });
     let count = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / count;
-    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count;
+    let (mean, variance) = moments(&values);
     assert!(count > 10_000.0, "{count}");
     assert!(
         mean.abs() < 0.05 && (variance - 1.0).abs() < 0.05,
@@ -167,42 +177,17 @@ fn random_values_are_fresh_standard_normals_per_pixel() {
 
 #[test]
 fn per_channel_values_are_one_standard_normal_per_channel() {
-    let (height, width) = (16, 24);
-    let erasing = RandomErasing {
-        p: 1.0,
-        value: ErasingValue::PerChannel,
-        ..RandomErasing::default()
-    };
-    let original = image(3, height, width);
     let mut channel_values = Vec::new();
-    for seed in 0..2_000 {
-        let (erased, region) = erase_seeded(&erasing, &original, (height, width), seed);
-        let region = region.expect("fits");
+    erase_each_seed(ErasingValue::PerChannel, (16, 24), 0..2_000, |_, erased| {
         let mut seen = [None; 3];
-        each_value(
-            &original,
-            &erased,
-            height,
-            width,
-            |before, after, channel, y, x| {
-                if inside(&region, y, x) {
-                    assert_eq!(*seen[channel].get_or_insert(after), after);
-                } else {
-                    assert_eq!(after.to_bits(), before.to_bits());
-                }
-            },
-        );
+        for (channel, value) in erased {
+            assert_eq!(*seen[channel].get_or_insert(value), value);
+        }
         let seen = seen.map(|value| value.expect("every channel has erased pixels"));
         assert!(seen[0] != seen[1] && seen[1] != seen[2], "{seen:?}");
         channel_values.extend(seen.map(f64::from));
-    }
-    let count = channel_values.len() as f64;
-    let mean = channel_values.iter().sum::<f64>() / count;
-    let variance = channel_values
-        .iter()
-        .map(|v| (v - mean).powi(2))
-        .sum::<f64>()
-        / count;
+    });
+    let (mean, variance) = moments(&channel_values);
     assert!(
         mean.abs() < 0.06 && (variance - 1.0).abs() < 0.08,
         "{mean} {variance}"
