@@ -4,7 +4,7 @@
 
 use cnnzoo_cifar::{CifarKind, FetchOptions, Source, load};
 
-use crate::common::{LocalServer, Reply, quiet, synthetic_image};
+use crate::common::{quiet, refused_download, synthetic_image};
 use crate::synthetic::{cifar100_labels, cifar100_python_archive};
 
 /// A binary record: the coarse label byte, the fine one, then the pixels.
@@ -103,20 +103,10 @@ fn a_missing_cifar100_is_downloaded_as_the_python_archive() {
     );
 
     // A download is checked against torchvision's md5 of the python archive, under its name.
-    let body = cifar100_python_archive(3, 1);
-    let server = LocalServer::start(body, vec![Reply::Serve { honour_range: true }]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let options = FetchOptions {
-        url: Some(server.url.clone()),
-        verbose: false,
-    };
-    let message = load(CifarKind::Cifar100, dir.path(), &options)
-        .expect_err("not the official archive")
-        .to_string();
+    let (message, _dir) = refused_download(CifarKind::Cifar100, cifar100_python_archive(3, 1));
     assert!(
         message.contains("eb9058c3a382ffc7106e4002c42a8d85"),
         "{message}"
     );
     assert!(message.contains("cifar-100-python.tar.gz"), "{message}");
-    server.join();
 }

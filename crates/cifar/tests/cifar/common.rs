@@ -249,6 +249,22 @@ pub fn refused_url() -> String {
     format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz")
 }
 
+/// Serves `body` as `kind`'s archive to a `load` into a fresh folder, which must refuse it as
+/// not the official file; returns the error's message and the folder.
+pub fn refused_download(kind: CifarKind, body: Vec<u8>) -> (String, tempfile::TempDir) {
+    let server = LocalServer::start(body, vec![Reply::Serve { honour_range: true }]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = FetchOptions {
+        url: Some(server.url.clone()),
+        verbose: false,
+    };
+    let message = load(kind, dir.path(), &options)
+        .expect_err("not the official archive")
+        .to_string();
+    server.join();
+    (message, dir)
+}
+
 /// md5 of bytes, as hex.
 pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use cnnzoo_cifar::{CifarError, CifarKind, FetchOptions, download, load, part_path};
 use tempfile::TempDir;
 
-use crate::common::{LocalServer, MINI_ARCHIVE, Reply, md5_hex, refused_url};
+use crate::common::{LocalServer, MINI_ARCHIVE, Reply, md5_hex, refused_download, refused_url};
 
 /// Starts a local server of a 200 kB payload that answers with `replies`. Returns the payload, the
 /// server, the path to download the archive to and its temporary folder (deleted when dropped).
@@ -104,22 +104,13 @@ fn a_downloaded_archive_must_be_the_official_one() {
     // The mini archive is real CIFAR data but not the official file: a download of it is
     // refused (a local copy of it is accepted, see the data tests).
     let body = std::fs::read(MINI_ARCHIVE).expect("mini archive");
-    let server = LocalServer::start(body, vec![Reply::Serve { honour_range: true }]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let options = FetchOptions {
-        url: Some(server.url.clone()),
-        verbose: false,
-    };
-    let message = load(CifarKind::Cifar10, dir.path(), &options)
-        .expect_err("not the official archive")
-        .to_string();
+    let (message, dir) = refused_download(CifarKind::Cifar10, body);
     assert!(
         message.contains("c32a1d4ab5d03f1284b67883e8d87530"),
         "{message}"
     );
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
     assert!(left.is_empty(), "nothing is left behind");
-    server.join();
 }
 
 #[test]
