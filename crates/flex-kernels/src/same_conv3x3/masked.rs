@@ -291,14 +291,14 @@ mod avx512 {
         let mut sums = [[_mm512_setzero_ps(); VECS]; BLOCK];
         let image = kernel.image.as_ptr();
         let weights = kernel.weights.as_ptr();
-        for c in 0..kernel.inputs {
-            let plane = image.wrapping_add(c * kernel.plane + kernel.start);
-            for (t, &offset) in kernel.offsets.iter().enumerate() {
+        // Taps outside, input channels inside: each tap's masks and offset are loaded once.
+        for (t, &offset) in kernel.offsets.iter().enumerate() {
+            let masks: [u16; VECS] = std::array::from_fn(|v| kernel.masks[v][t]);
+            let tap = image.wrapping_offset(kernel.start as isize + offset);
+            for c in 0..kernel.inputs {
+                let plane = tap.wrapping_add(c * kernel.plane);
                 let xs: [__m512; VECS] = std::array::from_fn(|v| unsafe {
-                    _mm512_maskz_loadu_ps(
-                        kernel.masks[v][t],
-                        plane.wrapping_offset(offset + (v * LANES) as isize),
-                    )
+                    _mm512_maskz_loadu_ps(masks[v], plane.wrapping_add(v * LANES))
                 });
                 for (o, sums) in sums.iter_mut().enumerate() {
                     let at = (o / pack_block) * pack_len + (c * TAPS + t) * pack_block;
