@@ -148,12 +148,17 @@ mod tests {
         out
     }
 
-    #[test]
-    fn clipping_by_norm_bounds_the_global_norm_and_keeps_the_direction() {
+    /// `tiny`'s gradient values before and after `clip`.
+    fn clipped(clip: GradClip) -> (Vec<f32>, Vec<f32>) {
         let (tiny, mut grads) = tiny();
         let before = values(&tiny, &grads);
-        clip_gradients(&mut grads, &tiny, GradClip::Norm(1.0));
-        let after = values(&tiny, &grads);
+        clip_gradients(&mut grads, &tiny, clip);
+        (before, values(&tiny, &grads))
+    }
+
+    #[test]
+    fn clipping_by_norm_bounds_the_global_norm_and_keeps_the_direction() {
+        let (before, after) = clipped(GradClip::Norm(1.0));
         let norm = after.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "global norm {norm}");
         // One factor for all, 1 / (sqrt(31) + 1e-6): not each tensor scaled to its own norm.
@@ -165,19 +170,15 @@ mod tests {
 
     #[test]
     fn a_norm_below_the_bound_leaves_the_gradients_bit_for_bit() {
-        let (tiny, mut grads) = tiny();
-        let before = values(&tiny, &grads);
-        clip_gradients(&mut grads, &tiny, GradClip::Norm(5.6));
-        let after = values(&tiny, &grads);
+        let (before, after) = clipped(GradClip::Norm(5.6));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&before), bits(&after));
     }
 
     #[test]
     fn clipping_by_value_clamps_each_element() {
-        let (tiny, mut grads) = tiny();
-        clip_gradients(&mut grads, &tiny, GradClip::Value(0.5));
-        assert_eq!(values(&tiny, &grads), [0.5, -0.5, 0.0, 0.5, -0.5, 0.5]);
+        let (_, after) = clipped(GradClip::Value(0.5));
+        assert_eq!(after, [0.5, -0.5, 0.0, 0.5, -0.5, 0.5]);
     }
 
     #[test]
