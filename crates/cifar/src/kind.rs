@@ -151,6 +151,49 @@ const CIFAR100_COARSE_CLASSES: [&str; 20] = [
     "vehicles_2",
 ];
 
+/// One official archive of a data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Archive {
+    /// Its file name.
+    pub file: &'static str,
+    /// The folder it holds its files in.
+    pub folder: &'static str,
+    /// Where it is published.
+    pub url: &'static str,
+    /// Its md5.
+    pub md5: &'static str,
+}
+
+const CIFAR10_ARCHIVES: [Archive; 2] = [
+    Archive {
+        file: "cifar-10-binary.tar.gz",
+        folder: "cifar-10-batches-bin",
+        url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+        md5: "c32a1d4ab5d03f1284b67883e8d87530",
+    },
+    Archive {
+        file: "cifar-10-python.tar.gz",
+        folder: "cifar-10-batches-py",
+        url: "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        md5: "c58f30108f718f92721af3b95e74349a",
+    },
+];
+
+const CIFAR100_ARCHIVES: [Archive; 2] = [
+    Archive {
+        file: "cifar-100-binary.tar.gz",
+        folder: "cifar-100-binary",
+        url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+        md5: "03b5dce01913d631647c71ecec9e9cb8",
+    },
+    Archive {
+        file: "cifar-100-python.tar.gz",
+        folder: "cifar-100-python",
+        url: "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        md5: "eb9058c3a382ffc7106e4002c42a8d85",
+    },
+];
+
 impl CifarKind {
     /// The name used in messages.
     pub fn name(self) -> &'static str {
@@ -174,77 +217,28 @@ impl CifarKind {
         }
     }
 
-    /// The folder the official binary archive holds its files in (an extracted copy has it too).
-    pub fn binary_folder(self) -> &'static str {
+    /// The official binary archive: the folder it holds its files in (an extracted copy has it
+    /// too), its file name, where it is published and its md5 as published next to it.
+    pub fn binary(self) -> &'static Archive {
+        &self.archives()[0]
+    }
+
+    /// The official python archive: the folder it holds its files in (what torchvision leaves
+    /// behind when it extracts it), its file name, where it is published (what a missing
+    /// CIFAR-100 is downloaded from, as torchvision does) and its md5 (the one torchvision
+    /// checks).
+    pub fn python(self) -> &'static Archive {
+        &self.archives()[1]
+    }
+
+    fn archives(self) -> &'static [Archive; 2] {
         match self {
-            Self::Cifar10 => "cifar-10-batches-bin",
-            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-binary",
+            Self::Cifar10 => &CIFAR10_ARCHIVES,
+            Self::Cifar100 | Self::Cifar100Coarse => &CIFAR100_ARCHIVES,
         }
     }
 
-    /// The folder the official python archive holds its files in (what torchvision leaves
-    /// behind when it extracts it).
-    pub fn python_folder(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "cifar-10-batches-py",
-            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-python",
-        }
-    }
-
-    /// File name of the official binary archive.
-    pub fn binary_archive(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "cifar-10-binary.tar.gz",
-            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-binary.tar.gz",
-        }
-    }
-
-    /// File name of the official python archive.
-    pub fn python_archive(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "cifar-10-python.tar.gz",
-            Self::Cifar100 | Self::Cifar100Coarse => "cifar-100-python.tar.gz",
-        }
-    }
-
-    /// Where the official binary archive is published.
-    pub fn official_url(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-            Self::Cifar100 | Self::Cifar100Coarse => {
-                "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
-            }
-        }
-    }
-
-    /// Where the official python archive is published: what a missing CIFAR-100 is downloaded
-    /// from, as torchvision does (its md5 is the one torchvision checks).
-    pub fn official_python_url(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-            Self::Cifar100 | Self::Cifar100Coarse => {
-                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
-            }
-        }
-    }
-
-    /// md5 of the official binary archive, as published next to it.
-    pub fn official_md5(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "c32a1d4ab5d03f1284b67883e8d87530",
-            Self::Cifar100 | Self::Cifar100Coarse => "03b5dce01913d631647c71ecec9e9cb8",
-        }
-    }
-
-    /// md5 of the official python archive.
-    pub fn official_python_md5(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "c58f30108f718f92721af3b95e74349a",
-            Self::Cifar100 | Self::Cifar100Coarse => "eb9058c3a382ffc7106e4002c42a8d85",
-        }
-    }
-
-    /// Training and test batch files of the binary format, relative to [`Self::binary_folder`].
+    /// Training and test batch files of the binary format, relative to [`Self::binary`]'s folder.
     pub(crate) fn binary_batches(self) -> (Vec<&'static str>, &'static str) {
         match self {
             Self::Cifar10 => (
@@ -261,7 +255,7 @@ impl CifarKind {
         }
     }
 
-    /// Training and test batch files of the python format, relative to [`Self::python_folder`].
+    /// Training and test batch files of the python format, relative to [`Self::python`]'s folder.
     pub(crate) fn python_batches(self) -> (Vec<&'static str>, &'static str) {
         match self {
             Self::Cifar10 => (

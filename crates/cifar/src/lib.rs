@@ -93,7 +93,7 @@ pub use folder::{
     MAX_FOLDER_CLASSES, default_cache_dir, eval_resize, load_folder,
 };
 pub use image_ops::{ImageOp, apply_op, apply_op_into};
-pub use kind::CifarKind;
+pub use kind::{Archive, CifarKind};
 pub use loader::{EpochLoader, FIRST_EPOCH};
 pub use mixing::{MixKind, MixOutcome, Mixup, smoothed_one_hot};
 pub use parse::{parse_binary_batch, parse_python_batch, read_source};

@@ -64,8 +64,8 @@ impl Format {
     /// The folder of the batch files, in an archive or extracted.
     fn folder(self, kind: CifarKind) -> &'static str {
         match self {
-            Self::Binary => kind.binary_folder(),
-            Self::Python => kind.python_folder(),
+            Self::Binary => kind.binary().folder,
+            Self::Python => kind.python().folder,
         }
     }
 

@@ -64,8 +64,8 @@ impl FetchOptions {
     pub fn url_for(&self, kind: CifarKind) -> String {
         self.url.clone().unwrap_or_else(|| {
             match kind {
-                CifarKind::Cifar10 => kind.official_url(),
-                CifarKind::Cifar100 | CifarKind::Cifar100Coarse => kind.official_python_url(),
+                CifarKind::Cifar10 => kind.binary().url,
+                CifarKind::Cifar100 | CifarKind::Cifar100Coarse => kind.python().url,
             }
             .to_owned()
         })
@@ -113,32 +113,32 @@ impl Source {
 /// used even when it is not the official file (a note says so); a downloaded one must match
 /// the official md5.
 pub fn locate(kind: CifarKind, data_dir: &Path, options: &FetchOptions) -> Result<Source> {
-    let binary_folder = data_dir.join(kind.binary_folder());
+    let binary_folder = data_dir.join(kind.binary().folder);
     if binary_folder.is_dir() {
         return Ok(Source::BinaryFolder(binary_folder));
     }
-    let python_folder = data_dir.join(kind.python_folder());
+    let python_folder = data_dir.join(kind.python().folder);
     if python_folder.is_dir() {
         return Ok(Source::PythonFolder(python_folder));
     }
-    let binary_archive = data_dir.join(kind.binary_archive());
+    let binary_archive = data_dir.join(kind.binary().file);
     if binary_archive.is_file() {
-        note_unofficial(&binary_archive, kind.official_md5(), options)?;
+        note_unofficial(&binary_archive, kind.binary().md5, options)?;
         return Ok(Source::BinaryArchive(binary_archive));
     }
-    let python_archive = data_dir.join(kind.python_archive());
+    let python_archive = data_dir.join(kind.python().file);
     if python_archive.is_file() {
-        note_unofficial(&python_archive, kind.official_python_md5(), options)?;
+        note_unofficial(&python_archive, kind.python().md5, options)?;
         return Ok(Source::PythonArchive(python_archive));
     }
     let url = options.url_for(kind);
     match kind {
         CifarKind::Cifar10 => {
-            download(&url, &binary_archive, kind.official_md5(), options.verbose)?;
+            download(&url, &binary_archive, kind.binary().md5, options.verbose)?;
             Ok(Source::BinaryArchive(binary_archive))
         }
         CifarKind::Cifar100 | CifarKind::Cifar100Coarse => {
-            let md5 = kind.official_python_md5();
+            let md5 = kind.python().md5;
             download(&url, &python_archive, md5, options.verbose)?;
             Ok(Source::PythonArchive(python_archive))
         }
