@@ -338,28 +338,22 @@ impl Planes {
         (self.batch * self.plane()) as f64
     }
 
-    /// Per channel, `Σ f(k, a, b)` over its planes of `a` and `b`, where `k = coefficients(channel)`:
-    /// each plane's sums in parallel, then added up per channel in image order. Looking `k` up
-    /// once per plane rather than per value takes the bounds check out of the inner loop, which
-    /// then vectorises.
-    fn channel_sums<K: Copy, const N: usize>(
+    /// `sums(row, a, b)` of every plane of `a` and `b` (`row` in `[N, C]` order) in parallel,
+    /// added up per channel in image order.
+    fn plane_sums<const N: usize>(
         &self,
         a: &[f32],
         b: &[f32],
-        coefficients: impl Fn(usize) -> K + Sync,
-        f: impl Fn(K, f32, f32) -> [f32; N] + Sync,
+        sums: impl Fn(usize, &[f32], &[f32]) -> [f64; N] + Sync,
     ) -> Vec<[f64; N]> {
         let plane = self.plane().max(1);
-        let sums = a
+        let planes = a
             .par_chunks(plane)
             .zip(b.par_chunks(plane))
             .enumerate()
-            .map(|(row, (a, b))| {
-                let k = coefficients(row % self.channels);
-                lane_sums(a, b, |x, y| f(k, x, y))
-            })
+            .map(|(row, (a, b))| sums(row, a, b))
             .collect();
-        self.by_channel(sums)
+        self.by_channel(planes)
     }
 
     /// Values of each plane (in `[N, C]` order) added up per channel, in image order.
@@ -484,14 +478,17 @@ impl FlexNormalized {
     /// Gamma's and beta's gradient rows (`param_rows`) from `dy`, the gradient of the
     /// normalisation's output.
     fn param_grads(&self, dy: &[f32]) -> Vec<f32> {
-        let means = f32s(&self.statistics);
-        let sums = self.planes.channel_sums(
-            f32s(&self.x),
-            dy,
-            |channel| means[channel],
-            |mean, value, grad| [grad * (value - mean), grad],
-        );
+        let sums = self.planes.plane_sums(f32s(&self.x), dy, |row, x, dy| {
+            self.centred_sums(row, x, dy)
+        });
         self.param_rows(sums)
+    }
+
+    /// `Σ dy * (x - mean)` and `Σ dy` over plane `row` (in `[N, C]` order); the mean is looked
+    /// up once per plane, so the inner loop vectorises.
+    fn centred_sums(&self, row: usize, x: &[f32], dy: &[f32]) -> [f64; 2] {
+        let mean = f32s(&self.statistics)[row % self.planes.channels];
+        lane_sums(x, dy, |value, grad| [grad * (value - mean), grad])
     }
 
     /// The ReLU's output gradient `dy` where `x * scale + shift` (the forward's own expression)
@@ -505,7 +502,6 @@ impl FlexNormalized {
             f32s(&self.statistics),
             self.epsilon,
         );
-        let means = f32s(&self.statistics);
         let (masked, sums) = zip_map_reduce_chunks(
             (f32s(&self.x), dy),
             planes.plane().max(1),
@@ -514,10 +510,7 @@ impl FlexNormalized {
                 let (scale, shift) = (scale[channel], shift[channel]);
                 move |value, grad| relu_passing(value * scale + shift, grad)
             },
-            |row, masked, x| {
-                let mean = means[row % planes.channels];
-                lane_sums(x, masked, |value, grad| [grad * (value - mean), grad])
-            },
+            |row, masked, x| self.centred_sums(row, x, masked),
         );
         (masked, self.param_rows(planes.by_channel(sums)))
     }
