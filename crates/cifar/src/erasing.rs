@@ -63,6 +63,57 @@ pub enum ErasingValue {
     PerChannel,
 }
 
+impl ErasingValue {
+    /// Fills `region` of every channel of `image` (CHW, `height` x `width` per channel),
+    /// drawing the noise in channel, row, column order.
+    fn fill(
+        self,
+        image: &mut [f32],
+        (height, width): (usize, usize),
+        region: &CropParams,
+        rng: &mut impl Rng,
+    ) {
+        for plane in image.chunks_exact_mut((height * width).max(1)) {
+            let channel_value = match self {
+                Self::PerChannel => rng.sample(StandardNormal),
+                Self::Zero | Self::Random => 0.0,
+            };
+            for pixel in region_rows(plane, width, region).flatten() {
+                *pixel = match self {
+                    Self::Random => rng.sample(StandardNormal),
+                    Self::Zero | Self::PerChannel => channel_value,
+                };
+            }
+        }
+    }
+}
+
+/// An augmentation that draws a box of the image and fills it: [`RandomErasing`] and
+/// [`Cutout`].
+pub trait Occlusion {
+    /// Whether to occlude, then the box; `None` leaves the image as it is.
+    fn sample(&self, rng: &mut impl Rng, height: usize, width: usize) -> Option<CropParams>;
+
+    /// What the box is filled with.
+    fn value(&self) -> ErasingValue;
+
+    /// Draws as [`Self::sample`] and fills the box in every channel of `image` (normalised
+    /// f32, CHW, `height` x `width` per channel), drawing any noise after the box in channel,
+    /// row, column order. Returns the box, clipped to the image, or `None` when the image was
+    /// left bit for bit as it was.
+    fn apply(
+        &self,
+        image: &mut [f32],
+        height: usize,
+        width: usize,
+        rng: &mut impl Rng,
+    ) -> Option<CropParams> {
+        let region = self.sample(rng, height, width)?;
+        self.value().fill(image, (height, width), &region, rng);
+        Some(region)
+    }
+}
+
 /// torchvision's `RandomErasing(p, scale, ratio, value)` on a normalised image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomErasing {
@@ -88,7 +139,7 @@ impl Default for RandomErasing {
     }
 }
 
-impl RandomErasing {
+impl Occlusion for RandomErasing {
     /// Whether to erase (`torch.rand(1) < p`), then torchvision's `RandomErasing.get_params`
     /// for a `height` x `width` image; `None` leaves the image as it is.
     ///
@@ -96,7 +147,7 @@ impl RandomErasing {
     /// single precision like torch), `h = round(sqrt(area * ratio))`,
     /// `w = round(sqrt(area / ratio))`; the first with `h < height` and `w < width` is placed
     /// uniformly. When none fits torchvision returns the image unchanged, and so does this.
-    pub fn sample(&self, rng: &mut impl Rng, height: usize, width: usize) -> Option<CropParams> {
+    fn sample(&self, rng: &mut impl Rng, height: usize, width: usize) -> Option<CropParams> {
         if !fires(rng, self.p) {
             return None;
         }
@@ -123,32 +174,8 @@ impl RandomErasing {
         None
     }
 
-    /// Draws as [`Self::sample`] and erases the box of `image` (normalised f32, CHW, `height` x
-    /// `width` per channel), drawing its noise after the box in channel, row, column order.
-    /// Returns the box, or `None` when the image was left bit for bit as it was.
-    pub fn apply(
-        &self,
-        image: &mut [f32],
-        height: usize,
-        width: usize,
-        rng: &mut impl Rng,
-    ) -> Option<CropParams> {
-        let region = self.sample(rng, height, width)?;
-        for plane in image.chunks_exact_mut((height * width).max(1)) {
-            let channel_value = match self.value {
-                ErasingValue::PerChannel => rng.sample(StandardNormal),
-                ErasingValue::Zero | ErasingValue::Random => 0.0,
-            };
-            for row in region_rows(plane, width, &region) {
-                for pixel in row {
-                    *pixel = match self.value {
-                        ErasingValue::Random => rng.sample(StandardNormal),
-                        ErasingValue::Zero | ErasingValue::PerChannel => channel_value,
-                    };
-                }
-            }
-        }
-        Some(region)
+    fn value(&self) -> ErasingValue {
+        self.value
     }
 }
 
@@ -171,10 +198,10 @@ impl Default for Cutout {
     }
 }
 
-impl Cutout {
+impl Occlusion for Cutout {
     /// Whether to cut (`torch.rand(1) < p`), then the hole's centre row and column, each uniform
     /// over the image; `None` for no hole (also for an image without pixels).
-    pub fn sample(&self, rng: &mut impl Rng, height: usize, width: usize) -> Option<CropParams> {
+    fn sample(&self, rng: &mut impl Rng, height: usize, width: usize) -> Option<CropParams> {
         if !fires(rng, self.p) || height == 0 || width == 0 {
             return None;
         }
@@ -182,21 +209,7 @@ impl Cutout {
         Some(centred_box(centre, (self.size, self.size), (height, width)))
     }
 
-    /// Draws as [`Self::sample`] and zeroes the hole in every channel of `image` (normalised
-    /// f32, CHW, `height` x `width` per channel). Returns the hole, clipped to the image.
-    pub fn apply(
-        &self,
-        image: &mut [f32],
-        height: usize,
-        width: usize,
-        rng: &mut impl Rng,
-    ) -> Option<CropParams> {
-        let region = self.sample(rng, height, width)?;
-        for plane in image.chunks_exact_mut(height * width) {
-            for row in region_rows(plane, width, &region) {
-                row.fill(0.0);
-            }
-        }
-        Some(region)
+    fn value(&self) -> ErasingValue {
+        ErasingValue::Zero
     }
 }

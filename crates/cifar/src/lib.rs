@@ -86,7 +86,7 @@ pub use augment::{
 pub use batch::{CifarBatch, CifarBatcher, CifarDataset, CifarItem, ImageAugment};
 pub use crop::{PaddingMode, RandomCrop};
 pub use decode::{RgbImage, decode_image, read_image, resize_center_crop};
-pub use erasing::{Cutout, ErasingValue, RandomErasing};
+pub use erasing::{Cutout, ErasingValue, Occlusion, RandomErasing};
 pub use error::{CifarError, Result};
 pub use folder::{
     CACHE_DIR_ENV, DEFAULT_CROP_PCT, FolderData, FolderOptions, IMAGE_EXTENSIONS,

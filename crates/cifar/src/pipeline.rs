@@ -14,7 +14,7 @@ use crate::augment::{
     side_of,
 };
 use crate::crop::RandomCrop;
-use crate::erasing::{Cutout, RandomErasing};
+use crate::erasing::{Cutout, Occlusion, RandomErasing};
 use crate::error::Result;
 use crate::policy::PolicyKind;
 

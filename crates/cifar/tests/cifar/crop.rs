@@ -1,7 +1,8 @@
 //! The padded random crop: pixels of every padding mode worked out by hand, and the spread of
 //! the crop positions.
 
-use cnnzoo_cifar::{PaddingMode, RandomCrop};
+use cnnzoo_cifar::PaddingMode::{self, Constant, Edge, Reflect};
+use cnnzoo_cifar::RandomCrop;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -10,121 +11,104 @@ fn ramp() -> Vec<u8> {
     (0..48).collect()
 }
 
-/// A 4x4 crop of the ramp padded by 2 in `mode`, at (`top`, `left`) of the padded 8x8 image.
-fn crop_ramp(mode: PaddingMode, top: usize, left: usize) -> Vec<u8> {
-    let crop = RandomCrop {
-        height: 4,
-        width: 4,
-        padding: 2,
+/// The `crop` (height, width) at (`top`, `left`) of `image` (`size` per channel) padded by
+/// `padding` in `mode`, with fill values 7, 8, 9.
+fn padded_crop(
+    image: &[u8],
+    size: (usize, usize),
+    (padding, mode): (usize, PaddingMode),
+    (top, left): (usize, usize),
+    crop: (usize, usize),
+) -> Vec<u8> {
+    let random_crop = RandomCrop {
+        height: crop.0,
+        width: crop.1,
+        padding,
         padding_mode: mode,
         fill: [7, 8, 9],
     };
-    let mut out = vec![255; 48];
-    crop.apply(&ramp(), 4, 4, top, left, &mut out);
+    let mut out = vec![255; image.len() / (size.0 * size.1) * crop.0 * crop.1];
+    random_crop.apply(image, size.0, size.1, top, left, &mut out);
     out
 }
 
-/// Plane `channel` of a 3x4x4 output, as rows.
-fn plane(out: &[u8], channel: usize) -> Vec<Vec<u8>> {
-    out[channel * 16..][..16]
-        .chunks(4)
-        .map(<[u8]>::to_vec)
+/// A 4x4 crop of the ramp padded by 2 in `mode`, at (`top`, `left`) of the padded 8x8 image.
+fn crop_ramp(mode: PaddingMode, top: usize, left: usize) -> Vec<u8> {
+    padded_crop(&ramp(), (4, 4), (2, mode), (top, left), (4, 4))
+}
+
+/// The 4x4 rows of `text`, split by `|`.
+fn rows(text: &str) -> Vec<u8> {
+    text.split(['|', ' '])
+        .filter(|word| !word.is_empty())
+        .map(|word| word.parse().unwrap())
         .collect()
 }
 
 #[test]
-fn constant_padding_fills_each_channel_with_its_value() {
-    // From (0, 0) the crop reads source rows and columns -2, -1, 0, 1.
-    let out = crop_ramp(PaddingMode::Constant, 0, 0);
-    assert_eq!(
-        plane(&out, 0),
-        [[7, 7, 7, 7], [7, 7, 7, 7], [7, 7, 0, 1], [7, 7, 4, 5]]
-    );
-    assert_eq!(
-        plane(&out, 1),
-        [[8, 8, 8, 8], [8, 8, 8, 8], [8, 8, 16, 17], [8, 8, 20, 21]]
-    );
-    // From (4, 4), the last position: source rows and columns 2, 3, 4, 5.
-    let out = crop_ramp(PaddingMode::Constant, 4, 4);
-    assert_eq!(
-        plane(&out, 2),
-        [[42, 43, 9, 9], [46, 47, 9, 9], [9, 9, 9, 9], [9, 9, 9, 9]]
-    );
+fn every_padding_mode_gives_the_pixels_worked_out_by_hand() {
+    // (mode, crop position in the padded image, channel, the plane's rows).
+    let planes = [
+        // From (0, 0) the crop reads source rows and columns -2, -1, 0, 1: constant padding
+        // fills each channel with its value, reflection mirrors without repeating the edge
+        // (2, 1, 0, 1), the edge mode repeats it (0, 0, 0, 1).
+        (Constant, (0, 0), 0, "7 7 7 7 | 7 7 7 7 | 7 7 0 1 | 7 7 4 5"),
+        (
+            Constant,
+            (0, 0),
+            1,
+            "8 8 8 8 | 8 8 8 8 | 8 8 16 17 | 8 8 20 21",
+        ),
+        (Reflect, (0, 0), 0, "10 9 8 9 | 6 5 4 5 | 2 1 0 1 | 6 5 4 5"),
+        (Edge, (0, 0), 0, "0 0 0 1 | 0 0 0 1 | 0 0 0 1 | 4 4 4 5"),
+        // From (4, 4), the last position: source rows and columns 2, 3, 4, 5, which reflect to
+        // 2, 3, 2, 1 and clamp to 2, 3, 3, 3.
+        (
+            Constant,
+            (4, 4),
+            2,
+            "42 43 9 9 | 46 47 9 9 | 9 9 9 9 | 9 9 9 9",
+        ),
+        (
+            Reflect,
+            (4, 4),
+            1,
+            "26 27 26 25 | 30 31 30 29 | 26 27 26 25 | 22 23 22 21",
+        ),
+        (
+            Edge,
+            (4, 4),
+            2,
+            "42 43 43 43 | 46 47 47 47 | 46 47 47 47 | 46 47 47 47",
+        ),
+    ];
+    for (mode, (top, left), channel, text) in planes {
+        let out = crop_ramp(mode, top, left);
+        let context = format!("{mode:?} at ({top}, {left}), channel {channel}");
+        assert_eq!(out[channel * 16..][..16], rows(text), "{context}");
+    }
     // From (2, 2) the crop is the image itself.
-    assert_eq!(crop_ramp(PaddingMode::Constant, 2, 2), ramp());
-}
-
-#[test]
-fn reflect_padding_mirrors_without_repeating_the_edge() {
-    // Source -2, -1, 0, 1 reflect to 2, 1, 0, 1.
-    let out = crop_ramp(PaddingMode::Reflect, 0, 0);
-    assert_eq!(
-        plane(&out, 0),
-        [[10, 9, 8, 9], [6, 5, 4, 5], [2, 1, 0, 1], [6, 5, 4, 5]]
-    );
-    // Source 2, 3, 4, 5 reflect to 2, 3, 2, 1.
-    let out = crop_ramp(PaddingMode::Reflect, 4, 4);
-    assert_eq!(
-        plane(&out, 1),
-        [
-            [26, 27, 26, 25],
-            [30, 31, 30, 29],
-            [26, 27, 26, 25],
-            [22, 23, 22, 21]
-        ]
-    );
-}
-
-#[test]
-fn edge_padding_repeats_the_edge_pixel() {
-    // Source -2, -1, 0, 1 clamp to 0, 0, 0, 1.
-    let out = crop_ramp(PaddingMode::Edge, 0, 0);
-    assert_eq!(
-        plane(&out, 0),
-        [[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1], [4, 4, 4, 5]]
-    );
-    // Source 2, 3, 4, 5 clamp to 2, 3, 3, 3.
-    let out = crop_ramp(PaddingMode::Edge, 4, 4);
-    assert_eq!(
-        plane(&out, 2),
-        [
-            [42, 43, 43, 43],
-            [46, 47, 47, 47],
-            [46, 47, 47, 47],
-            [46, 47, 47, 47]
-        ]
-    );
+    assert_eq!(crop_ramp(Constant, 2, 2), ramp());
 }
 
 #[test]
 fn padding_wider_than_the_image_folds_as_numpy_does() {
     // np.pad([0, 1, 2], 5, 'reflect') == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]: the mirror
     // image repeats every 4 pixels. A 1x1x3 row, padded by 5 and cropped whole.
-    let row = [0u8, 1, 2];
-    let crop = |mode| {
-        let crop = RandomCrop {
-            height: 11,
-            width: 13,
-            padding: 5,
-            padding_mode: mode,
-            fill: [9, 9, 9],
-        };
-        let mut out = vec![255; 11 * 13];
-        crop.apply(&row, 1, 3, 0, 0, &mut out);
-        out
-    };
-    let reflected = crop(PaddingMode::Reflect);
+    let crop = |mode| padded_crop(&[0, 1, 2], (1, 3), (5, mode), (0, 0), (11, 13));
+    let reflected = crop(Reflect);
     // A single row reflects to itself in every padded row.
     for out_row in reflected.chunks(13) {
         assert_eq!(out_row, [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]);
     }
-    let edged = crop(PaddingMode::Edge);
+    let edged = crop(Edge);
     assert_eq!(&edged[..13], [0, 0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2, 2]);
-    let constant = crop(PaddingMode::Constant);
-    assert_eq!(constant.iter().filter(|&&pixel| pixel != 9).count(), 3);
+    let constant = crop(Constant);
+    // One channel: its fill is the first value, 7.
+    assert_eq!(constant.iter().filter(|&&pixel| pixel != 7).count(), 3);
     assert_eq!(
         &constant[5 * 13..][..13],
-        [9, 9, 9, 9, 9, 0, 1, 2, 9, 9, 9, 9, 9]
+        [7, 7, 7, 7, 7, 0, 1, 2, 7, 7, 7, 7, 7]
     );
 }
 
@@ -179,10 +163,10 @@ fn every_position_and_mode_matches_a_materialised_padded_image() {
     let index = |at: isize, len: usize, mode| -> Option<usize> {
         let last = len as isize - 1;
         match mode {
-            PaddingMode::Constant => (0..=last).contains(&at).then_some(at as usize),
-            PaddingMode::Edge => Some(at.clamp(0, last) as usize),
+            Constant => (0..=last).contains(&at).then_some(at as usize),
+            Edge => Some(at.clamp(0, last) as usize),
             // The padding is below the side here, so one reflection is enough.
-            PaddingMode::Reflect => Some(if at < 0 {
+            Reflect => Some(if at < 0 {
                 -at
             } else if at > last {
                 2 * last - at
@@ -191,11 +175,7 @@ fn every_position_and_mode_matches_a_materialised_padded_image() {
             } as usize),
         }
     };
-    for mode in [
-        PaddingMode::Constant,
-        PaddingMode::Reflect,
-        PaddingMode::Edge,
-    ] {
+    for mode in [Constant, Reflect, Edge] {
         let crop = RandomCrop {
             height: 4,
             width: 6,
@@ -238,9 +218,9 @@ fn every_padding_mode_matches_torchvisions_pad_then_crop() {
         let crop = RandomCrop {
             padding: case.parse("padding"),
             padding_mode: match case.field("mode") {
-                "constant" => PaddingMode::Constant,
-                "reflect" => PaddingMode::Reflect,
-                "edge" => PaddingMode::Edge,
+                "constant" => Constant,
+                "reflect" => Reflect,
+                "edge" => Edge,
                 other => panic!("{}: unknown mode {other}", case.key),
             },
             fill: [fill; 3],

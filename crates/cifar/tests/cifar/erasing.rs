@@ -1,7 +1,7 @@
 //! Random erasing and Cutout: box sizes and shapes within their ranges, the values each mode
 //! writes, and images left bit for bit alone when nothing is drawn.
 
-use cnnzoo_cifar::{CropParams, Cutout, ErasingValue, RandomErasing};
+use cnnzoo_cifar::{CropParams, Cutout, ErasingValue, Occlusion, RandomErasing};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
