@@ -251,41 +251,22 @@ impl Geometry {
     fn im2col(
         &self,
         image: &[f32],
-        (start, end): (usize, usize),
-        (cols, row_len): (&mut [f32], usize),
+        band: (usize, usize),
+        cols: (&mut [f32], usize),
         column: usize,
     ) {
-        let ow = self.spatial.out_width;
-        let band_len = (end - start) * ow;
-        let [kh, kw] = self.spatial.kernel;
         let plane = self.spatial.height * self.spatial.width;
-        for (c, channel) in image.chunks_exact(plane).enumerate() {
-            for i in 0..kh {
-                for j in 0..kw {
-                    let row = (c * kh + i) * kw + j;
-                    let dst = &mut cols[row * row_len + column..][..band_len];
-                    if let Some((phase, span)) = self.shifted_span((start, end), (i, j)) {
-                        span.copy(&channel[phase * span.plane_len..], dst);
-                        continue;
-                    }
-                    let (lo, hi, first) = self.spatial.axis(1).valid_outputs(j);
-                    for (oy, out) in (start..end).zip(dst.chunks_exact_mut(ow)) {
-                        let Some(iy) = self.spatial.axis(0).input_position(oy, i) else {
-                            out.fill(0.0);
-                            continue;
-                        };
-                        let src = &channel[iy * self.spatial.width..(iy + 1) * self.spatial.width];
-                        out[..lo].fill(0.0);
-                        out[hi..].fill(0.0);
-                        if self.spatial.stride[1] == 1 {
-                            out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                        } else {
-                            let taps = src[first..].iter().step_by(self.spatial.stride[1]);
-                            for (value, tap) in out[lo..hi].iter_mut().zip(taps) {
-                                *value = *tap;
-                            }
-                        }
-                    }
+        for (c, tap, patch_row) in self.patch_rows(cols, column, band) {
+            let channel = &image[c * plane..][..plane];
+            if let Some((phase, span)) = self.shifted_span(band, tap) {
+                span.copy(&channel[phase * span.plane_len..], patch_row);
+                continue;
+            }
+            patch_row.fill(0.0);
+            for (entries, first) in self.input_runs(band, tap) {
+                let taps = channel[first..].iter().step_by(self.spatial.stride[1]);
+                for (value, tap) in patch_row[entries].iter_mut().zip(taps) {
+                    *value = *tap;
                 }
             }
         }
@@ -314,47 +295,63 @@ impl Geometry {
     /// `phase_stride` applies.
     fn col2im_add_planes(
         &self,
-        (cols, row_len): (&mut [f32], usize),
+        cols: (&mut [f32], usize),
         column: usize,
-        (start, end): (usize, usize),
+        band: (usize, usize),
         image: &mut [f32],
     ) {
-        let ow = self.spatial.out_width;
-        let band_len = (end - start) * ow;
-        let [kh, kw] = self.spatial.kernel;
         let plane = self.spatial.height * self.spatial.width;
-        for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
-            for i in 0..kh {
-                for j in 0..kw {
-                    let row = (c * kh + i) * kw + j;
-                    let src_rows = &mut cols[row * row_len + column..][..band_len];
-                    if let Some((phase, span)) = self.shifted_span((start, end), (i, j)) {
-                        span.add(src_rows, &mut channel[phase * span.plane_len..]);
-                        continue;
-                    }
-                    let (lo, hi, first) = self.spatial.axis(1).valid_outputs(j);
-                    for (oy, src) in (start..end).zip(src_rows.chunks_exact(ow)) {
-                        let Some(iy) = self.spatial.axis(0).input_position(oy, i) else {
-                            continue;
-                        };
-                        let dst =
-                            &mut channel[iy * self.spatial.width..(iy + 1) * self.spatial.width];
-                        // Stride 1 (most layers) as contiguous slices, which vectorise.
-                        if self.spatial.stride[1] == 1 {
-                            let pixels = &mut dst[first..first + (hi - lo)];
-                            for (pixel, value) in pixels.iter_mut().zip(&src[lo..hi]) {
-                                *pixel += *value;
-                            }
-                        } else {
-                            let taps = dst[first..].iter_mut().step_by(self.spatial.stride[1]);
-                            for (pixel, value) in taps.zip(&src[lo..hi]) {
-                                *pixel += *value;
-                            }
-                        }
-                    }
+        for (c, tap, patch_row) in self.patch_rows(cols, column, band) {
+            let channel = &mut image[c * plane..][..plane];
+            if let Some((phase, span)) = self.shifted_span(band, tap) {
+                span.add(patch_row, &mut channel[phase * span.plane_len..]);
+                continue;
+            }
+            for (entries, first) in self.input_runs(band, tap) {
+                let pixels = channel[first..].iter_mut().step_by(self.spatial.stride[1]);
+                for (pixel, value) in pixels.zip(&patch_row[entries]) {
+                    *pixel += *value;
                 }
             }
         }
+    }
+
+    /// The patch entries of output rows `[start, end)` in `cols` (rows of `row_len` values, one
+    /// per channel and kernel tap), from `column` on: each row's channel, tap `(i, j)` and
+    /// entries.
+    fn patch_rows<'a>(
+        &self,
+        (cols, row_len): (&'a mut [f32], usize),
+        column: usize,
+        (start, end): (usize, usize),
+    ) -> impl Iterator<Item = (usize, (usize, usize), &'a mut [f32])> {
+        let [kh, kw] = self.spatial.kernel;
+        let band_len = (end - start) * self.spatial.out_width;
+        cols.chunks_exact_mut(row_len)
+            .take(self.patch_len())
+            .enumerate()
+            .map(move |(row, entries)| {
+                let tap = (row / kw % kh, row % kw);
+                (row / (kh * kw), tap, &mut entries[column..][..band_len])
+            })
+    }
+
+    /// Where tap `(i, j)` of output rows `[start, end)` reads the image, for a tap without a
+    /// shifted span: for each output row whose tap lands inside the image, the entries of the
+    /// band's patch row that read it and the plane index of the first, the others one column
+    /// stride apart.
+    fn input_runs(
+        &self,
+        (start, end): (usize, usize),
+        (i, j): (usize, usize),
+    ) -> impl Iterator<Item = (std::ops::Range<usize>, usize)> {
+        let spatial = self.spatial;
+        let (lo, hi, first) = spatial.axis(1).valid_outputs(j);
+        (start..end).enumerate().filter_map(move |(k, oy)| {
+            let iy = spatial.axis(0).input_position(oy, i)?;
+            let row = k * spatial.out_width;
+            Some((row + lo..row + hi, iy * spatial.width + first))
+        })
     }
 
     /// The output gradient of output rows `band` of one or more whole images, as the
@@ -409,20 +406,26 @@ impl Geometry {
     }
 
     /// A new batch of `out_len` values per image, written a tile of `images_per_tile` images at a
-    /// time, tiles in parallel: `write` gets its thread's buffers, the output tile, the matching
-    /// tile of `input` (`in_len` values per image) and the tile's image count.
-    fn tiles_in_parallel(
+    /// time, tiles in parallel, and a band of output rows at a time: `write` gets its thread's
+    /// buffers, the output tile, the matching tile of `input` (`in_len` values per image), the
+    /// band and the number of output positions it covers in the tile.
+    fn bands_in_parallel(
         &self,
         (input, in_len): (&[f32], usize),
         out_len: usize,
-        write: impl Fn(&mut Buffers, &mut [f32], &[f32], usize) + Send + Sync,
+        write: impl Fn(&mut Buffers, &mut [f32], &[f32], (usize, usize), usize) + Send + Sync,
     ) -> Vec<f32> {
         let images = self.images_per_tile();
         par_write(
             (self.batch * out_len, images * out_len),
             input.par_chunks(images * in_len),
             Buffers::default,
-            |buffers, out, input| write(buffers, out, input, input.len() / in_len),
+            |buffers, out, input| {
+                for band in self.row_bands() {
+                    let columns = self.columns(input.len() / in_len, band);
+                    write(buffers, out, input, band, columns);
+                }
+            },
         )
     }
 
@@ -433,26 +436,23 @@ impl Geometry {
         }
         let k = self.patch_len();
         let out_plane = self.spatial.out_height * self.spatial.out_width;
-        let x_tiles = (x, self.image_len());
-        self.tiles_in_parallel(
-            x_tiles,
-            self.out_image_len(),
-            |buffers, y_tile, x_tile, count| {
-                for band in self.row_bands() {
-                    let n = self.columns(count, band);
-                    let cols =
-                        self.patches(x_tile, band, (&mut buffers.patches, &mut buffers.phases));
-                    let y_tile = (&mut *y_tile, self.channels_out, out_plane);
-                    self.write_tile(y_tile, band.0, &mut buffers.staging, |dst, stride| {
-                        gemm(
-                            [self.channels_out, n, k],
-                            (dst, stride),
-                            Matrix::row_major(weight, k),
-                            cols,
-                            false,
-                        )
-                    });
-                }
+        let out_image = self.out_image_len();
+        self.bands_in_parallel(
+            (x, self.image_len()),
+            out_image,
+            |buffers, y_tile, x_tile, band, n| {
+                let cols = self.patches(x_tile, band, (&mut buffers.patches, &mut buffers.phases));
+                let y_tile = (&mut *y_tile, self.channels_out, out_plane);
+                self.write_tile(y_tile, band.0, &mut buffers.staging, |dst, stride| {
+                    let weight = Matrix::row_major(weight, k);
+                    gemm(
+                        [self.channels_out, n, k],
+                        (dst, stride),
+                        weight,
+                        cols,
+                        false,
+                    )
+                });
             },
         )
     }
@@ -507,32 +507,30 @@ impl Geometry {
             return direct.input_grad(weight, output_grad);
         }
         let k = self.patch_len();
+        let weight_t = Matrix::row_major(weight, k).transposed();
         let grad_tiles = (output_grad, self.out_image_len());
-        self.tiles_in_parallel(
+        self.bands_in_parallel(
             grad_tiles,
             self.image_len(),
-            |buffers, dx_tile, grad_tile, count| {
-                for band in self.row_bands() {
-                    let n = self.columns(count, band);
-                    let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
-                    let weight_t = Matrix::row_major(weight, k).transposed();
-                    let dims = [k, n, self.channels_out];
-                    if self.is_pointwise() {
-                        let plane = self.spatial.height * self.spatial.width;
-                        let dx_tile = (&mut *dx_tile, self.channels_in, plane);
-                        self.write_tile(dx_tile, band.0, &mut buffers.patches, |dst, stride| {
-                            gemm(dims, (dst, stride), weight_t, grad, false)
-                        });
-                    } else {
-                        let cols = scratch(&mut buffers.patches, k * n);
-                        gemm(dims, (cols, n), weight_t, grad, false);
-                        let band_columns = self.columns(1, band);
-                        for (index, image) in dx_tile.chunks_exact_mut(self.image_len()).enumerate()
-                        {
-                            let image = (image, &mut buffers.phases);
-                            self.col2im_add((&mut *cols, n), index * band_columns, band, image);
-                        }
-                    }
+            |buffers, dx_tile, grad_tile, band, n| {
+                let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
+                let dims = [k, n, self.channels_out];
+                if self.is_pointwise() {
+                    let plane = self.spatial.height * self.spatial.width;
+                    let dx_tile = (&mut *dx_tile, self.channels_in, plane);
+                    return self.write_tile(
+                        dx_tile,
+                        band.0,
+                        &mut buffers.patches,
+                        |dst, stride| gemm(dims, (dst, stride), weight_t, grad, false),
+                    );
+                }
+                let cols = scratch(&mut buffers.patches, k * n);
+                gemm(dims, (cols, n), weight_t, grad, false);
+                let band_columns = self.columns(1, band);
+                for (index, image) in dx_tile.chunks_exact_mut(self.image_len()).enumerate() {
+                    let image = (image, &mut buffers.phases);
+                    self.col2im_add((&mut *cols, n), index * band_columns, band, image);
                 }
             },
         )
