@@ -25,6 +25,19 @@ use rayon::prelude::*;
 
 use super::{par_write, summed};
 
+/// `$kernel::<B>(args)` with `B` the block of output channels `$block` as a constant: 1, 2, 3
+/// or `CHANNEL_BLOCK`, the register blocks every kernel here is built for.
+macro_rules! with_block {
+    ($block:expr, $($kernel:ident)::+ ($($arg:expr),*)) => {
+        match $block {
+            1 => $($kernel)::+::<1>($($arg),*),
+            2 => $($kernel)::+::<2>($($arg),*),
+            3 => $($kernel)::+::<3>($($arg),*),
+            _ => $($kernel)::+::<CHANNEL_BLOCK>($($arg),*),
+        }
+    };
+}
+
 mod masked;
 
 /// Lanes of an AVX2 f32 vector: positions per vector of the forward kernel and per step of the
@@ -372,18 +385,60 @@ impl SameConv3x3 {
                         x,
                         len,
                     };
-                    let sums = product.run(block);
-                    for (o, row) in sums.iter().enumerate().take(block) {
-                        let at = ((first + o) * inputs + c) * TAPS + i * 3;
-                        dw[at..at + 3]
-                            .iter_mut()
-                            .zip(row)
-                            .for_each(|(w, s)| *w += s);
-                    }
+                    add_row_sums(dw, &product.run(block), (first, block), (inputs, c, i));
                 }
             }
         }
     }
+}
+
+/// Adds the dot products of kernel row `row` (`sums[o][j]` for tap `(row, j)`) of output
+/// channels `first..first + block` and input channel `c` of `inputs` onto `dw`.
+fn add_row_sums(
+    dw: &mut [f32],
+    sums: &[[f32; 3]; CHANNEL_BLOCK],
+    (first, block): (usize, usize),
+    (inputs, c, row): (usize, usize, usize),
+) {
+    for (o, sums) in sums.iter().enumerate().take(block) {
+        let at = ((first + o) * inputs + c) * TAPS + row * 3;
+        for (w, s) in dw[at..at + 3].iter_mut().zip(sums) {
+            *w += s;
+        }
+    }
+}
+
+/// One step of the weight gradient's dot products, in any vector width: `sums[o][j] +=
+/// grad(o) * xs[j]`. Inlined into each instruction set's kernel, which passes its own load and
+/// FMA.
+#[inline(always)]
+fn add_products<V: Copy, const BLOCK: usize>(
+    sums: &mut [[V; 3]; BLOCK],
+    xs: [V; 3],
+    grad: impl Fn(usize) -> V,
+    fmadd: impl Fn(V, V, V) -> V,
+) {
+    for (o, sums) in sums.iter_mut().enumerate() {
+        let grad = grad(o);
+        for (sum, x) in sums.iter_mut().zip(xs) {
+            *sum = fmadd(grad, x, *sum);
+        }
+    }
+}
+
+/// The dot products' vector sums, each reduced to one value by `reduce`.
+#[inline(always)]
+fn reduced<V: Copy, const BLOCK: usize>(
+    sums: &[[V; 3]; BLOCK],
+    reduce: impl Fn(V) -> f32,
+) -> [[f32; 3]; CHANNEL_BLOCK] {
+    let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
+    for (total, sums) in totals.iter_mut().zip(sums) {
+        for (total, sum) in total.iter_mut().zip(sums) {
+            *total = reduce(*sum);
+        }
+    }
+    totals
 }
 
 /// One register block of `SameConv3x3::convolve`: `vectors` (at most `VECTORS`) vectors of
@@ -422,12 +477,7 @@ impl Kernel<'_> {
         unsafe {
             let side_by_side = self.vectors == VECTORS && self.starts[1] == self.starts[0] + LANES;
             if side_by_side && crate::isa::active() >= crate::isa::Isa::Avx512 {
-                return match block {
-                    1 => avx512::convolve::<1>(self, out, out_stride),
-                    2 => avx512::convolve::<2>(self, out, out_stride),
-                    3 => avx512::convolve::<3>(self, out, out_stride),
-                    _ => avx512::convolve::<CHANNEL_BLOCK>(self, out, out_stride),
-                };
+                return with_block!(block, avx512::convolve(self, out, out_stride));
             }
             match (block, self.vectors) {
                 (1, 1) => avx2::convolve::<1, 1>(self, out, out_stride),
@@ -511,19 +561,9 @@ impl DotProducts<'_> {
         // Safety: as in `Kernel::run`.
         unsafe {
             if crate::isa::active() >= crate::isa::Isa::Avx512 {
-                return match block {
-                    1 => avx512::dot_products::<1>(self),
-                    2 => avx512::dot_products::<2>(self),
-                    3 => avx512::dot_products::<3>(self),
-                    _ => avx512::dot_products::<CHANNEL_BLOCK>(self),
-                };
+                return with_block!(block, avx512::dot_products(self));
             }
-            match block {
-                1 => avx2::dot_products::<1>(self),
-                2 => avx2::dot_products::<2>(self),
-                3 => avx2::dot_products::<3>(self),
-                _ => avx2::dot_products::<CHANNEL_BLOCK>(self),
-            }
+            with_block!(block, avx2::dot_products(self))
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`SameConv3x3::supported` is false off x86-64");
@@ -534,7 +574,7 @@ impl DotProducts<'_> {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS};
+    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, add_products, reduced};
 
     /// Safety: the processor has AVX2 and FMA, and `Kernel::run`'s bounds hold for `VECS`
     /// vectors.
@@ -578,30 +618,13 @@ mod avx2 {
         product: &DotProducts,
     ) -> [[f32; 3]; CHANNEL_BLOCK] {
         let mut sums = [[_mm256_setzero_ps(); 3]; BLOCK];
-        let grads = product.grads.as_ptr();
-        let x = product.x.as_ptr();
+        let (x, grads) = (product.x.as_ptr(), product.grads.as_ptr());
         for p in (0..product.len).step_by(LANES) {
-            unsafe {
-                let xs = [
-                    _mm256_loadu_ps(x.add(p)),
-                    _mm256_loadu_ps(x.add(p + 1)),
-                    _mm256_loadu_ps(x.add(p + 2)),
-                ];
-                for (o, sums) in sums.iter_mut().enumerate() {
-                    let grad = _mm256_loadu_ps(grads.add(o * product.grad_stride + p));
-                    for (sum, x) in sums.iter_mut().zip(xs) {
-                        *sum = _mm256_fmadd_ps(grad, x, *sum);
-                    }
-                }
-            }
+            let xs = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(x.add(p + j)) });
+            let grad = |o| unsafe { _mm256_loadu_ps(grads.add(o * product.grad_stride + p)) };
+            add_products(&mut sums, xs, grad, |a, b, c| _mm256_fmadd_ps(a, b, c));
         }
-        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
-        for (total, sums) in totals.iter_mut().zip(&sums) {
-            for (total, sum) in total.iter_mut().zip(sums) {
-                *total = horizontal_sum(*sum);
-            }
-        }
-        totals
+        reduced(&sums, |sum| horizontal_sum(sum))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -619,7 +642,9 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::avx2::horizontal_sum;
-    use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, WideKernel};
+    use super::{
+        CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, WideKernel, add_products, reduced,
+    };
 
     /// Safety: the processor has AVX-512 F and `WideKernel::run`'s bounds hold for `WIDE`
     /// vectors. Each input load feeds 8 FMAs, where `convolve`'s feeds 4.
@@ -701,31 +726,15 @@ mod avx512 {
     pub(super) unsafe fn dot_products<const BLOCK: usize>(
         product: &DotProducts,
     ) -> [[f32; 3]; CHANNEL_BLOCK] {
-        let mut sums = [[_mm512_setzero_ps(); 3]; BLOCK];
-        let grads = product.grads.as_ptr();
-        let x = product.x.as_ptr();
         let wide_len = product.len - product.len % (2 * LANES);
+        let mut sums = [[_mm512_setzero_ps(); 3]; BLOCK];
+        let (x, grads) = (product.x.as_ptr(), product.grads.as_ptr());
         for p in (0..wide_len).step_by(2 * LANES) {
-            unsafe {
-                let xs = [
-                    _mm512_loadu_ps(x.add(p)),
-                    _mm512_loadu_ps(x.add(p + 1)),
-                    _mm512_loadu_ps(x.add(p + 2)),
-                ];
-                for (o, sums) in sums.iter_mut().enumerate() {
-                    let grad = _mm512_loadu_ps(grads.add(o * product.grad_stride + p));
-                    for (sum, x) in sums.iter_mut().zip(xs) {
-                        *sum = _mm512_fmadd_ps(grad, x, *sum);
-                    }
-                }
-            }
+            let xs = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(x.add(p + j)) });
+            let grad = |o| unsafe { _mm512_loadu_ps(grads.add(o * product.grad_stride + p)) };
+            add_products(&mut sums, xs, grad, |a, b, c| _mm512_fmadd_ps(a, b, c));
         }
-        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
-        for (total, sums) in totals.iter_mut().zip(&sums) {
-            for (total, sum) in total.iter_mut().zip(sums) {
-                *total = _mm512_reduce_add_ps(*sum);
-            }
-        }
+        let mut totals = reduced(&sums, |sum| _mm512_reduce_add_ps(sum));
         if wide_len < product.len {
             for (o, total) in totals.iter_mut().enumerate().take(BLOCK) {
                 for (j, total) in total.iter_mut().enumerate() {

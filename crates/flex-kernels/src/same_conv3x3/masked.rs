@@ -13,7 +13,7 @@
 //! Figures in `docs/performance.md`.
 use rayon::prelude::*;
 
-use super::{CHANNEL_BLOCK, SameConv3x3, TAPS};
+use super::{CHANNEL_BLOCK, SameConv3x3, TAPS, add_row_sums};
 use crate::summed;
 
 /// Lanes of an AVX-512 f32 vector: output positions per vector.
@@ -143,13 +143,7 @@ impl SameConv3x3 {
                                     row,
                                 };
                                 let sums = dots.run(block);
-                                for (o, sums) in sums.iter().enumerate().take(block) {
-                                    let at = ((first + o) * inputs + c) * TAPS + row * 3;
-                                    dw[at..at + 3]
-                                        .iter_mut()
-                                        .zip(sums)
-                                        .for_each(|(w, s)| *w += s);
-                                }
+                                add_row_sums(&mut dw, &sums, (first, block), (inputs, c, row));
                             }
                         }
                         first += block;
@@ -210,12 +204,7 @@ impl MaskedDots<'_> {
         // `grads`; each unmasked lane of an input load reads inside its own plane of `x`, as
         // in `MaskedKernel::run`.
         unsafe {
-            match block {
-                1 => avx512::dot_products::<1>(self),
-                2 => avx512::dot_products::<2>(self),
-                3 => avx512::dot_products::<3>(self),
-                _ => avx512::dot_products::<CHANNEL_BLOCK>(self),
-            }
+            with_block!(block, avx512::dot_products(self))
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`SameConv3x3::vectors_tile_planes` is false off x86-64");
@@ -277,6 +266,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{CHANNEL_BLOCK, LANES, MaskedDots, MaskedKernel, TAPS};
+    use crate::same_conv3x3::{add_products, reduced};
 
     /// Safety: the processor has AVX-512 F and `MaskedKernel::run`'s checks hold for `BLOCK`
     /// channels and `VECS` vectors. A block of more than `CHANNEL_BLOCK` channels reads its
@@ -337,19 +327,9 @@ mod avx512 {
                     x.wrapping_offset(at as isize + dots.offsets[j]),
                 )
             });
-            for (o, sums) in sums.iter_mut().enumerate() {
-                let grad = unsafe { _mm512_loadu_ps(grads.add(o * run + at)) };
-                for (sum, x) in sums.iter_mut().zip(xs) {
-                    *sum = _mm512_fmadd_ps(grad, x, *sum);
-                }
-            }
+            let grad = |o| unsafe { _mm512_loadu_ps(grads.add(o * run + at)) };
+            add_products(&mut sums, xs, grad, |a, b, c| _mm512_fmadd_ps(a, b, c));
         }
-        let mut totals = [[0.0; 3]; CHANNEL_BLOCK];
-        for (total, sums) in totals.iter_mut().zip(&sums) {
-            for (total, sum) in total.iter_mut().zip(sums) {
-                *total = _mm512_reduce_add_ps(*sum);
-            }
-        }
-        totals
+        reduced(&sums, |sum| _mm512_reduce_add_ps(sum))
     }
 }
