@@ -1,15 +1,13 @@
 mod common;
 
-use common::{assert_clean_failure, cnnzoo, cnnzoo_line, text};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_in_new_dir, cnnzoo_line, text};
 
 /// One tiny step through the real binary: the JSON carries every field, with positive figures.
 /// Speed itself is never asserted (benchmarks are commands, not timed tests).
 #[test]
 fn bench_prints_one_json_object_with_positive_figures() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo_line(
+    let (_dir, out) = cnnzoo_in_new_dir(
         "bench --model resnet --device cpu --batch 4 --infer-batch 4 --steps 1 --warmup 1 --json",
-        dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();

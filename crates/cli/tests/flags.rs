@@ -2,7 +2,7 @@
 //! and a negative number reaches the check that names the allowed values.
 mod common;
 
-use common::{assert_clean_failure, cnnzoo, cnnzoo_line};
+use common::{assert_clean_failure, cnnzoo, cnnzoo_in_new_dir, cnnzoo_line};
 
 #[test]
 fn every_option_has_help() {
@@ -34,18 +34,13 @@ fn every_option_has_help() {
 
 #[test]
 fn a_negative_learning_rate_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo_line("train --model resnet --lr -0.1 --print-config", dir.path());
+    let (_dir, out) = cnnzoo_in_new_dir("train --model resnet --lr -0.1 --print-config");
     assert_clean_failure(&out, &["optimizer.lr must be a positive number (got -0.1)"]);
 }
 
 #[test]
 fn milestones_past_the_last_epoch_are_warned_about_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let short = cnnzoo_line(
-        "train --model resnet --epochs 30 --print-config",
-        dir.path(),
-    );
+    let (dir, short) = cnnzoo_in_new_dir("train --model resnet --epochs 30 --print-config");
     assert!(short.status.success(), "{}", common::text(&short));
     let stderr = String::from_utf8_lossy(&short.stderr);
     assert_eq!(
@@ -74,11 +69,7 @@ fn milestones_past_the_last_epoch_are_warned_about_once() {
 
 #[test]
 fn resuming_a_folder_that_does_not_exist_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo_line(
-        "train --model resnet --resume --output runs/never",
-        dir.path(),
-    );
+    let (dir, out) = cnnzoo_in_new_dir("train --model resnet --resume --output runs/never");
     assert_clean_failure(
         &out,
         &[
@@ -91,11 +82,9 @@ fn resuming_a_folder_that_does_not_exist_says_so() {
 
 #[test]
 fn set_reaches_any_key_and_names_itself_when_wrong() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cnnzoo_line(
+    let (dir, out) = cnnzoo_in_new_dir(
         "train --model resnet --set optimizer.lr=0.05 --set schedule.milestones=[60,120] \
          --set device=cpu --epochs 150 --print-config",
-        dir.path(),
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let printed: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();

@@ -27,6 +27,15 @@ fn write_class(dir: &Path, class: &str, count: usize, colour: [u8; 3]) {
     }
 }
 
+/// A folder `dir/photos` with one sub-folder of images per `(class, count, colour)`.
+fn photos(dir: &Path, classes: &[(&str, usize, [u8; 3])]) -> PathBuf {
+    let root = dir.join("photos");
+    for &(class, count, colour) in classes {
+        write_class(&root, class, count, colour);
+    }
+    root
+}
+
 fn options(cache: &Path) -> FolderOptions {
     FolderOptions {
         image_size: 16,
@@ -45,9 +54,7 @@ const BLUE: [u8; 3] = [10, 20, 220];
 #[test]
 fn one_folder_is_split_by_the_seed_and_its_pixels_and_statistics_are_the_images() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("photos");
-    write_class(&root, "red", 12, RED);
-    write_class(&root, "blue", 8, BLUE);
+    let root = photos(dir.path(), &[("red", 12, RED), ("blue", 8, BLUE)]);
     std::fs::write(root.join("README.txt"), "not a class").unwrap();
     let data = load_folder(&root, &options(&dir.path().join("cache"))).unwrap();
     assert_eq!(data.classes, ["blue", "red"]);
@@ -126,9 +133,7 @@ fn the_cache_is_read_again_and_rebuilt_when_a_file_changes_or_it_is_damaged() {
 #[test]
 fn undecodable_files_are_named_or_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("photos");
-    write_class(&root, "a", 5, RED);
-    write_class(&root, "b", 5, BLUE);
+    let root = photos(dir.path(), &[("a", 5, RED), ("b", 5, BLUE)]);
     std::fs::write(root.join("b/zz-broken.png"), b"\x89PNG\r\n\x1a\nno").unwrap();
     let mut options = options(&dir.path().join("cache"));
     options.val_fraction = 0.0;
@@ -184,8 +189,7 @@ fn layouts_imagefolder_cannot_read_are_errors_naming_the_folder() {
 #[test]
 fn an_image_of_the_training_size_is_cached_pixel_for_pixel_channels_first() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("photos");
-    write_class(&root, "b", 1, BLUE);
+    let root = photos(dir.path(), &[("b", 1, BLUE)]);
     let rgb: Vec<u8> = (0..16 * 16 * 3).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::create_dir_all(root.join("a")).unwrap();
     std::fs::write(root.join("a/gradient.bmp"), bmp(16, 16, &rgb)).unwrap();

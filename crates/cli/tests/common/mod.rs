@@ -48,6 +48,14 @@ pub fn cnnzoo_line(line: &str, cwd: &Path) -> Output {
     cnnzoo(&line.split(' ').collect::<Vec<_>>(), cwd)
 }
 
+/// [`cnnzoo_line`] in a new empty folder, returned with the output so that it lives as long as
+/// the test looks into it.
+pub fn cnnzoo_in_new_dir(line: &str) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnzoo_line(line, dir.path());
+    (dir, out)
+}
+
 /// `cnnzoo eval --json` of `checkpoint` on the CPU over the images in `data`, then `extra`.
 pub fn eval_json(checkpoint: &str, data: &Path, extra: &[&str], cwd: &Path) -> Output {
     let data = data.to_str().expect("a UTF-8 data path");
