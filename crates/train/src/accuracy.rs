@@ -5,6 +5,7 @@
 //! The true class counts at top-k only if fewer than k other classes score higher than it or as
 //! high as it: ties are broken against the true class, so a collapsed network whose logits are
 //! all equal scores 0%, not 100%. A row with any NaN or infinite logit is wrong at every k.
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use burn::tensor::{Int, Tensor, TensorReadError};
@@ -59,26 +60,55 @@ impl Adaptor<LogitsInput> for ClassificationOutput {
     }
 }
 
-/// Top-k accuracy (%) under [`target_rank`]'s rule, for burn-train. Named `Accuracy` at k = 1
-/// and `Top-k Accuracy` otherwise, the names the run's logger and progress line look for.
-#[derive(Clone)]
-pub struct TopKAccuracy {
+/// What a [`TopKAccuracy`] reads its logits from.
+pub trait Logits: Send + Sync + 'static {
+    fn logits(&self) -> &LogitsInput;
+}
+
+impl Logits for LogitsInput {
+    fn logits(&self) -> &LogitsInput {
+        self
+    }
+}
+
+/// Top-k accuracy (%) under [`target_rank`]'s rule, for burn-train, of the logits in `I`. Named
+/// `Accuracy` at k = 1 and `Top-k Accuracy` otherwise, the names the run's logger and progress
+/// line look for.
+pub struct TopKAccuracy<I = LogitsInput> {
     name: MetricName,
     k: usize,
     state: NumericMetricState,
+    input: PhantomData<fn(&I)>,
 }
 
-impl TopKAccuracy {
+// By hand: a derive would ask `I: Clone` of inputs that are never cloned.
+impl<I> Clone for TopKAccuracy<I> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            k: self.k,
+            state: self.state.clone(),
+            input: PhantomData,
+        }
+    }
+}
+
+impl<I> TopKAccuracy<I> {
     pub fn new(k: usize) -> Self {
         let name = if k == 1 {
             "Accuracy".to_string()
         } else {
             format!("Top-{k} Accuracy")
         };
+        Self::named(k, name)
+    }
+
+    fn named(k: usize, name: String) -> Self {
         Self {
             name: Arc::new(name),
             k,
             state: NumericMetricState::new(),
+            input: PhantomData,
         }
     }
 
@@ -87,14 +117,15 @@ impl TopKAccuracy {
     }
 }
 
-impl Metric for TopKAccuracy {
-    type Input = LogitsInput;
+impl<I: Logits> Metric for TopKAccuracy<I> {
+    type Input = I;
 
     fn update(
         &mut self,
-        input: &LogitsInput,
+        input: &I,
         _metadata: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
+        let input = input.logits();
         let [rows, classes] = input.outputs.dims();
         let logits = input.outputs.clone().into_data().convert::<f32>();
         let logits = logits.as_slice::<f32>()?;
@@ -131,7 +162,7 @@ impl Metric for TopKAccuracy {
     }
 }
 
-impl Numeric for TopKAccuracy {
+impl<I: Logits> Numeric for TopKAccuracy<I> {
     fn value(&self) -> Option<NumericEntry> {
         Some(self.state.current_value())
     }
@@ -148,67 +179,22 @@ impl Numeric for TopKAccuracy {
 /// The logits of the trained weights, beside those of their moving average (`[ema]`).
 pub struct RawLogitsInput(pub LogitsInput);
 
+impl Logits for RawLogitsInput {
+    fn logits(&self) -> &LogitsInput {
+        &self.0
+    }
+}
+
 /// Top-1 of the trained weights while validation keeps their moving average: summary.csv's
 /// `val_top1_raw`.
-#[derive(Clone)]
-pub struct RawTop1(TopKAccuracy);
+pub type RawTop1 = TopKAccuracy<RawLogitsInput>;
 
 /// The name the run's logger reads this metric by.
 pub const RAW_TOP1_NAME: &str = "Raw Accuracy";
 
 impl RawTop1 {
-    pub fn new() -> Self {
-        let mut top1 = TopKAccuracy::new(1);
-        top1.name = Arc::new(RAW_TOP1_NAME.to_string());
-        Self(top1)
-    }
-}
-
-impl Default for RawTop1 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metric for RawTop1 {
-    type Input = RawLogitsInput;
-
-    fn update(
-        &mut self,
-        input: &RawLogitsInput,
-        metadata: &MetricMetadata,
-    ) -> Result<SerializedEntry, TensorReadError> {
-        self.0.update(&input.0, metadata)
-    }
-
-    fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        self.0.compute()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    fn name(&self) -> MetricName {
-        self.0.name()
-    }
-
-    fn attributes(&self) -> MetricAttributes {
-        self.0.attributes()
-    }
-}
-
-impl Numeric for RawTop1 {
-    fn value(&self) -> Option<NumericEntry> {
-        self.0.value()
-    }
-
-    fn running_value(&self) -> Option<NumericEntry> {
-        self.0.running_value()
-    }
-
-    fn final_value(&self) -> NumericEntry {
-        self.0.final_value()
+    pub fn raw() -> Self {
+        Self::named(1, RAW_TOP1_NAME.to_string())
     }
 }
 

@@ -417,12 +417,12 @@ fn fit(
     let mut training = training
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(TopKAccuracy::new(1))
-        .metric_valid_numeric(TopKAccuracy::new(1))
-        .metric_valid_numeric(TopKAccuracy::new(5))
+        .metric_train_numeric(<TopKAccuracy>::new(1))
+        .metric_valid_numeric(<TopKAccuracy>::new(1))
+        .metric_valid_numeric(<TopKAccuracy>::new(5))
         .metric_train_numeric(LearningRateMetric::new());
     if config.ema.is_some() {
-        training = training.metric_valid_numeric(RawTop1::new());
+        training = training.metric_valid_numeric(RawTop1::raw());
     }
     let mut training = training
         .with_metric_logger(RunLogger::new(
