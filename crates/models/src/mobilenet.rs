@@ -35,19 +35,30 @@ const V2_SETTING: [[usize; 4]; 7] = [
     [6, 320, 1, 1],
 ];
 
-#[derive(Config, Debug)]
-pub struct MobileNetV2Config {
-    #[config(default = 1000)]
-    pub num_classes: usize,
-    /// Multiplies every layer's channels.
-    #[config(default = 1.0)]
-    pub width_mult: f64,
-    /// Dropout before the classifier while training.
-    #[config(default = 0.2)]
-    pub dropout: f64,
-    /// A stride-1 stem, for 32x32 images.
-    #[config(default = false)]
-    pub cifar_stem: bool,
+/// The hyper-parameters both versions take, declared once: a config type per version, because
+/// each is its own family (its own checkpoint tag and network type).
+macro_rules! mobilenet_config {
+    ($($name:ident: $dropout:literal;)*) => {$(
+        #[derive(Config, Debug)]
+        pub struct $name {
+            #[config(default = 1000)]
+            pub num_classes: usize,
+            /// Multiplies every layer's channels.
+            #[config(default = 1.0)]
+            pub width_mult: f64,
+            #[doc = $dropout]
+            #[config(default = 0.2)]
+            pub dropout: f64,
+            /// A stride-1 stem, for 32x32 images.
+            #[config(default = false)]
+            pub cifar_stem: bool,
+        }
+    )*};
+}
+
+mobilenet_config! {
+    MobileNetV2Config: "Dropout before the classifier while training.";
+    MobileNetV3Config: "Dropout in the classifier while training.";
 }
 
 /// The shape of every block of a network, in order.
@@ -241,21 +252,6 @@ const V3_NORM: Norm = Norm {
     eps: 1e-3,
     momentum: 0.01,
 };
-
-#[derive(Config, Debug)]
-pub struct MobileNetV3Config {
-    #[config(default = 1000)]
-    pub num_classes: usize,
-    /// Multiplies every layer's channels.
-    #[config(default = 1.0)]
-    pub width_mult: f64,
-    /// Dropout in the classifier while training.
-    #[config(default = 0.2)]
-    pub dropout: f64,
-    /// A stride-1 stem, for 32x32 images.
-    #[config(default = false)]
-    pub cifar_stem: bool,
-}
 
 impl MobileNetV3Config {
     fn adjust(&self, channels: usize) -> usize {
