@@ -13,36 +13,30 @@ use cnnzoo_cifar::{
     PolicyKind, RandomCrop, RandomErasing, RandomResizedCrop, TrainTransform,
 };
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// `[augment]`: what the training images go through. Absent from a config, the SPEC's flip +
 /// random-resized crop (see the module docs).
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
     /// torchvision's `RandomCrop(size, padding, padding_mode, fill)`: the CIFAR standard is
     /// `{ padding = 4 }`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_crop: Option<RandomCropConfig>,
     /// torchvision's `RandomResizedCrop(size, scale, ratio)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_resized_crop: Option<RandomResizedCropConfig>,
     /// torchvision's `AutoAugment` with one of its learned policies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_augment: Option<AutoAugmentName>,
     /// torchvision's `RandAugment(num_ops, magnitude, num_magnitude_bins)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rand_augment: Option<RandAugmentConfig>,
     /// torchvision's `TrivialAugmentWide(num_magnitude_bins)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trivial_augment_wide: Option<TrivialAugmentConfig>,
     /// torchvision's `RandomHorizontalFlip(p)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hflip: Option<HflipConfig>,
     /// torchvision's `RandomErasing(p, scale, ratio, value)`, on the normalised image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_erasing: Option<RandomErasingConfig>,
     /// DeVries & Taylor's cutout: one square hole, on the normalised image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutout: Option<CutoutConfig>,
     /// timm's `mixup_alpha`: Beta(alpha, alpha) mixing weights; 0 for no mixup.
     #[serde(default, skip_serializing_if = "is_zero")]

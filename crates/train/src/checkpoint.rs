@@ -9,6 +9,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use cnnzoo_models::{ModelConfig, lookup};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::atomic;
 use crate::augment_config::EmaConfig;
@@ -18,6 +19,7 @@ use crate::ema::Ema;
 
 pub const FORMAT: &str = "cnnzoo-checkpoint/1";
 
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetInfo {
     pub name: String,
@@ -31,10 +33,8 @@ pub struct DatasetInfo {
     pub input_size: usize,
     /// A folder data set's evaluation crop: images are resized to `input_size / crop_pct` and
     /// centre-cropped to `input_size`; absent for CIFAR, whose images are the input size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop_pct: Option<f64>,
     /// A folder data set's folder, where `eval` reads it from without `--data-dir`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
     /// Whether the run left out image files that cannot be decoded, which `eval` then does too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

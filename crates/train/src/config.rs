@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::augment_config::{AugmentConfig, EmaConfig, check_label_smoothing, is_zero};
 use crate::data::DataConfig;
@@ -13,6 +14,7 @@ use crate::run_dir::RunDir;
 use crate::schedule::AnnealStrategy;
 
 /// Everything a training run needs besides the data itself.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -35,14 +37,12 @@ pub struct TrainConfig {
     pub device: String,
     /// Several devices training together (see [`crate::parallel`]): a list (`"cpu,cpu"`,
     /// `"cuda:0,cuda:1"`) or a count of `device`'s kind (`"2"`); unset, `device` alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<String>,
     /// How several devices share a step: `auto`, `ddp` or `multi`.
     #[serde(default, skip_serializing_if = "Parallel::is_auto")]
     pub parallel: Parallel,
     /// Where the data set lives or is downloaded to (default `data.root`, else `CNNZOO_DATA`,
     /// else `./data`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// `[data]`: the data set (CIFAR-10, CIFAR-100 or a folder of images), its labels,
     /// statistics, image size and evaluation workers; absent from a resolved config that keeps
@@ -50,7 +50,6 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "DataConfig::is_default")]
     pub data: DataConfig,
     /// The run folder (default `runs/<model>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
     pub optimizer: OptimizerConfig,
     #[serde(default)]
@@ -62,13 +61,11 @@ pub struct TrainConfig {
     #[serde(default)]
     pub log: LogConfig,
     /// Training augmentation; without it, the SPEC's flip + random-resized crop.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<AugmentConfig>,
     /// Label smoothing of the training loss (timm's `--smoothing`), in [0, 1); 0 is off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
     /// An exponential moving average of the weights, validated and kept instead of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<EmaConfig>,
 }
 
@@ -130,6 +127,7 @@ mod defaults {
 /// each gradient element is clamped to [-0.5, 0.5], as `clip_grad_value_`; default none) and
 /// `no_decay_norm_bias` (true: no weight decay on parameters of at most one dimension, i.e.
 /// batch-norm weights and every bias, timm's rule; default false, weight decay on all).
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
@@ -143,7 +141,6 @@ pub enum OptimizerConfig {
         nesterov: bool,
         #[serde(default = "defaults::weight_decay")]
         weight_decay: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         grad_clip: Option<GradClip>,
         #[serde(default)]
         no_decay_norm_bias: bool,
@@ -157,7 +154,6 @@ pub enum OptimizerConfig {
         betas: [f64; 2],
         #[serde(default = "defaults::eps")]
         eps: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         grad_clip: Option<GradClip>,
         #[serde(default)]
         no_decay_norm_bias: bool,
@@ -220,6 +216,7 @@ impl ScheduleKind {
 }
 
 /// The learning-rate schedule, in epochs; converted to optimizer steps when training starts.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
@@ -237,19 +234,14 @@ pub struct ScheduleConfig {
     #[serde(default)]
     pub min_lr: f64,
     /// The peak rate of onecycle (default: the optimizer's `lr`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lr: Option<f64>,
     /// The fraction of the steps onecycle spends rising to `max_lr`, in (0, 1) (default 0.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pct_start: Option<f64>,
     /// onecycle starts at `max_lr / div_factor` (default 25).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub div_factor: Option<f64>,
     /// onecycle ends at its start rate divided by this (default 1e4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_div_factor: Option<f64>,
     /// `cos` or `linear`: onecycle's curve between its rates (default `cos`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anneal_strategy: Option<AnnealStrategy>,
 }
 

@@ -11,6 +11,7 @@ use cnnzoo_cifar::{
     FetchOptions, FolderOptions, Normalization, default_cache_dir, load_folder, split_train_val,
 };
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::augment_config::mixing;
 
@@ -40,22 +41,19 @@ impl Split {
 /// `config.toml` of existing runs have them; `root`, `val_fraction` and `workers` here are the
 /// same settings by other names, for a config that keeps everything about the data in one place
 /// (`data_dir` and `--data-dir` win over `root`; the other two may only be set once).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     #[serde(default)]
     pub dataset: DatasetName,
     /// The data folder, when neither `data_dir` nor `--data-dir` gives one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
     /// CIFAR-100's fine (100) or coarse (20 super-classes) labels; not for CIFAR-10.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
     /// Per-channel mean of the pixels scaled to [0, 1]; default the data set's own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean: Option<[f32; 3]>,
     /// Per-channel standard deviation; default the data set's own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<[f32; 3]>,
     /// The top-level `val_fraction` by its `[data]` name, moved there when the config is read.
     #[serde(default, skip_serializing)]
@@ -64,21 +62,17 @@ pub struct DataConfig {
     #[serde(default, skip_serializing)]
     pub workers: Option<usize>,
     /// Threads preparing the batches of the final evaluation (default 2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_workers: Option<usize>,
     /// Side of the images of a folder data set (default: the model's input size).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
     /// Share of the evaluation resize that a folder data set's centre crop keeps: images are
     /// resized to `image_size / crop_pct`, then cropped to `image_size` (default 0.875).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop_pct: Option<f64>,
     /// Leave out (and count) files of a folder data set that cannot be decoded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_bad_images: bool,
     /// Where a folder data set's decoded images are cached (default CNNZOO_CACHE_DIR, else
     /// ~/.cache/cnnzoo).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
 }
 
