@@ -42,6 +42,33 @@ fn runs_on_flex(device: &Device) -> bool {
     is_flex(device.as_dispatch())
 }
 
+/// `dst.copy_from_slice(src)`, with the copy written out in place for the lengths of the CIFAR
+/// models' rows (16 and 32 values), where a call to memcpy per row cost more than the copy: the
+/// padded copies of the 3x3 kernels were 4.7% of ResNet-20's samples, nearly all of it in
+/// memmove (`docs/performance.md`). Straight-line SSE moves, because LLVM turns a copy loop, or
+/// a copy of a fixed-size array, back into a call to memcpy.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps};
+        let (to, from) = (dst.as_mut_ptr(), src.as_ptr());
+        macro_rules! moves {
+            ($($offset:literal)*) => {
+                // Safety: every offset + 4 is at most the length both slices have (asserted).
+                unsafe { $(_mm_storeu_ps(to.add($offset), _mm_loadu_ps(from.add($offset)));)* }
+            };
+        }
+        match src.len() {
+            16 => return moves!(0 4 8 12),
+            32 => return moves!(0 4 8 12 16 20 24 28),
+            _ => {}
+        }
+    }
+    dst.copy_from_slice(src);
+}
+
 /// The values of a contiguous f32 tensor.
 fn f32s(tensor: &FlexTensor) -> &[f32] {
     tensor

@@ -23,7 +23,7 @@
 //! At AVX-512, `masked` reads the images in place where 16-lane vectors tile the planes.
 use rayon::prelude::*;
 
-use super::{par_write, summed};
+use super::{copy_short, par_write, summed};
 
 /// `$kernel::<B>(args)` with `B` the block of output channels `$block` as a constant: 1, 2, 3
 /// or `CHANNEL_BLOCK`, the register blocks every kernel here is built for.
@@ -137,7 +137,7 @@ impl SameConv3x3 {
             .chunks_exact_mut(self.group_plane_len(group))
             .flat_map(|plane| plane[first_pixel..].chunks_mut(stride).take(self.height));
         for (src, dst) in rows.zip(dst_rows) {
-            dst[..width].copy_from_slice(src);
+            copy_short(&mut dst[..width], src);
         }
     }
 
@@ -149,7 +149,7 @@ impl SameConv3x3 {
             .chunks_exact(self.out_plane_len())
             .flat_map(|plane| plane.chunks(stride).take(self.height));
         for (src, dst) in src_rows.zip(image.chunks_exact_mut(width)) {
-            dst.copy_from_slice(&src[..width]);
+            copy_short(dst, &src[..width]);
         }
     }
 
