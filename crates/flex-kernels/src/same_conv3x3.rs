@@ -394,6 +394,7 @@ impl SameConv3x3 {
 
 /// Adds the dot products of kernel row `row` (`sums[o][j]` for tap `(row, j)`) of output
 /// channels `first..first + block` and input channel `c` of `inputs` onto `dw`.
+#[inline]
 fn add_row_sums(
     dw: &mut [f32],
     sums: &[[f32; 3]; CHANNEL_BLOCK],

@@ -262,13 +262,22 @@ impl Geometry {
                 span.copy(&channel[phase * span.plane_len..], patch_row);
                 continue;
             }
-            patch_row.fill(0.0);
+            // Zeros where the tap falls into the padding: between the runs and after the last.
+            let mut written = 0;
             for (entries, first) in self.input_runs(band, tap) {
-                let taps = channel[first..].iter().step_by(self.spatial.stride[1]);
-                for (value, tap) in patch_row[entries].iter_mut().zip(taps) {
-                    *value = *tap;
+                patch_row[written..entries.start].fill(0.0);
+                written = entries.end;
+                let values = &mut patch_row[entries];
+                if self.spatial.stride[1] == 1 {
+                    values.copy_from_slice(&channel[first..][..values.len()]);
+                } else {
+                    let taps = channel[first..].iter().step_by(self.spatial.stride[1]);
+                    for (value, tap) in values.iter_mut().zip(taps) {
+                        *value = *tap;
+                    }
                 }
             }
+            patch_row[written..].fill(0.0);
         }
     }
 
@@ -308,9 +317,18 @@ impl Geometry {
                 continue;
             }
             for (entries, first) in self.input_runs(band, tap) {
-                let pixels = channel[first..].iter_mut().step_by(self.spatial.stride[1]);
-                for (pixel, value) in pixels.zip(&patch_row[entries]) {
-                    *pixel += *value;
+                let values = &patch_row[entries];
+                // Stride 1 (most layers) as contiguous slices, which vectorise.
+                if self.spatial.stride[1] == 1 {
+                    let pixels = &mut channel[first..][..values.len()];
+                    for (pixel, value) in pixels.iter_mut().zip(values) {
+                        *pixel += *value;
+                    }
+                } else {
+                    let pixels = channel[first..].iter_mut().step_by(self.spatial.stride[1]);
+                    for (pixel, value) in pixels.zip(values) {
+                        *pixel += *value;
+                    }
                 }
             }
         }
@@ -436,15 +454,15 @@ impl Geometry {
         }
         let k = self.patch_len();
         let out_plane = self.spatial.out_height * self.spatial.out_width;
-        let out_image = self.out_image_len();
+        let weight = Matrix::row_major(weight, k);
+        let x_tiles = (x, self.image_len());
         self.bands_in_parallel(
-            (x, self.image_len()),
-            out_image,
+            x_tiles,
+            self.out_image_len(),
             |buffers, y_tile, x_tile, band, n| {
                 let cols = self.patches(x_tile, band, (&mut buffers.patches, &mut buffers.phases));
                 let y_tile = (&mut *y_tile, self.channels_out, out_plane);
                 self.write_tile(y_tile, band.0, &mut buffers.staging, |dst, stride| {
-                    let weight = Matrix::row_major(weight, k);
                     gemm(
                         [self.channels_out, n, k],
                         (dst, stride),
