@@ -77,15 +77,17 @@ fn f32s(tensor: &FlexTensor) -> &[f32] {
 }
 
 /// A new vector of `len` values, written in chunks of `chunk_len` in parallel: `write` gets
-/// each chunk, zeroed, with the matching item of `inputs` and its thread's `init` state. Why not
-/// `vec![0.0; len]` and `par_chunks_mut`: that zeroes the whole output first on the calling
-/// thread alone, while the other threads wait, a memset that was 4% of GoogleNet's step; here
-/// each thread zeroes its own chunk just before writing it, while it is in its cache.
+/// each chunk, not yet written, with the matching item of `inputs` and its thread's `init`
+/// state, and must write every value of it (`zeroed` first where it only adds or writes some).
+/// Why not `vec![0.0; len]` and `par_chunks_mut`: that zeroes the whole output first on the
+/// calling thread alone, while the other threads wait, a memset that was 4% of GoogleNet's step;
+/// and the 3x3 kernels, which write every value, need no zeros at all (zeroing their chunks was
+/// 2% of ResNet-20's step).
 fn par_write<I, S>(
     (len, chunk_len): (usize, usize),
     inputs: I,
     init: impl Fn() -> S + Send + Sync,
-    write: impl Fn(&mut S, &mut [f32], I::Item) + Send + Sync,
+    write: impl Fn(&mut S, &mut [MaybeUninit<f32>], I::Item) + Send + Sync,
 ) -> Vec<f32>
 where
     I: IndexedParallelIterator,
@@ -99,16 +101,28 @@ where
     values.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk_len)
         .zip(inputs)
-        .for_each_init(init, |state, (chunk, input)| {
-            chunk.fill(MaybeUninit::new(0.0));
-            // Safety: every value of `chunk` was just written.
-            let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            write(state, chunk, input)
-        });
-    // Safety: the zip above visited every chunk (one input per chunk, asserted), and each chunk
-    // was filled before `write` saw it.
+        .for_each_init(init, |state, (chunk, input)| write(state, chunk, input));
+    // Safety: the zip above visited every chunk (one input per chunk, asserted), and `write`
+    // wrote every value of each.
     unsafe { values.set_len(len) };
     values
+}
+
+/// `chunk` filled with zeros, as initialised values: for a `par_write` writer that adds into
+/// its chunk or leaves some of it untouched. Each thread zeroes its own chunk just before
+/// writing it, while it is in its cache.
+fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    chunk.fill(MaybeUninit::new(0.0));
+    // Safety: every value of `chunk` was just written.
+    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// `values` as slots for a kernel that writes initialised `f32`s into them through a pointer,
+/// as it writes `par_write`'s chunks: one kernel signature for both.
+fn as_slots(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // Safety: `MaybeUninit<f32>` has the layout of `f32`, and the kernels that take the slots
+    // only ever store initialised values into them, so `values` stays initialised.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// As burn's ReLU and its gradient: `value` where the pre-activation `z` is above zero or NaN,

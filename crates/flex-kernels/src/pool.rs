@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, IntDType};
 use rayon::prelude::*;
 
-use super::{Window2d, f32s, flex_tensor, par_write, run_kernel, runs_on_flex};
+use super::{Window2d, f32s, flex_tensor, par_write, run_kernel, runs_on_flex, zeroed};
 
 /// `max_pool2d` as burn's `module::max_pool2d` computes it, through the kernels below where the
 /// input lives on the flex backend. Asymmetric padding and `ceil_mode` keep burn's path.
@@ -356,7 +356,7 @@ impl Window {
             (self.batch * self.channels * out_plane, out_plane),
             x.par_chunks(self.spatial.height * self.spatial.width),
             || PlaneScratch::new(self),
-            |scratch, out, plane| self.forward_plane(selects, (plane, out), scratch),
+            |scratch, out, plane| self.forward_plane(selects, (plane, zeroed(out)), scratch),
         )
     }
 
@@ -376,7 +376,9 @@ impl Window {
             x.par_chunks(plane_len)
                 .zip(output_grad.par_chunks(out_plane)),
             || PlaneScratch::new(self),
-            |scratch, dx, (plane, grad)| self.input_grad_plane(selects, (plane, grad, dx), scratch),
+            |scratch, dx, (plane, grad)| {
+                self.input_grad_plane(selects, (plane, grad, zeroed(dx)), scratch)
+            },
         )
     }
 }

@@ -21,9 +21,11 @@
 //!   small images stacked in one plane.
 //!
 //! At AVX-512, `masked` reads the images in place where 16-lane vectors tile the planes.
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use super::{copy_short, par_write, summed};
+use super::{as_slots, copy_short, par_write, summed};
 
 /// `$kernel::<B>(args)` with `B` the block of output channels `$block` as a constant: 1, 2, 3
 /// or `CHANNEL_BLOCK`, the register blocks every kernel here is built for.
@@ -143,13 +145,13 @@ impl SameConv3x3 {
 
     /// Copies the output planes `planes` (rows `row_stride` apart, `out_plane_len` per channel)
     /// into `image` (`[channels, height, width]`), dropping the unused position of each row.
-    fn unpad(&self, planes: &[f32], image: &mut [f32]) {
+    fn unpad(&self, planes: &[f32], image: &mut [MaybeUninit<f32>]) {
         let (width, stride) = (self.width, self.row_stride());
         let src_rows = planes
             .chunks_exact(self.out_plane_len())
             .flat_map(|plane| plane.chunks(stride).take(self.height));
         for (src, dst) in src_rows.zip(image.chunks_exact_mut(width)) {
-            copy_short(dst, &src[..width]);
+            dst.write_copy_of_slice(&src[..width]);
         }
     }
 
@@ -191,7 +193,13 @@ impl SameConv3x3 {
 
     /// `out[o]` (`out_channel_len` values each) = the convolution of the `inputs` padded planes
     /// `planes` with the weights `packed` by `pack` for `outputs` x `inputs` channels.
-    fn convolve(&self, planes: &[f32], inputs: usize, packed: &[f32], out: &mut [f32]) {
+    fn convolve(
+        &self,
+        planes: &[f32],
+        inputs: usize,
+        packed: &[f32],
+        out: &mut [MaybeUninit<f32>],
+    ) {
         let channel_len = self.out_channel_len();
         let outputs = out.len() / channel_len;
         let vectors = channel_len / LANES;
@@ -265,14 +273,14 @@ impl SameConv3x3 {
         (planes, inputs): (&[f32], usize),
         packed: &[f32],
         tile: &mut Vec<f32>,
-        image: &mut [f32],
+        image: &mut [MaybeUninit<f32>],
     ) {
         if self.rows_fill_vectors() {
             return self.convolve(planes, inputs, packed, image);
         }
         let outputs = image.len() / (self.height * self.width);
         tile.resize(outputs * self.out_plane_len(), 0.0);
-        self.convolve(planes, inputs, packed, tile);
+        self.convolve(planes, inputs, packed, as_slots(tile));
         self.unpad(tile, image);
     }
 
@@ -457,7 +465,7 @@ struct Kernel<'a> {
 impl Kernel<'_> {
     /// Writes the block's `block` output channels into `out`, one channel every `out_stride`,
     /// the vectors one after the other.
-    fn run(&self, block: usize, out: &mut [f32], out_stride: usize) {
+    fn run(&self, block: usize, out: &mut [MaybeUninit<f32>], out_stride: usize) {
         let last_start = self.starts[..self.vectors].iter().max();
         assert!(
             (1..=CHANNEL_BLOCK).contains(&block)
@@ -507,7 +515,7 @@ struct WideKernel<'a> {
 }
 
 impl WideKernel<'_> {
-    fn run(&self, out: &mut [f32], out_stride: usize) {
+    fn run(&self, out: &mut [MaybeUninit<f32>], out_stride: usize) {
         let kernel = &self.kernel;
         let (starts, outs) = (&self.starts[..self.count], &self.outs[..self.count]);
         let wide = 2 * LANES;
@@ -574,6 +582,7 @@ impl DotProducts<'_> {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{CHANNEL_BLOCK, DotProducts, Kernel, LANES, TAPS, add_products, reduced};
 
@@ -582,7 +591,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn convolve<const BLOCK: usize, const VECS: usize>(
         kernel: &Kernel,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         out_stride: usize,
     ) {
         let mut sums = [[_mm256_setzero_ps(); VECS]; BLOCK];
@@ -605,7 +614,7 @@ mod avx2 {
                 }
             }
         }
-        let out = out.as_mut_ptr();
+        let out = out.as_mut_ptr().cast::<f32>();
         for (o, sums) in sums.iter().enumerate() {
             for (v, sum) in sums.iter().enumerate() {
                 unsafe { _mm256_storeu_ps(out.add(o * out_stride + v * LANES), *sum) };
@@ -641,6 +650,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::avx2::horizontal_sum;
     use super::{
@@ -652,7 +662,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn convolve_eight<const WIDE: usize>(
         wide: &WideKernel,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         out_stride: usize,
     ) {
         const EIGHT: usize = 2 * CHANNEL_BLOCK;
@@ -682,7 +692,7 @@ mod avx512 {
                 }
             }
         }
-        let out = out.as_mut_ptr();
+        let out = out.as_mut_ptr().cast::<f32>();
         for (o, sums) in sums.iter().enumerate() {
             for (v, sum) in sums.iter().enumerate() {
                 unsafe { _mm512_storeu_ps(out.add(o * out_stride + wide.outs[v]), *sum) };
@@ -695,7 +705,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn convolve<const BLOCK: usize>(
         kernel: &Kernel,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         out_stride: usize,
     ) {
         let mut sums = [_mm512_setzero_ps(); BLOCK];
@@ -715,7 +725,7 @@ mod avx512 {
                 }
             }
         }
-        let out = out.as_mut_ptr();
+        let out = out.as_mut_ptr().cast::<f32>();
         for (o, sum) in sums.iter().enumerate() {
             unsafe { _mm512_storeu_ps(out.add(o * out_stride), *sum) };
         }

@@ -6,7 +6,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use crate::same_conv3x3::SameConv3x3;
-use crate::{Window2d, par_write, summed};
+use crate::{Window2d, par_write, summed, zeroed};
 
 mod phases;
 
@@ -439,6 +439,7 @@ impl Geometry {
             input.par_chunks(images * in_len),
             Buffers::default,
             |buffers, out, input| {
+                let out = zeroed(out);
                 for band in self.row_bands() {
                     let columns = self.columns(input.len() / in_len, band);
                     write(buffers, out, input, band, columns);

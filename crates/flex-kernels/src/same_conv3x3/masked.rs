@@ -11,6 +11,8 @@
 //!   padded copies, and sum over a pass of images before the final sum across lanes.
 //!
 //! Figures in `docs/performance.md`.
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{CHANNEL_BLOCK, SameConv3x3, TAPS, add_row_sums};
@@ -73,7 +75,7 @@ impl SameConv3x3 {
         (image, inputs): (&[f32], usize),
         packed: &[f32],
         masks: &[[u16; TAPS]],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         let plane = self.height * self.width;
         let outputs = out.len() / plane;
@@ -225,7 +227,7 @@ struct MaskedKernel<'a> {
 
 impl MaskedKernel<'_> {
     /// Writes `block` output channels into `out`, one every `plane` values.
-    fn run(&self, block: usize, out: &mut [f32]) {
+    fn run(&self, block: usize, out: &mut [MaybeUninit<f32>]) {
         let vectors = self.masks.len();
         assert!(
             matches!(block, 1..=CHANNEL_BLOCK | WIDE_BLOCK)
@@ -264,6 +266,7 @@ impl MaskedKernel<'_> {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{CHANNEL_BLOCK, LANES, MaskedDots, MaskedKernel, TAPS};
     use crate::same_conv3x3::{add_products, reduced};
@@ -274,7 +277,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn convolve<const BLOCK: usize, const VECS: usize>(
         kernel: &MaskedKernel,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         let pack_block = BLOCK.min(CHANNEL_BLOCK);
         let pack_len = pack_block * kernel.inputs * TAPS;
@@ -299,7 +302,7 @@ mod avx512 {
                 }
             }
         }
-        let out = out.as_mut_ptr();
+        let out = out.as_mut_ptr().cast::<f32>();
         for (o, sums) in sums.iter().enumerate() {
             for (v, sum) in sums.iter().enumerate() {
                 unsafe {
