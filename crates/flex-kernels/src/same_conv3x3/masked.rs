@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{CHANNEL_BLOCK, SameConv3x3, TAPS, add_row_sums};
+use super::{CHANNEL_BLOCK, SameConv3x3, TAPS};
 use crate::summed;
 
 /// Lanes of an AVX-512 f32 vector: output positions per vector.
@@ -109,21 +109,23 @@ impl SameConv3x3 {
 impl SameConv3x3 {
     /// The weight gradient with masked loads: per block of output channels, input channel and
     /// kernel row, the three dot products of the output gradient with the input shifted by each
-    /// tap, over a pass of images whose output-gradient planes of the block stay in L1. Images
-    /// split between threads, each summing its own and the sums added at the end.
+    /// tap, over a pass of images whose output-gradient planes of the block stay in L1. Each
+    /// dot product keeps its 16 lanes' sums in `lanes` from one pass to the next, and they are
+    /// added across lanes once, at the end. Images split between threads, each summing its own
+    /// and the sums added at the end.
     pub(super) fn weight_grad_masked(&self, x: &[f32], output_grad: &[f32]) -> Vec<f32> {
         let (inputs, outputs) = (self.channels_in, self.channels_out);
         let plane = self.height * self.width;
         let (image_len, out_image_len) = (inputs * plane, outputs * plane);
         let images_per_task = self.batch.div_ceil(rayon::current_num_threads()).max(1);
-        let pass = (PASS_FLOATS / (CHANNEL_BLOCK * plane)).clamp(1, images_per_task);
+        let pass = (PASS_FLOATS / (WIDE_BLOCK * plane)).clamp(1, images_per_task);
         let masks = self.masks();
         let offsets = self.signed_tap_offsets();
         let weight_len = outputs * inputs * TAPS;
         x.par_chunks(image_len * images_per_task)
             .zip(output_grad.par_chunks(out_image_len * images_per_task))
             .map(|(x, grad)| {
-                let mut dw = vec![0.0; weight_len];
+                let mut lanes = vec![0.0; weight_len * LANES];
                 let (mut x_planes, mut grad_planes) = (Vec::new(), Vec::new());
                 let passes = x
                     .chunks(image_len * pass)
@@ -132,9 +134,8 @@ impl SameConv3x3 {
                     let run = x.len() / image_len * plane;
                     by_channel(x, inputs, plane, &mut x_planes);
                     by_channel(grad, outputs, plane, &mut grad_planes);
-                    let mut first = 0;
-                    while first < outputs {
-                        let block = (outputs - first).min(CHANNEL_BLOCK);
+                    for (first, block) in dot_blocks(outputs) {
+                        let block_lanes = &mut lanes[first * inputs * TAPS * LANES..];
                         for c in 0..inputs {
                             for row in 0..3 {
                                 let dots = MaskedDots {
@@ -144,17 +145,54 @@ impl SameConv3x3 {
                                     masks: &masks,
                                     row,
                                 };
-                                let sums = dots.run(block);
-                                add_row_sums(&mut dw, &sums, (first, block), (inputs, c, row));
+                                let at = (c * 3 + row) * block * 3 * LANES;
+                                dots.run(block, &mut block_lanes[at..][..block * 3 * LANES]);
                             }
                         }
-                        first += block;
                     }
                 }
-                dw
+                lanes_summed(&lanes, inputs, outputs)
             })
             .reduce(|| vec![0.0; weight_len], summed)
     }
+}
+
+/// The register blocks of output channels the weight gradient runs, `(first, block)`: of
+/// `WIDE_BLOCK` while that many remain, then of at most `CHANNEL_BLOCK`.
+fn dot_blocks(outputs: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut first = 0;
+    std::iter::from_fn(move || {
+        let block = match outputs - first {
+            0 => return None,
+            left if left >= WIDE_BLOCK => WIDE_BLOCK,
+            left => left.min(CHANNEL_BLOCK),
+        };
+        first += block;
+        Some((first - block, block))
+    })
+}
+
+/// `dw` (`[outputs, inputs, 3, 3]`) from the lanes' sums of `weight_grad_masked`, which hold per
+/// register block of output channels, per input channel and kernel row, per output channel of
+/// the block and tap of the row, `LANES` partial sums.
+fn lanes_summed(lanes: &[f32], inputs: usize, outputs: usize) -> Vec<f32> {
+    let mut dw = vec![0.0; outputs * inputs * TAPS];
+    for (first, block) in dot_blocks(outputs) {
+        let block_lanes = &lanes[first * inputs * TAPS * LANES..][..block * inputs * TAPS * LANES];
+        let sums = block_lanes
+            .chunks_exact(LANES)
+            .map(|lanes| lanes.iter().sum::<f32>());
+        for (k, sum) in sums.enumerate() {
+            let (c, row, o, j) = (
+                k / (3 * block * 3),
+                k / (block * 3) % 3,
+                k / 3 % block,
+                k % 3,
+            );
+            dw[((first + o) * inputs + c) * TAPS + row * 3 + j] = sum;
+        }
+    }
+    dw
 }
 
 /// Copies `images` (`[images, channels, plane]`) into `planes` as `[channels, images, plane]`,
@@ -172,9 +210,11 @@ fn by_channel(images: &[f32], channels: usize, plane: usize, planes: &mut Vec<f3
 }
 
 /// Values of a block's output-gradient planes per pass of `weight_grad_masked`: 32 KiB, inside
-/// the 48 KiB L1 data cache of the AVX-512 Xeons measured. The block is `CHANNEL_BLOCK`
-/// channels: blocks of 8 (24 accumulators) measured slower, 4.5-5.5 ms against 3.3-3.5 per
-/// ResNet-20 layer.
+/// the 48 KiB L1 data cache of the AVX-512 Xeons measured. The block is `WIDE_BLOCK` channels,
+/// 24 accumulators, so that each step's three input loads serve 24 FMAs instead of 12: with the
+/// lanes' sums kept across passes, 2.8-3.0 ms per ResNet-20 layer against 3.2-3.4 for blocks of
+/// `CHANNEL_BLOCK` (best of five, `docs/performance.md`). Reduced across lanes after every pass,
+/// as before, blocks of 8 had measured slower (4.5-5.5 ms against 3.3-3.5).
 const PASS_FLOATS: usize = 8192;
 
 /// One register block of `weight_grad_masked`: for a block of output channels (`grads`, one
@@ -189,10 +229,13 @@ struct MaskedDots<'a> {
 }
 
 impl MaskedDots<'_> {
-    fn run(&self, block: usize) -> [[f32; 3]; CHANNEL_BLOCK] {
+    /// Adds the products of `block` output channels onto their lanes' sums, `lanes`:
+    /// `LANES` per output channel and tap, channel by channel.
+    fn run(&self, block: usize, lanes: &mut [f32]) {
         let plane = self.masks.len() * LANES;
         assert!(
-            (1..=CHANNEL_BLOCK).contains(&block)
+            matches!(block, 1..=CHANNEL_BLOCK | WIDE_BLOCK)
+                && lanes.len() == block * 3 * LANES
                 && self.offsets.len() == 3
                 && self.row < 3
                 && plane > 0
@@ -206,7 +249,13 @@ impl MaskedDots<'_> {
         // `grads`; each unmasked lane of an input load reads inside its own plane of `x`, as
         // in `MaskedKernel::run`.
         unsafe {
-            with_block!(block, avx512::dot_products(self))
+            match block {
+                1 => avx512::dot_products::<1>(self, lanes),
+                2 => avx512::dot_products::<2>(self, lanes),
+                3 => avx512::dot_products::<3>(self, lanes),
+                CHANNEL_BLOCK => avx512::dot_products::<CHANNEL_BLOCK>(self, lanes),
+                _ => avx512::dot_products::<WIDE_BLOCK>(self, lanes),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`SameConv3x3::vectors_tile_planes` is false off x86-64");
@@ -269,7 +318,7 @@ mod avx512 {
     use std::mem::MaybeUninit;
 
     use super::{CHANNEL_BLOCK, LANES, MaskedDots, MaskedKernel, TAPS};
-    use crate::same_conv3x3::{add_products, reduced};
+    use crate::same_conv3x3::add_products;
 
     /// Safety: the processor has AVX-512 F and `MaskedKernel::run`'s checks hold for `BLOCK`
     /// channels and `VECS` vectors. A block of more than `CHANNEL_BLOCK` channels reads its
@@ -315,10 +364,11 @@ mod avx512 {
     /// Safety: the processor has AVX-512 F and `MaskedDots::run`'s checks hold for `BLOCK`
     /// output channels.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dot_products<const BLOCK: usize>(
-        dots: &MaskedDots,
-    ) -> [[f32; 3]; CHANNEL_BLOCK] {
-        let mut sums = [[_mm512_setzero_ps(); 3]; BLOCK];
+    pub(super) unsafe fn dot_products<const BLOCK: usize>(dots: &MaskedDots, lanes: &mut [f32]) {
+        let lanes = lanes.as_mut_ptr();
+        let mut sums: [[__m512; 3]; BLOCK] = std::array::from_fn(|o| {
+            std::array::from_fn(|j| unsafe { _mm512_loadu_ps(lanes.add((o * 3 + j) * LANES)) })
+        });
         let run = dots.x.len();
         let x = dots.x.as_ptr();
         let grads = dots.grads.as_ptr();
@@ -333,6 +383,10 @@ mod avx512 {
             let grad = |o| unsafe { _mm512_loadu_ps(grads.add(o * run + at)) };
             add_products(&mut sums, xs, grad, |a, b, c| _mm512_fmadd_ps(a, b, c));
         }
-        reduced(&sums, |sum| _mm512_reduce_add_ps(sum))
+        for (o, sums) in sums.iter().enumerate() {
+            for (j, sum) in sums.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(lanes.add((o * 3 + j) * LANES), *sum) };
+            }
+        }
     }
 }
