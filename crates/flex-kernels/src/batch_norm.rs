@@ -155,23 +155,68 @@ impl BatchNormBackend for Flex {
 
 /// The normalisation pass over x, gamma, beta and the statistics, with the ReLU in the same pass
 /// if `relu`.
-fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
+pub(crate) fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
     let [x, gamma, beta, statistics] = tensors.map(|t| t.to_contiguous());
     let planes = Planes::of(&x);
-    let (scale, shift) = planes.scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
+    let (scale, shift) = scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
     let coefficients = |channel: usize| (scale[channel], shift[channel]);
     let x = f32s(&x);
     let y = if relu {
-        planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
-            let z = value * scale + shift;
-            relu_passing(z, z)
-        })
+        planes.per_channel_map(x, x, coefficients, |k, value, _| normalized(value, k, true))
     } else {
-        planes.per_channel_map(x, x, coefficients, |(scale, shift), value, _| {
-            value * scale + shift
+        planes.per_channel_map(x, x, coefficients, |k, value, _| {
+            normalized(value, k, false)
         })
     };
     flex_tensor(y, planes.shape())
+}
+
+/// Batch norm's evaluation of one value, `value * scale + shift`, then the ReLU if `relu`: the
+/// one expression of the normalisation pass and of `ChannelNorm`, so that both give the same bits.
+#[inline(always)]
+fn normalized(value: f32, (scale, shift): (f32, f32), relu: bool) -> f32 {
+    let z = value * scale + shift;
+    if relu { relu_passing(z, z) } else { z }
+}
+
+/// Batch norm's evaluation (and a ReLU) per channel, which a convolution applies to each image's
+/// output in its own pass, while the image is in cache (`conv::conv2d_normalized`).
+pub(crate) struct ChannelNorm {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    relu: bool,
+}
+
+impl ChannelNorm {
+    /// From `norm`'s rows gamma, beta, running mean and running variance (`[4, C]`).
+    pub(crate) fn of(norm: &[f32], epsilon: f64, relu: bool) -> Self {
+        let channels = norm.len() / 4;
+        let (gamma, rest) = norm.split_at(channels);
+        let (beta, statistics) = rest.split_at(channels);
+        let (scale, shift) = scale_shift(gamma, beta, statistics, epsilon);
+        Self { scale, shift, relu }
+    }
+
+    pub(crate) fn channels(&self) -> usize {
+        self.scale.len()
+    }
+
+    /// Normalises `images` (`[images, channels, plane]`) in place.
+    pub(crate) fn apply(&self, images: &mut [f32], plane: usize) {
+        let planes = images.chunks_exact_mut(plane.max(1));
+        let coefficients = self.scale.iter().zip(&self.shift).cycle();
+        for (values, (&scale, &shift)) in planes.zip(coefficients) {
+            if self.relu {
+                values
+                    .iter_mut()
+                    .for_each(|v| *v = normalized(*v, (scale, shift), true));
+            } else {
+                values
+                    .iter_mut()
+                    .for_each(|v| *v = normalized(*v, (scale, shift), false));
+            }
+        }
+    }
 }
 
 impl BatchNormGradients for Flex {
@@ -429,26 +474,26 @@ impl Planes {
             .chain(variances.into_iter().map(|[m2]| (m2 / count) as f32))
             .collect()
     }
+}
 
-    /// Per channel, `gamma / sqrt(variance + epsilon)` and `beta - mean * scale`.
-    fn scale_shift(
-        &self,
-        gamma: &[f32],
-        beta: &[f32],
-        statistics: &[f32],
-        epsilon: f64,
-    ) -> (Vec<f32>, Vec<f32>) {
-        let (means, variances) = statistics.split_at(self.channels);
-        (0..self.channels)
-            .map(|c| {
-                let scale = gamma[c] as f64 / (variances[c] as f64 + epsilon).sqrt();
-                (
-                    scale as f32,
-                    (beta[c] as f64 - means[c] as f64 * scale) as f32,
-                )
-            })
-            .unzip()
-    }
+/// Per channel, `gamma / sqrt(variance + epsilon)` and `beta - mean * scale`, with the means and
+/// variances as the halves of `statistics`.
+fn scale_shift(
+    gamma: &[f32],
+    beta: &[f32],
+    statistics: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let (means, variances) = statistics.split_at(gamma.len());
+    (0..gamma.len())
+        .map(|c| {
+            let scale = gamma[c] as f64 / (variances[c] as f64 + epsilon).sqrt();
+            (
+                scale as f32,
+                (beta[c] as f64 - means[c] as f64 * scale) as f32,
+            )
+        })
+        .unzip()
 }
 
 /// A `batch_normalize` call's tensors, contiguous.
@@ -496,7 +541,7 @@ impl FlexNormalized {
     /// them, in one pass over `x` and `dy`: each plane is summed just after it is masked.
     fn relu_param_grads(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let planes = &self.planes;
-        let (scale, shift) = planes.scale_shift(
+        let (scale, shift) = scale_shift(
             f32s(&self.gamma),
             f32s(&self.beta),
             f32s(&self.statistics),

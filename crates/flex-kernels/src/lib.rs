@@ -108,6 +108,14 @@ where
     values
 }
 
+/// `chunk` as initialised values, once its writer has written every one of them.
+///
+/// Safety: every value of `chunk` has been written.
+unsafe fn written(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // Safety: `MaybeUninit<f32>` has `f32`'s layout, and the caller wrote every value.
+    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// `chunk` filled with zeros, as initialised values: for a `par_write` writer that adds into
 /// its chunk or leaves some of it untouched. Each thread zeroes its own chunk just before
 /// writing it, while it is in its cache.

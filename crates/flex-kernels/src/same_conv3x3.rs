@@ -25,7 +25,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{as_slots, copy_short, par_write, summed};
+use super::{as_slots, copy_short, par_write, summed, written};
+use crate::batch_norm::ChannelNorm;
 
 /// `$kernel::<B>(args)` with `B` the block of output channels `$block` as a constant: 1, 2, 3
 /// or `CHANNEL_BLOCK`, the register blocks every kernel here is built for.
@@ -285,13 +286,14 @@ impl SameConv3x3 {
     }
 
     /// `y = conv(x, weight)` for `x` `[batch, channels_in, height, width]` and `weight`
-    /// `[channels_out, channels_in, 3, 3]`.
-    pub fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    /// `[channels_out, channels_in, 3, 3]`, each image's output normalised by `norm` (if given)
+    /// just after it is written.
+    pub fn forward(&self, x: &[f32], weight: &[f32], norm: Option<&ChannelNorm>) -> Vec<f32> {
         let (inputs, outputs) = (self.channels_in, self.channels_out);
         let packed = Self::pack(outputs, inputs, |o, c, t| {
             weight[(o * inputs + c) * TAPS + t]
         });
-        self.convolve_batch(x, inputs, &packed, outputs)
+        self.convolve_batch(x, (inputs, &packed, outputs), norm)
     }
 
     /// `dx` for the output gradient `output_grad`: the convolution of the padded output gradient
@@ -301,26 +303,35 @@ impl SameConv3x3 {
         let packed = Self::pack(inputs, outputs, |c, o, t| {
             weight[(o * inputs + c) * TAPS + TAPS - 1 - t]
         });
-        self.convolve_batch(output_grad, outputs, &packed, inputs)
+        self.convolve_batch(output_grad, (outputs, &packed, inputs), None)
     }
 
     /// The convolution of a batch of `[inputs, height, width]` images with the weights `packed`
-    /// by `pack` for `outputs` x `inputs` channels, images in parallel.
+    /// by `pack` for `outputs` x `inputs` channels, images in parallel, each image's output then
+    /// normalised by `norm` while it is in cache.
     fn convolve_batch(
         &self,
         images: &[f32],
-        inputs: usize,
-        packed: &[f32],
-        outputs: usize,
+        (inputs, packed, outputs): (usize, &[f32], usize),
+        norm: Option<&ChannelNorm>,
     ) -> Vec<f32> {
         let plane = self.height * self.width;
+        let normalize = |out: &mut [MaybeUninit<f32>]| {
+            if let Some(norm) = norm {
+                // Safety: the convolution kernels write every value of their image's output.
+                norm.apply(unsafe { written(out) }, plane);
+            }
+        };
         if self.masked() {
             let masks = self.masks();
             return par_write(
                 (self.batch * outputs * plane, outputs * plane),
                 images.par_chunks(inputs * plane),
                 || (),
-                |(), out, image| self.convolve_masked((image, inputs), packed, &masks, out),
+                |(), out, image| {
+                    self.convolve_masked((image, inputs), packed, &masks, out);
+                    normalize(out);
+                },
             );
         }
         par_write(
@@ -330,6 +341,7 @@ impl SameConv3x3 {
             |(planes, tile), out, image| {
                 self.pad(image, planes, (0, 1));
                 self.convolve_image((planes, inputs), packed, tile, out);
+                normalize(out);
             },
         )
     }

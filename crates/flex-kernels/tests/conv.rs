@@ -7,7 +7,8 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_flex_kernels::conv::conv2d;
+use cnnzoo_flex_kernels::batch_norm;
+use cnnzoo_flex_kernels::conv::{conv2d, conv2d_normalized};
 use common::{at_every_isa, normal, seeded_flex};
 
 /// Largest difference relative to the largest magnitude of the reference.
@@ -326,4 +327,60 @@ fn grouped_convolution_keeps_burns_kernels_and_result() {
     assert_eq!(y.dims(), [2, 6, 7, 7]);
     let diff = relative_diff(y, burn_conv2d(x, weight, None, options()));
     assert!(diff < 1e-5, "depthwise output differs by {diff}");
+}
+
+/// Batch norm in evaluation (and a ReLU) run in the convolution's output pass gives the same bits
+/// as `batch_norm::evaluate` over `conv2d`'s output: on every kernel path (masked, padded planes
+/// in place and through a tile, im2col at stride 2, the pointwise gemm, burn's grouped kernel).
+#[test]
+fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
+    let cases = [
+        ([3, 6, 8, 8], [10, 6, 3, 3], 1, 1, 1),
+        ([2, 5, 16, 16], [9, 5, 3, 3], 1, 1, 1),
+        ([2, 4, 6, 24], [5, 4, 3, 3], 1, 1, 1),
+        ([3, 4, 9, 10], [6, 4, 3, 3], 2, 1, 1),
+        ([2, 5, 7, 7], [7, 5, 1, 1], 1, 0, 1),
+        ([2, 6, 7, 7], [6, 1, 3, 3], 1, 1, 6),
+    ];
+    at_every_isa(|| {
+        let device = seeded_flex(14, false);
+        for (input, weight, stride, padding, groups) in cases {
+            let x = normal(input, &device);
+            let weight = normal(weight, &device);
+            let channels = weight.dims()[0];
+            let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
+            let variance = normal([channels], &device).abs() + 0.5;
+            let options = || ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
+            for relu in [false, true] {
+                let norm = [gamma.clone(), beta.clone(), mean.clone(), variance.clone()];
+                let fused =
+                    conv2d_normalized(x.clone(), weight.clone(), options(), norm, (1e-5, relu))
+                        .expect("f32 on flex without autodiff takes the fused kernel");
+                let y = conv2d(x.clone(), weight.clone(), None, options());
+                let statistics = [mean.clone(), variance.clone()];
+                let reference =
+                    batch_norm::evaluate(y, gamma.clone(), beta.clone(), statistics, 1e-5, relu)
+                        .expect("f32 on flex without autodiff takes the fused kernel");
+                assert_eq!(fused.dims(), reference.dims(), "{input:?} {weight:?}");
+                let bits = |t: Tensor<4>| -> Vec<u32> {
+                    t.into_data().iter::<f32>().map(f32::to_bits).collect()
+                };
+                assert!(
+                    bits(fused) == bits(reference),
+                    "input {input:?}, weight {:?}, relu {relu}: not the same bits",
+                    weight.dims()
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn normalized_convolution_declines_under_autodiff() {
+    let device = seeded_flex(15, true);
+    let x = normal([2, 3, 8, 8], &device);
+    let weight = normal([4, 3, 3, 3], &device);
+    let norm = [0; 4].map(|_| Tensor::<1>::ones([4], &device));
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    assert!(conv2d_normalized(x, weight, options, norm, (1e-5, true)).is_none());
 }

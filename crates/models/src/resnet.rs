@@ -13,7 +13,6 @@
 //! 32x32 image reaches the last stage at 4x4 instead of 1x1.
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::torch_names::{conv_leaf, preact_sequential, torch_bn_leaf, torch_leaf};
@@ -146,8 +145,11 @@ impl ResNetBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let z = self
             .bn1
-            .forward_activated(self.conv1.forward(x.clone()), self.act);
-        let z = branch(self.bn2.forward(self.conv2.forward(z)), &self.drop_path);
+            .forward_convolved(&self.conv1, x.clone(), Some(self.act));
+        let z = branch(
+            self.bn2.forward_convolved(&self.conv2, z, None),
+            &self.drop_path,
+        );
         let shortcut = match &self.downsample {
             Some(conv) => conv.forward(x),
             None => x,
@@ -275,10 +277,10 @@ impl ResNetCifarConfig {
 
 impl ResNetCifar {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.input_conv.forward(x);
-        if let Some(bn) = &self.input_bn {
-            x = bn.forward_activated(x, self.act);
-        }
+        let mut x = match &self.input_bn {
+            Some(bn) => bn.forward_convolved(&self.input_conv, x, Some(self.act)),
+            None => self.input_conv.forward(x),
+        };
         for block in &self.blocks {
             x = block.forward(x);
         }
@@ -465,15 +467,20 @@ impl ResidualBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = self
+        let out = self
             .bn1
-            .forward_activated(self.conv1.forward(x.clone()), Act::Relu);
-        out = self.bn2.forward(self.conv2.forward(out));
-        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv3.forward(relu(out)));
-        }
+            .forward_convolved(&self.conv1, x.clone(), Some(Act::Relu));
+        let out = match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = self
+                    .bn2
+                    .forward_convolved(&self.conv2, out, Some(Act::Relu));
+                bn3.forward_convolved(conv3, out, None)
+            }
+            _ => self.bn2.forward_convolved(&self.conv2, out, None),
+        };
         let shortcut = match &self.downsample {
-            Some(projection) => projection.bn.forward(projection.conv.forward(x)),
+            Some(projection) => projection.bn.forward_convolved(&projection.conv, x, None),
             None => x,
         };
         Act::Relu.forward_residual(out, shortcut)
@@ -530,7 +537,7 @@ impl ResNetImageNetConfig {
 
 impl ResNetImageNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.bn1.forward_activated(self.conv1.forward(x), Act::Relu);
+        let mut x = self.bn1.forward_convolved(&self.conv1, x, Some(Act::Relu));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

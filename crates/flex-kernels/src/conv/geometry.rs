@@ -5,6 +5,7 @@ use burn::backend::ops::ConvOptions;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
+use crate::batch_norm::ChannelNorm;
 use crate::same_conv3x3::SameConv3x3;
 use crate::{Window2d, par_write, summed, zeroed};
 
@@ -430,7 +431,7 @@ impl Geometry {
     fn bands_in_parallel(
         &self,
         (input, in_len): (&[f32], usize),
-        out_len: usize,
+        (out_len, norm): (usize, Option<&ChannelNorm>),
         write: impl Fn(&mut Buffers, &mut [f32], &[f32], (usize, usize), usize) + Send + Sync,
     ) -> Vec<f32> {
         let images = self.images_per_tile();
@@ -444,14 +445,23 @@ impl Geometry {
                     let columns = self.columns(input.len() / in_len, band);
                     write(buffers, out, input, band, columns);
                 }
+                if let Some(norm) = norm {
+                    norm.apply(out, out_len / norm.channels());
+                }
             },
         )
     }
 
     /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
-    pub(super) fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    /// With `norm`, each tile's output is normalised by it while the tile is in cache.
+    pub(super) fn forward(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        norm: Option<&ChannelNorm>,
+    ) -> Vec<f32> {
         if let Some(direct) = self.same_conv3x3().filter(SameConv3x3::runs_convolve) {
-            return direct.forward(x, weight);
+            return direct.forward(x, weight, norm);
         }
         let k = self.patch_len();
         let out_plane = self.spatial.out_height * self.spatial.out_width;
@@ -459,7 +469,7 @@ impl Geometry {
         let x_tiles = (x, self.image_len());
         self.bands_in_parallel(
             x_tiles,
-            self.out_image_len(),
+            (self.out_image_len(), norm),
             |buffers, y_tile, x_tile, band, n| {
                 let cols = self.patches(x_tile, band, (&mut buffers.patches, &mut buffers.phases));
                 let y_tile = (&mut *y_tile, self.channels_out, out_plane);
@@ -530,7 +540,7 @@ impl Geometry {
         let grad_tiles = (output_grad, self.out_image_len());
         self.bands_in_parallel(
             grad_tiles,
-            self.image_len(),
+            (self.image_len(), None),
             |buffers, dx_tile, grad_tile, band, n| {
                 let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
                 let dims = [k, n, self.channels_out];

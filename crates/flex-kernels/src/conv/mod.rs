@@ -25,8 +25,10 @@ use burn::prelude::*;
 use crate::{run_kernel, runs_on_flex};
 
 mod geometry;
+mod normalized;
 
 use geometry::Geometry;
+pub use normalized::{NormalizedConvBackend, conv2d_normalized};
 
 /// `conv2d` as burn's `module::conv2d` computes it, through the gemm kernels where the input
 /// lives on the flex backend.
@@ -104,7 +106,7 @@ impl GemmConvBackend for Flex {
             return Self::conv2d(x, weight, None, options);
         };
         run_kernel([x, weight], geometry.output_shape(), |x, weight| {
-            geometry.forward(x, weight)
+            geometry.forward(x, weight, None)
         })
     }
 

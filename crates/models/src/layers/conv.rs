@@ -224,15 +224,21 @@ impl From<burn::nn::conv::Conv2d> for Convolution {
 impl Convolution {
     /// `[N, C_in, H, W] -> [N, C_out, H', W']`, padded as burn's `Conv2d::forward` pads.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let padding = padding_pairs(&self.padding, self.kernel_size, self.stride, &x);
-        let options =
-            ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
+        let options = self.options(&x);
         cnnzoo_flex_kernels::conv::conv2d(
             x,
             self.weight.val(),
             self.bias.as_ref().map(|bias| bias.val()),
             options,
         )
+    }
+}
+
+impl Convolution {
+    /// The stride, padding, dilation and groups of this convolution over `x`.
+    pub(crate) fn options(&self, x: &Tensor<4>) -> ConvOptions<2> {
+        let padding = padding_pairs(&self.padding, self.kernel_size, self.stride, x);
+        ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups)
     }
 }
 

@@ -3,7 +3,7 @@ use burn::module::{Flag, Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 
-use super::Act;
+use super::{Act, Convolution};
 
 /// Batch-norm hyper-parameters in PyTorch's convention (`momentum` weighs the new batch).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,6 +76,42 @@ impl BatchNorm2d {
         match act {
             Act::Relu => self.normalize(x, true),
             _ => act.forward(self.forward(x)),
+        }
+    }
+
+    /// `conv`'s output normalised, then `act` if given. In evaluation on the CPU backend batch norm
+    /// and a ReLU run in the convolution's own output pass, while each image is in cache, instead
+    /// of a pass of their own over the whole activation (same bits; `docs/performance.md`).
+    pub fn forward_convolved(
+        &self,
+        conv: &Convolution,
+        x: Tensor<4>,
+        act: Option<Act>,
+    ) -> Tensor<4> {
+        let evaluates = !(x.device().is_autodiff() && self.training.is_enabled());
+        if evaluates && conv.bias.is_none() && matches!(act, None | Some(Act::Relu)) {
+            let norm = [
+                self.gamma.val(),
+                self.beta.val(),
+                self.running_mean.value(),
+                self.running_var.value(),
+            ];
+            let options = conv.options(&x);
+            let fused = cnnzoo_flex_kernels::conv::conv2d_normalized(
+                x.clone(),
+                conv.weight.val(),
+                options,
+                norm,
+                (self.epsilon, act.is_some()),
+            );
+            if let Some(y) = fused {
+                return y;
+            }
+        }
+        let y = conv.forward(x);
+        match act {
+            Some(act) => self.forward_activated(y, act),
+            None => self.forward(y),
         }
     }
 

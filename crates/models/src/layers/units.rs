@@ -51,11 +51,7 @@ impl ConvNormAct {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
-        match self.act {
-            Some(act) => self.bn.forward_activated(x, act),
-            None => self.bn.forward(x),
-        }
+        self.bn.forward_convolved(&self.conv, x, self.act)
     }
 }
 
