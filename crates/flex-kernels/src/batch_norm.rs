@@ -19,7 +19,10 @@ use burn::prelude::*;
 use burn::tensor::{DType, Slice};
 use rayon::prelude::*;
 
-use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks, zip_map_reduce_chunks};
+use super::{
+    f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks,
+    zip_map_reduce_chunks,
+};
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
 /// the batch's mean and biased variance per channel for the running statistics. With `relu`,
@@ -179,41 +182,74 @@ fn normalized(value: f32, (scale, shift): (f32, f32), relu: bool) -> f32 {
     if relu { relu_passing(z, z) } else { z }
 }
 
-/// Batch norm's evaluation (and a ReLU) per channel, which a convolution applies to each image's
-/// output in its own pass, while the image is in cache (`conv::conv2d_normalized`).
-pub(crate) struct ChannelNorm {
+/// Batch norm's evaluation per channel, then a residual block's shortcut added (if any), then
+/// the ReLU (if any): what a convolution applies to each image's output in its own pass, while
+/// the image is in cache (`conv::conv2d_normalized`).
+pub(crate) struct ChannelNorm<'a> {
     scale: Vec<f32>,
     shift: Vec<f32>,
+    /// The whole batch's shortcut, shaped as the convolution's output.
+    shortcut: Option<&'a [f32]>,
     relu: bool,
 }
 
-impl ChannelNorm {
+impl<'a> ChannelNorm<'a> {
     /// From `norm`'s rows gamma, beta, running mean and running variance (`[4, C]`).
-    pub(crate) fn of(norm: &[f32], epsilon: f64, relu: bool) -> Self {
+    pub(crate) fn of(
+        norm: &[f32],
+        shortcut: Option<&'a [f32]>,
+        (epsilon, relu): (f64, bool),
+    ) -> Self {
         let channels = norm.len() / 4;
         let (gamma, rest) = norm.split_at(channels);
         let (beta, statistics) = rest.split_at(channels);
         let (scale, shift) = scale_shift(gamma, beta, statistics, epsilon);
-        Self { scale, shift, relu }
+        Self {
+            scale,
+            shift,
+            shortcut,
+            relu,
+        }
     }
 
     pub(crate) fn channels(&self) -> usize {
         self.scale.len()
     }
 
-    /// Normalises `images` (`[images, channels, plane]`) in place.
-    pub(crate) fn apply(&self, images: &mut [f32], plane: usize) {
-        let planes = images.chunks_exact_mut(plane.max(1));
+    pub(crate) fn shortcut_len(&self) -> Option<usize> {
+        self.shortcut.map(<[f32]>::len)
+    }
+
+    /// Finishes `images` (`[images, channels, plane]`) in place, which start `offset` values
+    /// into the convolution's output.
+    pub(crate) fn apply(&self, images: &mut [f32], plane: usize, offset: usize) {
+        let plane = plane.max(1);
         let coefficients = self.scale.iter().zip(&self.shift).cycle();
-        for (values, (&scale, &shift)) in planes.zip(coefficients) {
+        let Some(shortcut) = self.shortcut else {
+            for (values, (&scale, &shift)) in images.chunks_exact_mut(plane).zip(coefficients) {
+                let k = (scale, shift);
+                if self.relu {
+                    values.iter_mut().for_each(|v| *v = normalized(*v, k, true));
+                } else {
+                    values
+                        .iter_mut()
+                        .for_each(|v| *v = normalized(*v, k, false));
+                }
+            }
+            return;
+        };
+        let shortcut = shortcut[offset..][..images.len()].chunks_exact(plane);
+        for ((values, shortcut), (&scale, &shift)) in images
+            .chunks_exact_mut(plane)
+            .zip(shortcut)
+            .zip(coefficients)
+        {
+            let values = values.iter_mut().zip(shortcut);
+            let k = (scale, shift);
             if self.relu {
-                values
-                    .iter_mut()
-                    .for_each(|v| *v = normalized(*v, (scale, shift), true));
+                values.for_each(|(v, &s)| *v = residual_value(normalized(*v, k, false), s, true));
             } else {
-                values
-                    .iter_mut()
-                    .for_each(|v| *v = normalized(*v, (scale, shift), false));
+                values.for_each(|(v, &s)| *v = residual_value(normalized(*v, k, false), s, false));
             }
         }
     }

@@ -133,6 +133,15 @@ fn as_slots(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
+/// `a + b`, then the ReLU if `relu`: the end of a residual block per value, the one expression of
+/// `residual`'s pass and of a convolution's fused output pass (`conv::conv2d_normalized`), so that
+/// both give the same bits.
+#[inline(always)]
+fn residual_value(a: f32, b: f32, relu: bool) -> f32 {
+    let z = a + b;
+    if relu { relu_passing(z, z) } else { z }
+}
+
 /// As burn's ReLU and its gradient: `value` where the pre-activation `z` is above zero or NaN,
 /// else zero. A bit mask rather than `if`, which LLVM compiles to a branch per vector lane.
 fn relu_passing(z: f32, value: f32) -> f32 {

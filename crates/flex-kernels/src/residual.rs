@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::relu;
 
-use super::{f32s, flex_tensor, relu_passing, runs_on_flex, zip_map_chunks};
+use super::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks};
 
 /// Values per parallel task: large enough that a task's overhead vanishes, small enough that
 /// both threads get several.
@@ -75,11 +75,9 @@ impl ResidualBackend for Flex {
         let [x, shortcut] = [x, shortcut].map(|t| t.to_contiguous());
         let operands = (f32s(&x), f32s(&shortcut));
         let y = if relu {
-            zip_map_chunks(operands, CHUNK, |_| {
-                |a: f32, b: f32| relu_passing(a + b, a + b)
-            })
+            zip_map_chunks(operands, CHUNK, |_| |a, b| residual_value(a, b, true))
         } else {
-            zip_map_chunks(operands, CHUNK, |_| |a: f32, b: f32| a + b)
+            zip_map_chunks(operands, CHUNK, |_| |a, b| residual_value(a, b, false))
         };
         flex_tensor(y, shape)
     }

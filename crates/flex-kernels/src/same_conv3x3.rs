@@ -308,7 +308,7 @@ impl SameConv3x3 {
 
     /// The convolution of a batch of `[inputs, height, width]` images with the weights `packed`
     /// by `pack` for `outputs` x `inputs` channels, images in parallel, each image's output then
-    /// normalised by `norm` while it is in cache.
+    /// finished by `norm` while it is in cache.
     fn convolve_batch(
         &self,
         images: &[f32],
@@ -316,32 +316,34 @@ impl SameConv3x3 {
         norm: Option<&ChannelNorm>,
     ) -> Vec<f32> {
         let plane = self.height * self.width;
-        let normalize = |out: &mut [MaybeUninit<f32>]| {
+        let out_len = outputs * plane;
+        let normalize = |out: &mut [MaybeUninit<f32>], index: usize| {
             if let Some(norm) = norm {
                 // Safety: the convolution kernels write every value of their image's output.
-                norm.apply(unsafe { written(out) }, plane);
+                norm.apply(unsafe { written(out) }, plane, index * out_len);
             }
         };
+        let images = images.par_chunks(inputs * plane).enumerate();
         if self.masked() {
             let masks = self.masks();
             return par_write(
-                (self.batch * outputs * plane, outputs * plane),
-                images.par_chunks(inputs * plane),
+                (self.batch * out_len, out_len),
+                images,
                 || (),
-                |(), out, image| {
+                |(), out, (index, image)| {
                     self.convolve_masked((image, inputs), packed, &masks, out);
-                    normalize(out);
+                    normalize(out, index);
                 },
             );
         }
         par_write(
-            (self.batch * outputs * plane, outputs * plane),
-            images.par_chunks(inputs * plane),
+            (self.batch * out_len, out_len),
+            images,
             || (vec![0.0; self.padded_len(inputs, 1)], Vec::new()),
-            |(planes, tile), out, image| {
+            |(planes, tile), out, (index, image)| {
                 self.pad(image, planes, (0, 1));
                 self.convolve_image((planes, inputs), packed, tile, out);
-                normalize(out);
+                normalize(out, index);
             },
         )
     }

@@ -7,8 +7,8 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_flex_kernels::batch_norm;
 use cnnzoo_flex_kernels::conv::{conv2d, conv2d_normalized};
+use cnnzoo_flex_kernels::{batch_norm, residual};
 use common::{at_every_isa, normal, seeded_flex};
 
 /// Largest difference relative to the largest magnitude of the reference.
@@ -329,9 +329,10 @@ fn grouped_convolution_keeps_burns_kernels_and_result() {
     assert!(diff < 1e-5, "depthwise output differs by {diff}");
 }
 
-/// Batch norm in evaluation (and a ReLU) run in the convolution's output pass gives the same bits
-/// as `batch_norm::evaluate` over `conv2d`'s output: on every kernel path (masked, padded planes
-/// in place and through a tile, im2col at stride 2, the pointwise gemm, burn's grouped kernel).
+/// Batch norm in evaluation (and a ReLU, and a residual block's shortcut) run in the
+/// convolution's output pass gives the same bits as `batch_norm::evaluate` over `conv2d`'s
+/// output (then `residual::add_relu` or `add`): on every kernel path (masked, padded planes in
+/// place and through a tile, im2col at stride 2, the pointwise gemm, burn's grouped kernel).
 #[test]
 fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
     let cases = [
@@ -351,23 +352,34 @@ fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
             let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
             let variance = normal([channels], &device).abs() + 0.5;
             let options = || ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
-            for relu in [false, true] {
+            let shortcut = conv2d(x.clone(), weight.clone(), None, options()).flip([0]);
+            for (relu, residual) in [(false, false), (true, false), (false, true), (true, true)] {
                 let norm = [gamma.clone(), beta.clone(), mean.clone(), variance.clone()];
-                let fused =
-                    conv2d_normalized(x.clone(), weight.clone(), options(), norm, (1e-5, relu))
-                        .expect("f32 on flex without autodiff takes the fused kernel");
+                let fused = conv2d_normalized(
+                    (x.clone(), weight.clone(), options()),
+                    norm,
+                    residual.then(|| shortcut.clone()),
+                    (1e-5, relu),
+                )
+                .expect("f32 on flex without autodiff takes the fused kernel");
                 let y = conv2d(x.clone(), weight.clone(), None, options());
                 let statistics = [mean.clone(), variance.clone()];
-                let reference =
-                    batch_norm::evaluate(y, gamma.clone(), beta.clone(), statistics, 1e-5, relu)
+                let bn_relu = relu && !residual;
+                let y =
+                    batch_norm::evaluate(y, gamma.clone(), beta.clone(), statistics, 1e-5, bn_relu)
                         .expect("f32 on flex without autodiff takes the fused kernel");
+                let reference = match (residual, relu) {
+                    (false, _) => y,
+                    (true, true) => residual::add_relu(y, shortcut.clone()),
+                    (true, false) => residual::add(y, shortcut.clone()),
+                };
                 assert_eq!(fused.dims(), reference.dims(), "{input:?} {weight:?}");
                 let bits = |t: Tensor<4>| -> Vec<u32> {
                     t.into_data().iter::<f32>().map(f32::to_bits).collect()
                 };
                 assert!(
                     bits(fused) == bits(reference),
-                    "input {input:?}, weight {:?}, relu {relu}: not the same bits",
+                    "input {input:?}, weight {:?}, relu {relu}, residual {residual}: not the same bits",
                     weight.dims()
                 );
             }
@@ -375,12 +387,21 @@ fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
     });
 }
 
+/// Under autodiff the fused op declines, for a tracked input and for tracked parameters under an
+/// untracked input (a training model's first layer, which the images reach untracked).
 #[test]
 fn normalized_convolution_declines_under_autodiff() {
     let device = seeded_flex(15, true);
+    let plain = seeded_flex(16, false);
+    let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let norm = |device: &Device| [0; 4].map(|_| Tensor::<1>::ones([4], device));
     let x = normal([2, 3, 8, 8], &device);
     let weight = normal([4, 3, 3, 3], &device);
-    let norm = [0; 4].map(|_| Tensor::<1>::ones([4], &device));
-    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-    assert!(conv2d_normalized(x, weight, options, norm, (1e-5, true)).is_none());
+    let convolution = (x, weight.clone(), options());
+    assert!(conv2d_normalized(convolution, norm(&device), None, (1e-5, true)).is_none());
+    let untracked_x = normal([2, 3, 8, 8], &plain);
+    let convolution = (untracked_x.clone(), weight, options());
+    assert!(conv2d_normalized(convolution, norm(&device), None, (1e-5, true)).is_none());
+    let convolution = (untracked_x, normal([4, 3, 3, 3], &plain), options());
+    assert!(conv2d_normalized(convolution, norm(&plain), None, (1e-5, true)).is_some());
 }

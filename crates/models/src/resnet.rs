@@ -146,14 +146,19 @@ impl ResNetBlock {
         let z = self
             .bn1
             .forward_convolved(&self.conv1, x.clone(), Some(self.act));
-        let z = branch(
-            self.bn2.forward_convolved(&self.conv2, z, None),
-            &self.drop_path,
-        );
         let shortcut = match &self.downsample {
             Some(conv) => conv.forward(x),
             None => x,
         };
+        if self.drop_path.is_none() {
+            return self
+                .bn2
+                .forward_convolved_residual(&self.conv2, z, shortcut, self.act);
+        }
+        let z = branch(
+            self.bn2.forward_convolved(&self.conv2, z, None),
+            &self.drop_path,
+        );
         self.act.forward_residual(z, shortcut)
     }
 }
@@ -470,20 +475,21 @@ impl ResidualBlock {
         let out = self
             .bn1
             .forward_convolved(&self.conv1, x.clone(), Some(Act::Relu));
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => {
-                let out = self
-                    .bn2
-                    .forward_convolved(&self.conv2, out, Some(Act::Relu));
-                bn3.forward_convolved(conv3, out, None)
-            }
-            _ => self.bn2.forward_convolved(&self.conv2, out, None),
-        };
         let shortcut = match &self.downsample {
             Some(projection) => projection.bn.forward_convolved(&projection.conv, x, None),
             None => x,
         };
-        Act::Relu.forward_residual(out, shortcut)
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = self
+                    .bn2
+                    .forward_convolved(&self.conv2, out, Some(Act::Relu));
+                bn3.forward_convolved_residual(conv3, out, shortcut, Act::Relu)
+            }
+            _ => self
+                .bn2
+                .forward_convolved_residual(&self.conv2, out, shortcut, Act::Relu),
+        }
     }
 }
 

@@ -437,16 +437,16 @@ impl Geometry {
         let images = self.images_per_tile();
         par_write(
             (self.batch * out_len, images * out_len),
-            input.par_chunks(images * in_len),
+            input.par_chunks(images * in_len).enumerate(),
             Buffers::default,
-            |buffers, out, input| {
+            |buffers, out, (tile, input)| {
                 let out = zeroed(out);
                 for band in self.row_bands() {
                     let columns = self.columns(input.len() / in_len, band);
                     write(buffers, out, input, band, columns);
                 }
                 if let Some(norm) = norm {
-                    norm.apply(out, out_len / norm.channels());
+                    norm.apply(out, out_len / norm.channels(), tile * images * out_len);
                 }
             },
         )

@@ -88,31 +88,62 @@ impl BatchNorm2d {
         x: Tensor<4>,
         act: Option<Act>,
     ) -> Tensor<4> {
-        let evaluates = !(x.device().is_autodiff() && self.training.is_enabled());
-        if evaluates && conv.bias.is_none() && matches!(act, None | Some(Act::Relu)) {
-            let norm = [
-                self.gamma.val(),
-                self.beta.val(),
-                self.running_mean.value(),
-                self.running_var.value(),
-            ];
-            let options = conv.options(&x);
-            let fused = cnnzoo_flex_kernels::conv::conv2d_normalized(
-                x.clone(),
-                conv.weight.val(),
-                options,
-                norm,
-                (self.epsilon, act.is_some()),
-            );
-            if let Some(y) = fused {
-                return y;
-            }
+        if matches!(act, None | Some(Act::Relu))
+            && let Some(y) = self.fused_with(conv, &x, None, act.is_some())
+        {
+            return y;
         }
         let y = conv.forward(x);
         match act {
             Some(act) => self.forward_activated(y, act),
             None => self.forward(y),
         }
+    }
+
+    /// A post-activation residual block's end, `act(self.forward(conv.forward(x)) + shortcut)`:
+    /// with a ReLU, in evaluation on the CPU backend, all in the convolution's output pass.
+    pub fn forward_convolved_residual(
+        &self,
+        conv: &Convolution,
+        x: Tensor<4>,
+        shortcut: Tensor<4>,
+        act: Act,
+    ) -> Tensor<4> {
+        if act == Act::Relu
+            && let Some(y) = self.fused_with(conv, &x, Some(shortcut.clone()), true)
+        {
+            return y;
+        }
+        act.forward_residual(self.forward_convolved(conv, x, None), shortcut)
+    }
+
+    /// `flex_kernels::conv::conv2d_normalized` where it applies: in evaluation, after a
+    /// convolution without bias, on the CPU backend.
+    fn fused_with(
+        &self,
+        conv: &Convolution,
+        x: &Tensor<4>,
+        shortcut: Option<Tensor<4>>,
+        relu: bool,
+    ) -> Option<Tensor<4>> {
+        let weight = conv.weight.val();
+        let tracked = x.device().is_autodiff() || weight.device().is_autodiff();
+        if (tracked && self.training.is_enabled()) || conv.bias.is_some() {
+            return None;
+        }
+        let norm = [
+            self.gamma.val(),
+            self.beta.val(),
+            self.running_mean.value(),
+            self.running_var.value(),
+        ];
+        let convolution = (x.clone(), weight, conv.options(x));
+        cnnzoo_flex_kernels::conv::conv2d_normalized(
+            convolution,
+            norm,
+            shortcut,
+            (self.epsilon, relu),
+        )
     }
 
     /// Batch norm, then the ReLU if `relu`: fused into batch norm's passes on the CPU backend
