@@ -182,6 +182,14 @@ fn normalized(value: f32, (scale, shift): (f32, f32), relu: bool) -> f32 {
     if relu { relu_passing(z, z) } else { z }
 }
 
+/// The batch norms a convolution applies in its own passes: to its input as it takes each image
+/// (a pre-activation unit), to its output as it writes each image (a post-activation one).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ConvNorms<'a> {
+    pub input: Option<&'a ChannelNorm<'a>>,
+    pub output: Option<&'a ChannelNorm<'a>>,
+}
+
 /// Batch norm's evaluation per channel, then a residual block's shortcut added (if any), then
 /// the ReLU (if any): what a convolution applies to each image's output in its own pass, while
 /// the image is in cache (`conv::conv2d_normalized`).
@@ -218,6 +226,27 @@ impl<'a> ChannelNorm<'a> {
 
     pub(crate) fn shortcut_len(&self) -> Option<usize> {
         self.shortcut.map(<[f32]>::len)
+    }
+
+    /// `images` (`[images, channels, plane]`) normalised into `out`, without the shortcut: batch
+    /// norm before a convolution, as the convolution takes each image.
+    pub(crate) fn normalize_into(&self, images: &[f32], plane: usize, out: &mut [f32]) {
+        let planes = images.chunks_exact(plane.max(1));
+        let outs = out.chunks_exact_mut(plane.max(1));
+        for (channel, (src, dst)) in planes.zip(outs).enumerate() {
+            self.normalize_row(channel % self.channels(), src, dst);
+        }
+    }
+
+    /// `src`, values of channel `channel`, normalised into `dst`, without the shortcut.
+    pub(crate) fn normalize_row(&self, channel: usize, src: &[f32], dst: &mut [f32]) {
+        let k = (self.scale[channel], self.shift[channel]);
+        let values = dst.iter_mut().zip(src);
+        if self.relu {
+            values.for_each(|(d, &v)| *d = normalized(v, k, true));
+        } else {
+            values.for_each(|(d, &v)| *d = normalized(v, k, false));
+        }
     }
 
     /// Finishes `images` (`[images, channels, plane]`) in place, which start `offset` values

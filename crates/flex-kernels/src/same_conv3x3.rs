@@ -26,7 +26,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{as_slots, copy_short, par_write, summed, written};
-use crate::batch_norm::ChannelNorm;
+use crate::batch_norm::ConvNorms;
 
 /// `$kernel::<B>(args)` with `B` the block of output channels `$block` as a constant: 1, 2, 3
 /// or `CHANNEL_BLOCK`, the register blocks every kernel here is built for.
@@ -131,16 +131,25 @@ impl SameConv3x3 {
 
     /// Copies `image` (`[channels, height, width]`) into the padded planes `planes`, whose padding
     /// is zero and stays so: as image `index` of a group of `group` stacked in each channel's
-    /// plane (`group_plane_len`).
-    fn pad(&self, image: &[f32], planes: &mut [f32], (index, group): (usize, usize)) {
+    /// plane (`group_plane_len`). With `norms.input`, the copy is normalised by it.
+    fn pad(
+        &self,
+        image: &[f32],
+        planes: &mut [f32],
+        (index, group): (usize, usize),
+        norms: ConvNorms,
+    ) {
         let (width, stride) = (self.width, self.row_stride());
         let first_pixel = (index * (self.height + 1) + 1) * stride + 1;
         let rows = image.chunks_exact(width);
         let dst_rows = planes
             .chunks_exact_mut(self.group_plane_len(group))
             .flat_map(|plane| plane[first_pixel..].chunks_mut(stride).take(self.height));
-        for (src, dst) in rows.zip(dst_rows) {
-            copy_short(&mut dst[..width], src);
+        for (row, (src, dst)) in rows.zip(dst_rows).enumerate() {
+            match norms.input {
+                Some(norm) => norm.normalize_row(row / self.height, src, &mut dst[..width]),
+                None => copy_short(&mut dst[..width], src),
+            }
         }
     }
 
@@ -286,14 +295,14 @@ impl SameConv3x3 {
     }
 
     /// `y = conv(x, weight)` for `x` `[batch, channels_in, height, width]` and `weight`
-    /// `[channels_out, channels_in, 3, 3]`, each image's output normalised by `norm` (if given)
-    /// just after it is written.
-    pub fn forward(&self, x: &[f32], weight: &[f32], norm: Option<&ChannelNorm>) -> Vec<f32> {
+    /// `[channels_out, channels_in, 3, 3]`, each image normalised by `norms.input` as it is
+    /// taken and its output by `norms.output` just after it is written.
+    pub fn forward(&self, x: &[f32], weight: &[f32], norms: ConvNorms) -> Vec<f32> {
         let (inputs, outputs) = (self.channels_in, self.channels_out);
         let packed = Self::pack(outputs, inputs, |o, c, t| {
             weight[(o * inputs + c) * TAPS + t]
         });
-        self.convolve_batch(x, (inputs, &packed, outputs), norm)
+        self.convolve_batch(x, (inputs, &packed, outputs), norms)
     }
 
     /// `dx` for the output gradient `output_grad`: the convolution of the padded output gradient
@@ -303,22 +312,26 @@ impl SameConv3x3 {
         let packed = Self::pack(inputs, outputs, |c, o, t| {
             weight[(o * inputs + c) * TAPS + TAPS - 1 - t]
         });
-        self.convolve_batch(output_grad, (outputs, &packed, inputs), None)
+        self.convolve_batch(
+            output_grad,
+            (outputs, &packed, inputs),
+            ConvNorms::default(),
+        )
     }
 
     /// The convolution of a batch of `[inputs, height, width]` images with the weights `packed`
-    /// by `pack` for `outputs` x `inputs` channels, images in parallel, each image's output then
-    /// finished by `norm` while it is in cache.
+    /// by `pack` for `outputs` x `inputs` channels, images in parallel, each image normalised by
+    /// `norms.input` as it is taken and its output finished by `norms.output` while in cache.
     fn convolve_batch(
         &self,
         images: &[f32],
         (inputs, packed, outputs): (usize, &[f32], usize),
-        norm: Option<&ChannelNorm>,
+        norms: ConvNorms,
     ) -> Vec<f32> {
         let plane = self.height * self.width;
         let out_len = outputs * plane;
-        let normalize = |out: &mut [MaybeUninit<f32>], index: usize| {
-            if let Some(norm) = norm {
+        let finish = |out: &mut [MaybeUninit<f32>], index: usize| {
+            if let Some(norm) = norms.output {
                 // Safety: the convolution kernels write every value of their image's output.
                 norm.apply(unsafe { written(out) }, plane, index * out_len);
             }
@@ -329,10 +342,18 @@ impl SameConv3x3 {
             return par_write(
                 (self.batch * out_len, out_len),
                 images,
-                || (),
-                |(), out, (index, image)| {
+                Vec::new,
+                |normalized, out, (index, image)| {
+                    let image = match norms.input {
+                        Some(norm) => {
+                            normalized.resize(image.len(), 0.0);
+                            norm.normalize_into(image, plane, normalized);
+                            &normalized[..]
+                        }
+                        None => image,
+                    };
                     self.convolve_masked((image, inputs), packed, &masks, out);
-                    normalize(out, index);
+                    finish(out, index);
                 },
             );
         }
@@ -341,9 +362,9 @@ impl SameConv3x3 {
             images,
             || (vec![0.0; self.padded_len(inputs, 1)], Vec::new()),
             |(planes, tile), out, (index, image)| {
-                self.pad(image, planes, (0, 1));
+                self.pad(image, planes, (0, 1), norms);
                 self.convolve_image((planes, inputs), packed, tile, out);
-                normalize(out, index);
+                finish(out, index);
             },
         )
     }
@@ -375,8 +396,8 @@ impl SameConv3x3 {
                         .chunks_exact(image_len)
                         .zip(grad.chunks_exact(out_image_len));
                     for (index, (x, grad)) in images.enumerate() {
-                        self.pad(x, &mut x_planes, (index, count));
-                        self.pad(grad, &mut grad_planes, (index, count));
+                        self.pad(x, &mut x_planes, (index, count), ConvNorms::default());
+                        self.pad(grad, &mut grad_planes, (index, count), ConvNorms::default());
                     }
                     self.add_weight_grad(&x_planes, &grad_planes, count, &mut dw);
                 }

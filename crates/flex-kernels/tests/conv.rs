@@ -7,7 +7,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_flex_kernels::conv::{conv2d, conv2d_normalized};
+use cnnzoo_flex_kernels::conv::{conv2d, conv2d_normalized, normalized_conv2d};
 use cnnzoo_flex_kernels::{batch_norm, residual};
 use common::{at_every_isa, normal, seeded_flex};
 
@@ -329,23 +329,28 @@ fn grouped_convolution_keeps_burns_kernels_and_result() {
     assert!(diff < 1e-5, "depthwise output differs by {diff}");
 }
 
+/// Input and weight shapes, stride, padding and groups of the fused ops' tests: the masked
+/// kernel, padded planes in place and through a tile, im2col at stride 2, the pointwise gemm
+/// and burn's grouped kernel.
+type NormalizedCase = ([usize; 4], [usize; 4], usize, usize, usize);
+const NORMALIZED_CASES: [NormalizedCase; 6] = [
+    ([3, 6, 8, 8], [10, 6, 3, 3], 1, 1, 1),
+    ([2, 5, 16, 16], [9, 5, 3, 3], 1, 1, 1),
+    ([2, 4, 6, 24], [5, 4, 3, 3], 1, 1, 1),
+    ([3, 4, 9, 10], [6, 4, 3, 3], 2, 1, 1),
+    ([2, 5, 7, 7], [7, 5, 1, 1], 1, 0, 1),
+    ([2, 6, 7, 7], [6, 1, 3, 3], 1, 1, 6),
+];
+
 /// Batch norm in evaluation (and a ReLU, and a residual block's shortcut) run in the
 /// convolution's output pass gives the same bits as `batch_norm::evaluate` over `conv2d`'s
 /// output (then `residual::add_relu` or `add`): on every kernel path (masked, padded planes in
 /// place and through a tile, im2col at stride 2, the pointwise gemm, burn's grouped kernel).
 #[test]
 fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
-    let cases = [
-        ([3, 6, 8, 8], [10, 6, 3, 3], 1, 1, 1),
-        ([2, 5, 16, 16], [9, 5, 3, 3], 1, 1, 1),
-        ([2, 4, 6, 24], [5, 4, 3, 3], 1, 1, 1),
-        ([3, 4, 9, 10], [6, 4, 3, 3], 2, 1, 1),
-        ([2, 5, 7, 7], [7, 5, 1, 1], 1, 0, 1),
-        ([2, 6, 7, 7], [6, 1, 3, 3], 1, 1, 6),
-    ];
     at_every_isa(|| {
         let device = seeded_flex(14, false);
-        for (input, weight, stride, padding, groups) in cases {
+        for (input, weight, stride, padding, groups) in NORMALIZED_CASES {
             let x = normal(input, &device);
             let weight = normal(weight, &device);
             let channels = weight.dims()[0];
@@ -374,9 +379,6 @@ fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
                     (true, false) => residual::add(y, shortcut.clone()),
                 };
                 assert_eq!(fused.dims(), reference.dims(), "{input:?} {weight:?}");
-                let bits = |t: Tensor<4>| -> Vec<u32> {
-                    t.into_data().iter::<f32>().map(f32::to_bits).collect()
-                };
                 assert!(
                     bits(fused) == bits(reference),
                     "input {input:?}, weight {:?}, relu {relu}, residual {residual}: not the same bits",
@@ -385,6 +387,50 @@ fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
             }
         }
     });
+}
+
+/// Batch norm in evaluation (and a ReLU) applied to the convolution's input as it takes each
+/// image gives the same bits as `conv2d` over `batch_norm::evaluate`'s output, on every path.
+#[test]
+fn normalized_input_convolution_matches_conv2d_after_batch_norm_to_the_bit() {
+    at_every_isa(|| {
+        let device = seeded_flex(17, false);
+        for (input, weight, stride, padding, groups) in NORMALIZED_CASES {
+            let x = normal(input, &device);
+            let weight = normal(weight, &device);
+            let channels = input[1];
+            let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
+            let variance = normal([channels], &device).abs() + 0.5;
+            let options = || ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
+            for relu in [false, true] {
+                let norm = [gamma.clone(), beta.clone(), mean.clone(), variance.clone()];
+                let fused =
+                    normalized_conv2d((x.clone(), weight.clone(), options()), norm, (1e-5, relu))
+                        .expect("f32 on flex without autodiff takes the fused kernel");
+                let statistics = [mean.clone(), variance.clone()];
+                let normalized = batch_norm::evaluate(
+                    x.clone(),
+                    gamma.clone(),
+                    beta.clone(),
+                    statistics,
+                    1e-5,
+                    relu,
+                )
+                .expect("f32 on flex without autodiff takes the fused kernel");
+                let reference = conv2d(normalized, weight.clone(), None, options());
+                assert!(
+                    bits(fused) == bits(reference),
+                    "input {input:?}, weight {:?}, relu {relu}: not the same bits",
+                    weight.dims()
+                );
+            }
+        }
+    });
+}
+
+/// A tensor's values as bits, to compare two results exactly.
+fn bits(tensor: Tensor<4>) -> Vec<u32> {
+    tensor.into_data().iter::<f32>().map(f32::to_bits).collect()
 }
 
 /// Under autodiff the fused op declines, for a tracked input and for tracked parameters under an

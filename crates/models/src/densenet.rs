@@ -78,10 +78,8 @@ impl DenseLayerCifar {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = self
-            .conv1
-            .forward(self.bn1.forward_activated(x.clone(), self.act));
-        let z = self.conv2.forward(self.bn2.forward_activated(z, self.act));
+        let z = self.bn1.forward_into(x.clone(), self.act, &self.conv1);
+        let z = self.bn2.forward_into(z, self.act, &self.conv2);
         Tensor::cat(vec![z, x], 1)
     }
 }
@@ -110,7 +108,7 @@ pub struct TransitionLayer {
 impl TransitionLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool
-            .forward(self.conv.forward(self.bn.forward_activated(x, self.act)))
+            .forward(self.bn.forward_into(x, self.act, &self.conv))
     }
 }
 

@@ -201,13 +201,11 @@ impl PreActResNetBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = self
-            .conv1
-            .forward(self.bn1.forward_activated(x.clone(), self.act));
-        let z = self.conv2.forward(self.bn2.forward_activated(z, self.act));
+        let z = self.bn1.forward_into(x.clone(), self.act, &self.conv1);
+        let z = self.bn2.forward_into(z, self.act, &self.conv2);
         let z = branch(z, &self.drop_path);
         let shortcut = match &self.downsample {
-            Some(down) => down.conv.forward(down.bn.forward_activated(x, self.act)),
+            Some(down) => down.bn.forward_into(x, self.act, &down.conv),
             None => x,
         };
         cnnzoo_flex_kernels::residual::add(z, shortcut)

@@ -5,7 +5,7 @@ use burn::backend::ops::ConvOptions;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
-use crate::batch_norm::ChannelNorm;
+use crate::batch_norm::ConvNorms;
 use crate::same_conv3x3::SameConv3x3;
 use crate::{Window2d, par_write, summed, zeroed};
 
@@ -427,11 +427,12 @@ impl Geometry {
     /// A new batch of `out_len` values per image, written a tile of `images_per_tile` images at a
     /// time, tiles in parallel, and a band of output rows at a time: `write` gets its thread's
     /// buffers, the output tile, the matching tile of `input` (`in_len` values per image), the
-    /// band and the number of output positions it covers in the tile.
+    /// band and the number of output positions it covers in the tile. `norms.input` normalises
+    /// each input tile before the bands read it, `norms.output` each output tile after.
     fn bands_in_parallel(
         &self,
         (input, in_len): (&[f32], usize),
-        (out_len, norm): (usize, Option<&ChannelNorm>),
+        (out_len, norms): (usize, ConvNorms),
         write: impl Fn(&mut Buffers, &mut [f32], &[f32], (usize, usize), usize) + Send + Sync,
     ) -> Vec<f32> {
         let images = self.images_per_tile();
@@ -441,11 +442,21 @@ impl Geometry {
             Buffers::default,
             |buffers, out, (tile, input)| {
                 let out = zeroed(out);
+                let mut normalized = std::mem::take(&mut buffers.normalized);
+                let input = match norms.input {
+                    Some(norm) => {
+                        let plane = in_len / norm.channels();
+                        norm.normalize_into(input, plane, scratch(&mut normalized, input.len()));
+                        &normalized[..input.len()]
+                    }
+                    None => input,
+                };
                 for band in self.row_bands() {
                     let columns = self.columns(input.len() / in_len, band);
                     write(buffers, out, input, band, columns);
                 }
-                if let Some(norm) = norm {
+                buffers.normalized = normalized;
+                if let Some(norm) = norms.output {
                     norm.apply(out, out_len / norm.channels(), tile * images * out_len);
                 }
             },
@@ -453,15 +464,10 @@ impl Geometry {
     }
 
     /// `y[b] = W * cols(x[b])`, a tile of images or a band of rows per gemm, tiles in parallel.
-    /// With `norm`, each tile's output is normalised by it while the tile is in cache.
-    pub(super) fn forward(
-        &self,
-        x: &[f32],
-        weight: &[f32],
-        norm: Option<&ChannelNorm>,
-    ) -> Vec<f32> {
+    /// `norms` normalise each tile's input and output in the same pass, while in cache.
+    pub(super) fn forward(&self, x: &[f32], weight: &[f32], norms: ConvNorms) -> Vec<f32> {
         if let Some(direct) = self.same_conv3x3().filter(SameConv3x3::runs_convolve) {
-            return direct.forward(x, weight, norm);
+            return direct.forward(x, weight, norms);
         }
         let k = self.patch_len();
         let out_plane = self.spatial.out_height * self.spatial.out_width;
@@ -469,7 +475,7 @@ impl Geometry {
         let x_tiles = (x, self.image_len());
         self.bands_in_parallel(
             x_tiles,
-            (self.out_image_len(), norm),
+            (self.out_image_len(), norms),
             |buffers, y_tile, x_tile, band, n| {
                 let cols = self.patches(x_tile, band, (&mut buffers.patches, &mut buffers.phases));
                 let y_tile = (&mut *y_tile, self.channels_out, out_plane);
@@ -540,7 +546,7 @@ impl Geometry {
         let grad_tiles = (output_grad, self.out_image_len());
         self.bands_in_parallel(
             grad_tiles,
-            (self.image_len(), None),
+            (self.image_len(), ConvNorms::default()),
             |buffers, dx_tile, grad_tile, band, n| {
                 let grad = self.output_grad_tile(grad_tile, band, &mut buffers.staging);
                 let dims = [k, n, self.channels_out];
@@ -646,6 +652,8 @@ struct Buffers {
     patches: Vec<f32>,
     staging: Vec<f32>,
     phases: Vec<f32>,
+    /// The input tile normalised, where batch norm comes before the convolution.
+    normalized: Vec<f32>,
 }
 
 /// The first `len` values of `buffer`, grown to hold them.

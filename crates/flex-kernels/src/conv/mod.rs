@@ -22,13 +22,14 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 
+use crate::batch_norm::ConvNorms;
 use crate::{run_kernel, runs_on_flex};
 
 mod geometry;
 mod normalized;
 
 use geometry::Geometry;
-pub use normalized::{NormalizedConvBackend, conv2d_normalized};
+pub use normalized::{NormalizedConvBackend, conv2d_normalized, normalized_conv2d};
 
 /// `conv2d` as burn's `module::conv2d` computes it, through the gemm kernels where the input
 /// lives on the flex backend.
@@ -106,7 +107,7 @@ impl GemmConvBackend for Flex {
             return Self::conv2d(x, weight, None, options);
         };
         run_kernel([x, weight], geometry.output_shape(), |x, weight| {
-            geometry.forward(x, weight, None)
+            geometry.forward(x, weight, ConvNorms::default())
         })
     }
 

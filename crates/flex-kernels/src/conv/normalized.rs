@@ -1,6 +1,7 @@
-//! A convolution followed by batch norm in evaluation (and a ReLU), the pair every
-//! post-activation unit runs: the normalisation runs in the convolution's own output pass, on
-//! each image (or tile of images) just after it is written, while it is still in cache.
+//! A convolution and a batch norm in evaluation (and a ReLU) as one op: after the convolution,
+//! as every post-activation unit runs them, the normalisation runs in the convolution's own
+//! output pass, on each image (or tile of images) just after it is written, while it is still
+//! in cache; before it (pre-activation units), as the convolution takes each image.
 //!
 //! Why: as a pass of its own, batch norm reads and writes the whole activation once more, most
 //! of it from memory at batch 256; with the ReLU it was most of the elementwise passes' share of
@@ -14,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::Geometry;
-use crate::batch_norm::{ChannelNorm, normalize};
+use crate::batch_norm::{ChannelNorm, ConvNorms, normalize};
 use crate::residual::ResidualBackend;
 use crate::{f32s, flex_tensor, run_kernel, runs_on_flex};
 
@@ -28,20 +29,7 @@ pub fn conv2d_normalized(
     shortcut: Option<Tensor<4>>,
     (epsilon, relu): (f64, bool),
 ) -> Option<Tensor<4>> {
-    let device = x.device();
-    // Every operand's own device: a model's parameters can be tracked where its input is not.
-    let untracked_f32 = |t: &Tensor<4>| {
-        t.dtype() == DType::F32 && runs_on_flex(&t.device()) && !t.device().is_autodiff()
-    };
-    let untracked = |t: &Tensor<1>| !t.device().is_autodiff();
-    if !untracked_f32(&x)
-        || !untracked_f32(&weight)
-        || !norm.iter().all(untracked)
-        || shortcut.as_ref().is_some_and(|s| !untracked_f32(s))
-    {
-        return None;
-    }
-    let norm = Tensor::stack::<2>(norm.map(|row| row.to_device(&device)).to_vec(), 0);
+    let (x, weight, norm) = untracked_f32(x, weight, norm, shortcut.as_ref())?;
     let (x, weight, norm) = (
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -52,7 +40,7 @@ pub fn conv2d_normalized(
             x,
             weight,
             norm,
-            (epsilon, relu),
+            (epsilon, relu, false),
             options,
         ),
         Some(shortcut) => <Dispatch as NormalizedConvBackend>::conv2d_normalized_residual(
@@ -67,17 +55,62 @@ pub fn conv2d_normalized(
     Some(Tensor::from_dispatch(y))
 }
 
+/// `conv2d(relu(batch_norm(x)), weight)` (the ReLU if `relu`), a pre-activation unit, where the
+/// fused kernels apply, as `conv2d_normalized`: each image is normalised as the convolution
+/// takes it (into its padded copy, where the 3x3 kernels make one).
+pub fn normalized_conv2d(
+    (x, weight, options): (Tensor<4>, Tensor<4>, ConvOptions<2>),
+    norm: [Tensor<1>; 4],
+    (epsilon, relu): (f64, bool),
+) -> Option<Tensor<4>> {
+    let (x, weight, norm) = untracked_f32(x, weight, norm, None)?;
+    Some(Tensor::from_dispatch(
+        <Dispatch as NormalizedConvBackend>::conv2d_normalized(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            norm.into_dispatch(),
+            (epsilon, relu, true),
+            options,
+        ),
+    ))
+}
+
+/// The operands with batch norm's rows stacked (`[4, C]`), where every one is an untracked f32
+/// tensor on flex (a model's parameters can be tracked where its input is not).
+fn untracked_f32(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    norm: [Tensor<1>; 4],
+    shortcut: Option<&Tensor<4>>,
+) -> Option<(Tensor<4>, Tensor<4>, Tensor<2>)> {
+    let device = x.device();
+    let untracked_f32 = |t: &Tensor<4>| {
+        t.dtype() == DType::F32 && runs_on_flex(&t.device()) && !t.device().is_autodiff()
+    };
+    let untracked = |t: &Tensor<1>| !t.device().is_autodiff();
+    if !untracked_f32(&x)
+        || !untracked_f32(&weight)
+        || !norm.iter().all(untracked)
+        || shortcut.is_some_and(|s| !untracked_f32(s))
+    {
+        return None;
+    }
+    let norm = Tensor::stack::<2>(norm.map(|row| row.to_device(&device)).to_vec(), 0);
+    Some((x, weight, norm))
+}
+
 /// The fused convolution and batch norm as a burn backend extension, on flex only: the public
 /// function calls it nowhere else. `norm` is `[4, C_out]`: gamma, beta, mean and variance as
 /// rows.
 #[backend_extension(Flex)]
 pub trait NormalizedConvBackend: Backend {
-    /// `relu(batch_norm(conv2d(x, weight)))`, the ReLU if `relu`.
+    /// `relu(batch_norm(conv2d(x, weight)))`, the ReLU if `relu`; with `input`,
+    /// `conv2d(relu(batch_norm(x)), weight)` instead.
     fn conv2d_normalized(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         norm: FloatTensor<Self>,
-        epsilon_relu: (f64, bool),
+        epsilon_relu_input: (f64, bool, bool),
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
 
@@ -98,10 +131,15 @@ impl NormalizedConvBackend for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         norm: FlexTensor,
-        epsilon_relu: (f64, bool),
+        (epsilon, relu, input): (f64, bool, bool),
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        normalized_conv([x, weight, norm], None, epsilon_relu, options)
+        let placement = if input {
+            Placement::Input
+        } else {
+            Placement::Output(None)
+        };
+        normalized_conv([x, weight, norm], placement, (epsilon, relu), options)
     }
 
     fn conv2d_normalized_residual(
@@ -112,15 +150,23 @@ impl NormalizedConvBackend for Flex {
         epsilon_relu: (f64, bool),
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        normalized_conv([x, weight, norm], Some(shortcut), epsilon_relu, options)
+        let placement = Placement::Output(Some(shortcut));
+        normalized_conv([x, weight, norm], placement, epsilon_relu, options)
     }
 }
 
+/// Where batch norm applies: to the convolution's input, or to its output (then the shortcut
+/// added, if given).
+enum Placement {
+    Input,
+    Output(Option<FlexTensor>),
+}
+
 /// Both ops of `NormalizedConvBackend` on flex: fused where `Geometry` takes the convolution,
-/// else burn's convolution followed by the batch-norm and residual passes.
+/// else burn's convolution with the batch-norm and residual passes before or after it.
 fn normalized_conv(
     [x, weight, norm]: [FlexTensor; 3],
-    shortcut: Option<FlexTensor>,
+    placement: Placement,
     (epsilon, relu): (f64, bool),
     options: ConvOptions<2>,
 ) -> FlexTensor {
@@ -134,28 +180,54 @@ fn normalized_conv(
                 shape,
             )
         };
-        let y = Flex::conv2d(x, weight, None, options);
         let [gamma, beta] = [0, 1].map(|r| row(r..r + 1, vec![channels]));
         let statistics = row(2..4, vec![2, channels]);
-        let normalized = [y, gamma, beta, statistics];
-        return match shortcut {
-            None => normalize(normalized, epsilon, relu),
-            Some(shortcut) => {
-                Flex::residual_sum(normalize(normalized, epsilon, false), shortcut, relu)
+        return match placement {
+            Placement::Input => {
+                let x = normalize([x, gamma, beta, statistics], epsilon, relu);
+                Flex::conv2d(x, weight, None, options)
+            }
+            Placement::Output(shortcut) => {
+                let y = Flex::conv2d(x, weight, None, options);
+                let normalized = [y, gamma, beta, statistics];
+                match shortcut {
+                    None => normalize(normalized, epsilon, relu),
+                    Some(shortcut) => {
+                        Flex::residual_sum(normalize(normalized, epsilon, false), shortcut, relu)
+                    }
+                }
             }
         };
     };
-    let shortcut = shortcut.map(|shortcut| shortcut.to_contiguous());
+    let (shortcut, input) = match placement {
+        Placement::Input => (None, true),
+        Placement::Output(shortcut) => (shortcut.map(|s| s.to_contiguous()), false),
+    };
     let channel_norm = ChannelNorm::of(f32s(&norm), shortcut.as_ref().map(f32s), (epsilon, relu));
     let shape = geometry.output_shape();
+    let normalized_channels = if input {
+        geometry.input_shape()[1]
+    } else {
+        shape[1]
+    };
     assert!(
-        channel_norm.channels() == shape[1]
+        channel_norm.channels() == normalized_channels
             && channel_norm
                 .shortcut_len()
                 .is_none_or(|len| len == shape.iter().product::<usize>()),
-        "batch norm over the convolution's output channels, a shortcut of its shape"
+        "batch norm over the convolution's input or output channels, a shortcut of its shape"
     );
+    let norms = match input {
+        true => ConvNorms {
+            input: Some(&channel_norm),
+            output: None,
+        },
+        false => ConvNorms {
+            input: None,
+            output: Some(&channel_norm),
+        },
+    };
     run_kernel([x, weight], shape, |x, weight| {
-        geometry.forward(x, weight, Some(&channel_norm))
+        geometry.forward(x, weight, norms)
     })
 }

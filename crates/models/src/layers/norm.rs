@@ -2,8 +2,12 @@
 use burn::module::{Flag, Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
 
 use super::{Act, Convolution};
+
+/// A convolution's input, weight and options.
+type ConvOperands = (Tensor<4>, Tensor<4>, ConvOptions<2>);
 
 /// Batch-norm hyper-parameters in PyTorch's convention (`momentum` weighs the new batch).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,6 +121,23 @@ impl BatchNorm2d {
         act.forward_residual(self.forward_convolved(conv, x, None), shortcut)
     }
 
+    /// `conv.forward(act(self.forward(x)))`, a pre-activation unit: with a ReLU or none, in
+    /// evaluation on the CPU backend, batch norm runs as the convolution takes each image (into
+    /// its padded copy, where the 3x3 kernels make one), same bits.
+    pub fn forward_into(&self, x: Tensor<4>, act: Act, conv: &Convolution) -> Tensor<4> {
+        if act == Act::Relu
+            && let Some((convolution, norm)) = self.fusable(conv, &x)
+        {
+            let settings = (self.epsilon, true);
+            if let Some(y) =
+                cnnzoo_flex_kernels::conv::normalized_conv2d(convolution, norm, settings)
+            {
+                return y;
+            }
+        }
+        conv.forward(self.forward_activated(x, act))
+    }
+
     /// `flex_kernels::conv::conv2d_normalized` where it applies: in evaluation, after a
     /// convolution without bias, on the CPU backend.
     fn fused_with(
@@ -126,6 +147,18 @@ impl BatchNorm2d {
         shortcut: Option<Tensor<4>>,
         relu: bool,
     ) -> Option<Tensor<4>> {
+        let (convolution, norm) = self.fusable(conv, x)?;
+        cnnzoo_flex_kernels::conv::conv2d_normalized(
+            convolution,
+            norm,
+            shortcut,
+            (self.epsilon, relu),
+        )
+    }
+
+    /// The convolution's operands and batch norm's rows (gamma, beta, running mean and
+    /// variance) for the fused kernels, in evaluation with a convolution without bias.
+    fn fusable(&self, conv: &Convolution, x: &Tensor<4>) -> Option<(ConvOperands, [Tensor<1>; 4])> {
         let weight = conv.weight.val();
         let tracked = x.device().is_autodiff() || weight.device().is_autodiff();
         if (tracked && self.training.is_enabled()) || conv.bias.is_some() {
@@ -137,13 +170,7 @@ impl BatchNorm2d {
             self.running_mean.value(),
             self.running_var.value(),
         ];
-        let convolution = (x.clone(), weight, conv.options(x));
-        cnnzoo_flex_kernels::conv::conv2d_normalized(
-            convolution,
-            norm,
-            shortcut,
-            (self.epsilon, relu),
-        )
+        Some(((x.clone(), weight, conv.options(x)), norm))
     }
 
     /// Batch norm, then the ReLU if `relu`: fused into batch norm's passes on the CPU backend
