@@ -6,8 +6,8 @@
 //!
 //! - [`conv`]: the convolution and its two gradients (im2col + gemm), with the direct AVX2 3x3
 //!   kernels of `same_conv3x3` where the processor has them (AVX-512 ones too), and in
-//!   evaluation the convolution followed by batch norm (and a residual add, and the ReLU) in
-//!   one output pass, `conv::conv2d_normalized`;
+//!   evaluation batch norm (and the ReLU, and a residual add) inside the convolution's output
+//!   pass (`conv::conv2d_normalized`) or input pass (`conv::normalized_conv2d`);
 //! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
 //!   passes) and its inference pass, each with the ReLU that follows where there is one;
 //! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects;

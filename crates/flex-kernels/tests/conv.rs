@@ -342,49 +342,61 @@ const NORMALIZED_CASES: [NormalizedCase; 6] = [
     ([2, 6, 7, 7], [6, 1, 3, 3], 1, 1, 6),
 ];
 
+/// A convolution's input, weight and options.
+type ConvOperands = (Tensor<4>, Tensor<4>, ConvOptions<2>);
+
+/// Runs `check` on each case with random operands, at every instruction-set level: the
+/// convolution's, and batch norm's gamma, beta, mean and variance over the convolution's input
+/// channels (`of_input`) or its output channels.
+fn for_every_case(seed: u64, of_input: bool, check: impl Fn(ConvOperands, [Tensor<1>; 4])) {
+    at_every_isa(|| {
+        let device = seeded_flex(seed, false);
+        for (input, weight, stride, padding, groups) in NORMALIZED_CASES {
+            let channels = if of_input { input[1] } else { weight[0] };
+            let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
+            let variance = normal([channels], &device).abs() + 0.5;
+            let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
+            let convolution = (normal(input, &device), normal(weight, &device), options);
+            check(convolution, [gamma, beta, mean, variance]);
+        }
+    });
+}
+
 /// Batch norm in evaluation (and a ReLU, and a residual block's shortcut) run in the
 /// convolution's output pass gives the same bits as `batch_norm::evaluate` over `conv2d`'s
 /// output (then `residual::add_relu` or `add`): on every kernel path (masked, padded planes in
 /// place and through a tile, im2col at stride 2, the pointwise gemm, burn's grouped kernel).
 #[test]
 fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
-    at_every_isa(|| {
-        let device = seeded_flex(14, false);
-        for (input, weight, stride, padding, groups) in NORMALIZED_CASES {
-            let x = normal(input, &device);
-            let weight = normal(weight, &device);
-            let channels = weight.dims()[0];
-            let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
-            let variance = normal([channels], &device).abs() + 0.5;
-            let options = || ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
-            let shortcut = conv2d(x.clone(), weight.clone(), None, options()).flip([0]);
-            for (relu, residual) in [(false, false), (true, false), (false, true), (true, true)] {
-                let norm = [gamma.clone(), beta.clone(), mean.clone(), variance.clone()];
-                let fused = conv2d_normalized(
-                    (x.clone(), weight.clone(), options()),
-                    norm,
-                    residual.then(|| shortcut.clone()),
-                    (1e-5, relu),
-                )
+    for_every_case(14, false, |convolution, norm| {
+        let (x, weight, options) = convolution.clone();
+        let [gamma, beta, mean, variance] = norm.clone();
+        let y = conv2d(x.clone(), weight.clone(), None, options);
+        let shortcut = y.clone().flip([0]);
+        for (relu, residual) in [(false, false), (true, false), (false, true), (true, true)] {
+            let fused = conv2d_normalized(
+                convolution.clone(),
+                norm.clone(),
+                residual.then(|| shortcut.clone()),
+                (1e-5, relu),
+            )
+            .expect("f32 on flex without autodiff takes the fused kernel");
+            let statistics = [mean.clone(), variance.clone()];
+            let (gamma, beta) = (gamma.clone(), beta.clone());
+            let bn_relu = relu && !residual;
+            let y = batch_norm::evaluate(y.clone(), gamma, beta, statistics, 1e-5, bn_relu)
                 .expect("f32 on flex without autodiff takes the fused kernel");
-                let y = conv2d(x.clone(), weight.clone(), None, options());
-                let statistics = [mean.clone(), variance.clone()];
-                let bn_relu = relu && !residual;
-                let y =
-                    batch_norm::evaluate(y, gamma.clone(), beta.clone(), statistics, 1e-5, bn_relu)
-                        .expect("f32 on flex without autodiff takes the fused kernel");
-                let reference = match (residual, relu) {
-                    (false, _) => y,
-                    (true, true) => residual::add_relu(y, shortcut.clone()),
-                    (true, false) => residual::add(y, shortcut.clone()),
-                };
-                assert_eq!(fused.dims(), reference.dims(), "{input:?} {weight:?}");
-                assert!(
-                    bits(fused) == bits(reference),
-                    "input {input:?}, weight {:?}, relu {relu}, residual {residual}: not the same bits",
-                    weight.dims()
-                );
-            }
+            let reference = match (residual, relu) {
+                (false, _) => y,
+                (true, true) => residual::add_relu(y, shortcut.clone()),
+                (true, false) => residual::add(y, shortcut.clone()),
+            };
+            assert!(
+                bits(fused) == bits(reference),
+                "input {:?}, weight {:?}, relu {relu}, residual {residual}: not the same bits",
+                x.dims(),
+                weight.dims()
+            );
         }
     });
 }
@@ -393,37 +405,23 @@ fn normalized_convolution_matches_batch_norm_after_conv2d_to_the_bit() {
 /// image gives the same bits as `conv2d` over `batch_norm::evaluate`'s output, on every path.
 #[test]
 fn normalized_input_convolution_matches_conv2d_after_batch_norm_to_the_bit() {
-    at_every_isa(|| {
-        let device = seeded_flex(17, false);
-        for (input, weight, stride, padding, groups) in NORMALIZED_CASES {
-            let x = normal(input, &device);
-            let weight = normal(weight, &device);
-            let channels = input[1];
-            let [gamma, beta, mean] = [0; 3].map(|_| normal([channels], &device));
-            let variance = normal([channels], &device).abs() + 0.5;
-            let options = || ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
-            for relu in [false, true] {
-                let norm = [gamma.clone(), beta.clone(), mean.clone(), variance.clone()];
-                let fused =
-                    normalized_conv2d((x.clone(), weight.clone(), options()), norm, (1e-5, relu))
-                        .expect("f32 on flex without autodiff takes the fused kernel");
-                let statistics = [mean.clone(), variance.clone()];
-                let normalized = batch_norm::evaluate(
-                    x.clone(),
-                    gamma.clone(),
-                    beta.clone(),
-                    statistics,
-                    1e-5,
-                    relu,
-                )
+    for_every_case(17, true, |convolution, norm| {
+        let (x, weight, options) = convolution.clone();
+        let [gamma, beta, mean, variance] = norm.clone();
+        for relu in [false, true] {
+            let fused = normalized_conv2d(convolution.clone(), norm.clone(), (1e-5, relu))
                 .expect("f32 on flex without autodiff takes the fused kernel");
-                let reference = conv2d(normalized, weight.clone(), None, options());
-                assert!(
-                    bits(fused) == bits(reference),
-                    "input {input:?}, weight {:?}, relu {relu}: not the same bits",
-                    weight.dims()
-                );
-            }
+            let statistics = [mean.clone(), variance.clone()];
+            let (gamma, beta) = (gamma.clone(), beta.clone());
+            let normalized = batch_norm::evaluate(x.clone(), gamma, beta, statistics, 1e-5, relu)
+                .expect("f32 on flex without autodiff takes the fused kernel");
+            let reference = conv2d(normalized, weight.clone(), None, options.clone());
+            assert!(
+                bits(fused) == bits(reference),
+                "input {:?}, weight {:?}, relu {relu}: not the same bits",
+                x.dims(),
+                weight.dims()
+            );
         }
     });
 }
