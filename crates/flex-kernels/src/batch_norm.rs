@@ -228,14 +228,22 @@ impl<'a> ChannelNorm<'a> {
         self.shortcut.map(<[f32]>::len)
     }
 
-    /// `images` (`[images, channels, plane]`) normalised into `out`, without the shortcut: batch
-    /// norm before a convolution, as the convolution takes each image.
-    pub(crate) fn normalize_into(&self, images: &[f32], plane: usize, out: &mut [f32]) {
+    /// `images` (`[images, channels, plane]`) normalised, without the shortcut, into `buffer`
+    /// (a thread's scratch, resized to hold them): batch norm before a convolution that reads
+    /// its input in place.
+    pub(crate) fn normalized_copy<'b>(
+        &self,
+        images: &[f32],
+        plane: usize,
+        buffer: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        buffer.resize(images.len(), 0.0);
         let planes = images.chunks_exact(plane.max(1));
-        let outs = out.chunks_exact_mut(plane.max(1));
+        let outs = buffer.chunks_exact_mut(plane.max(1));
         for (channel, (src, dst)) in planes.zip(outs).enumerate() {
             self.normalize_row(channel % self.channels(), src, dst);
         }
+        buffer
     }
 
     /// `src`, values of channel `channel`, normalised into `dst`, without the shortcut.

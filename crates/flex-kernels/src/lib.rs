@@ -124,7 +124,7 @@ unsafe fn written(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
 fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     chunk.fill(MaybeUninit::new(0.0));
     // Safety: every value of `chunk` was just written.
-    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    unsafe { written(chunk) }
 }
 
 /// `values` as slots for a kernel that writes initialised `f32`s into them through a pointer,

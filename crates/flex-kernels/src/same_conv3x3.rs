@@ -345,11 +345,7 @@ impl SameConv3x3 {
                 Vec::new,
                 |normalized, out, (index, image)| {
                     let image = match norms.input {
-                        Some(norm) => {
-                            normalized.resize(image.len(), 0.0);
-                            norm.normalize_into(image, plane, normalized);
-                            &normalized[..]
-                        }
+                        Some(norm) => norm.normalized_copy(image, plane, normalized),
                         None => image,
                     };
                     self.convolve_masked((image, inputs), packed, &masks, out);

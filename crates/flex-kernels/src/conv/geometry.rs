@@ -445,9 +445,7 @@ impl Geometry {
                 let mut normalized = std::mem::take(&mut buffers.normalized);
                 let input = match norms.input {
                     Some(norm) => {
-                        let plane = in_len / norm.channels();
-                        norm.normalize_into(input, plane, scratch(&mut normalized, input.len()));
-                        &normalized[..input.len()]
+                        norm.normalized_copy(input, in_len / norm.channels(), &mut normalized)
                     }
                     None => input,
                 };

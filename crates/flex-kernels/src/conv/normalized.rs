@@ -29,7 +29,7 @@ pub fn conv2d_normalized(
     shortcut: Option<Tensor<4>>,
     (epsilon, relu): (f64, bool),
 ) -> Option<Tensor<4>> {
-    let (x, weight, norm) = untracked_f32(x, weight, norm, shortcut.as_ref())?;
+    let (x, weight, norm) = fusable_operands(x, weight, norm, shortcut.as_ref())?;
     let (x, weight, norm) = (
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -63,7 +63,7 @@ pub fn normalized_conv2d(
     norm: [Tensor<1>; 4],
     (epsilon, relu): (f64, bool),
 ) -> Option<Tensor<4>> {
-    let (x, weight, norm) = untracked_f32(x, weight, norm, None)?;
+    let (x, weight, norm) = fusable_operands(x, weight, norm, None)?;
     Some(Tensor::from_dispatch(
         <Dispatch as NormalizedConvBackend>::conv2d_normalized(
             x.into_dispatch(),
@@ -77,7 +77,7 @@ pub fn normalized_conv2d(
 
 /// The operands with batch norm's rows stacked (`[4, C]`), where every one is an untracked f32
 /// tensor on flex (a model's parameters can be tracked where its input is not).
-fn untracked_f32(
+fn fusable_operands(
     x: Tensor<4>,
     weight: Tensor<4>,
     norm: [Tensor<1>; 4],

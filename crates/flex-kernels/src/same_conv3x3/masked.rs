@@ -212,7 +212,7 @@ fn by_channel(images: &[f32], channels: usize, plane: usize, planes: &mut Vec<f3
 /// Values of a block's output-gradient planes per pass of `weight_grad_masked`: 32 KiB, inside
 /// the 48 KiB L1 data cache of the AVX-512 Xeons measured. The block is `WIDE_BLOCK` channels,
 /// 24 accumulators, so that each step's three input loads serve 24 FMAs instead of 12: with the
-/// lanes' sums kept across passes, 2.8-3.0 ms per ResNet-20 layer against 3.2-3.4 for blocks of
+/// lanes' sums kept across passes, 2.8-3.2 ms per ResNet-20 layer against 3.2-3.4 for blocks of
 /// `CHANNEL_BLOCK` (best of five, `docs/performance.md`). Reduced across lanes after every pass,
 /// as before, blocks of 8 had measured slower (4.5-5.5 ms against 3.3-3.5).
 const PASS_FLOATS: usize = 8192;
