@@ -3,8 +3,10 @@
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
 //! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
 //! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train` (alone,
-//! followed by burn's ReLU, and with the ReLU fused), `batch_norm::evaluate`, and a residual
-//! block's `relu(x + shortcut)` as burn's and as `residual::add_relu`; then `pool::max_pool2d`
+//! followed by burn's ReLU, and with the ReLU fused), `batch_norm::evaluate`, a residual
+//! block's `relu(x + shortcut)` as burn's and as `residual::add_relu`, and a post-activation
+//! block's end in training as `batch_norm::train` then `add_relu` and as
+//! `residual::normalized_add_relu`; then `pool::max_pool2d`
 //! at the shapes of GoogleNet's pools.
 //! `scripts/layer_speed_pytorch.py` prints the same table for PyTorch. Each forward + backward
 //! figure includes the `sum().backward()` that starts the backward pass, which is also printed on
@@ -160,7 +162,10 @@ fn main() {
                 backward(if burns_relu { relu(y) } else { y })
             });
         }
-        let shortcut = x.clone().detach().flip([0]);
+        // A tensor of its own: one derived from `x` (as `x.detach().flip([0])`) joins the
+        // autodiff graph, and burn 0.22 refuses a second backward pass through it.
+        let shortcut =
+            Tensor::<4>::random([n, c, side, side], Distribution::Normal(0.0, 1.0), &device);
         time(
             "burn's relu(x + shortcut) forward + backward",
             &shape,
@@ -169,6 +174,27 @@ fn main() {
         time("flex_kernels add_relu forward + backward", &shape, &|| {
             backward(residual::add_relu(x.clone(), shortcut.clone()))
         });
+        time(
+            "flex_kernels batch norm train, then add_relu, forward + backward",
+            &shape,
+            &|| {
+                let (gamma, beta) = (gamma.clone(), beta.clone());
+                let (y, _, _) = batch_norm::train(x.clone(), gamma, beta, EPSILON, false)
+                    .expect("the flex backend takes the fused kernel");
+                backward(residual::add_relu(y, shortcut.clone()))
+            },
+        );
+        time(
+            "flex_kernels normalized_add_relu train forward + backward",
+            &shape,
+            &|| {
+                let affine = (gamma.clone(), beta.clone());
+                let (y, _, _) =
+                    residual::normalized_add_relu(x.clone(), affine, shortcut.clone(), EPSILON)
+                        .expect("the flex backend takes the fused kernel");
+                backward(y)
+            },
+        );
         let flex = Device::flex();
         let x_eval = Tensor::<4>::from_data(x.to_data(), &flex);
         let (gamma, beta) = (

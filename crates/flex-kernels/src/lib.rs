@@ -11,7 +11,8 @@
 //! - [`batch_norm`]: batch norm's training pass (statistics, normalisation and backward in fused
 //!   passes) and its inference pass, each with the ReLU that follows where there is one;
 //! - [`pool`]: max pooling without burn's index tensor, separable, with AVX2 selects;
-//! - [`residual`]: `relu(x + shortcut)`, the end of a post-activation residual block;
+//! - [`residual`]: `relu(x + shortcut)`, the end of a post-activation residual block, and in
+//!   training `relu(batch_norm(x) + shortcut)` in batch norm's own passes;
 //! - [`isa`]: the instruction-set level they run, the processor's best unless `CNNZOO_ISA`
 //!   lowers it.
 //!

@@ -1,8 +1,12 @@
 //! The end of a residual block, `x + shortcut` or `relu(x + shortcut)` (post-activation
-//! blocks), in one parallel pass on the flex backend, and its backward pass in another.
+//! blocks), in one parallel pass on the flex backend, and its backward pass in another; and in
+//! training, a post-activation block's whole end, `relu(batch_norm(x) + shortcut)`, in batch
+//! norm's own passes.
 //!
 //! Why: burn's add and ReLU run on the calling thread alone, each with its own pass and its own
 //! output, while the other core waits; the ReLU's backward pass is a third single-threaded pass.
+//! Batch norm's output, added to the shortcut in a pass of its own, was written and read again.
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,6 +19,10 @@ use burn::tensor::DType;
 use burn::tensor::activation::relu;
 
 use super::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks};
+use crate::batch_norm::{
+    BatchNormGradients, NormalizeState, ReluMask, normalize, normalize_backward,
+    with_batch_statistics,
+};
 
 /// Values per parallel task: large enough that a task's overhead vanishes, small enough that
 /// both threads get several.
@@ -142,6 +150,142 @@ where
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::residual_sum(Self::inner(x), Self::inner(shortcut), relu))
             }
+        }
+    }
+}
+
+/// `relu(batch_norm(x) + shortcut)` with the batch's own statistics, a post-activation block's
+/// end in training, where the fused kernels apply (f32 tensors of one shape on flex): the
+/// output, and the batch's mean and biased variance per channel for the running statistics.
+/// One pass forward where batch norm and the sum took two, and in the backward pass the ReLU's
+/// mask (where the output is above zero) is applied in the pass of batch norm's parameter sums.
+/// Same bits as `batch_norm::train` then `add_relu`: the per-value expressions are shared.
+pub fn normalized_add_relu(
+    x: Tensor<4>,
+    (gamma, beta): (Tensor<1>, Tensor<1>),
+    shortcut: Tensor<4>,
+    epsilon: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let fused = runs_on_flex(&x.device())
+        && x.dtype() == DType::F32
+        && shortcut.dtype() == DType::F32
+        && x.dims() == shortcut.dims();
+    if !fused {
+        return None;
+    }
+    Some(with_batch_statistics(x, |x, statistics| {
+        <Dispatch as NormalizedResidualBackend>::normalized_add_relu(
+            x,
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            statistics,
+            shortcut.into_dispatch(),
+            epsilon,
+        )
+    }))
+}
+
+/// The training form of a post-activation block's end, as a burn backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait NormalizedResidualBackend: Backend {
+    /// `relu((x - mean) / sqrt(variance + epsilon) * gamma + beta + shortcut)` per channel, with
+    /// the mean and variance as the rows of `statistics` (`x`'s own, for the backward pass).
+    fn normalized_add_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+impl NormalizedResidualBackend for Flex {
+    fn normalized_add_relu(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        statistics: FlexTensor,
+        shortcut: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        normalize(
+            [x, gamma, beta, statistics],
+            Some(shortcut),
+            (epsilon, true),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct NormalizedAddReluBackward;
+
+impl<B: BatchNormGradients> Backward<B, 4> for NormalizedAddReluBackward {
+    /// What batch norm's backward pass keeps, and the output, whose ReLU mask it applies.
+    type State = (NormalizeState<B>, B::FloatTensorPrimitive);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 4>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (saved, output) = ops.state;
+        let [x, gamma, beta, shortcut]: [Option<NodeId>; 4] =
+            ops.parents.map(|node| node.map(|node| node.id));
+        let masked = normalize_backward::<B>(
+            saved,
+            (grad, ReluMask::Output(output)),
+            [x, gamma, beta],
+            grads,
+            checkpointer,
+        );
+        if let Some(node) = shortcut {
+            grads.register::<B>(node, masked);
+        }
+    }
+}
+
+impl<B, C> NormalizedResidualBackend for Autodiff<B, C>
+where
+    B: NormalizedResidualBackend + BatchNormGradients,
+    C: CheckpointStrategy,
+{
+    fn normalized_add_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let statistics = Self::inner(statistics);
+        match NormalizedAddReluBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node(), shortcut.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let states = [&x, &gamma, &beta].map(|tensor| prep.checkpoint(tensor));
+                let y = B::normalized_add_relu(
+                    Self::inner(x),
+                    Self::inner(gamma),
+                    Self::inner(beta),
+                    statistics.clone(),
+                    Self::inner(shortcut),
+                    epsilon,
+                );
+                prep.finish(((states, statistics, epsilon), y.clone()), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::normalized_add_relu(
+                Self::inner(x),
+                Self::inner(gamma),
+                Self::inner(beta),
+                statistics,
+                Self::inner(shortcut),
+                epsilon,
+            )),
         }
     }
 }

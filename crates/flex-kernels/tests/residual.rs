@@ -1,13 +1,15 @@
 //! `residual::add_relu` (the end of ResNet's post-activation blocks) against burn's
 //! `relu(x + shortcut)` on the same device: the output and the gradients of both operands, with
 //! about half the sums clipped, for contiguous and permuted operands and for shapes that only
-//! broadcast (burn's path); and `residual::add` (pre-activation and inverted residual blocks)
-//! against burn's `x + shortcut`.
+//! broadcast (burn's path); `residual::add` (pre-activation and inverted residual blocks)
+//! against burn's `x + shortcut`; and `residual::normalized_add_relu` (a post-activation block's
+//! end in training) against `batch_norm::train` then `add_relu`.
 mod common;
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use cnnzoo_flex_kernels::residual::{add, add_relu};
+use cnnzoo_flex_kernels::batch_norm;
+use cnnzoo_flex_kernels::residual::{add, add_relu, normalized_add_relu};
 use common::{at_every_isa, normal, seeded_flex};
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -107,4 +109,70 @@ fn add_without_autodiff_matches() {
         max_abs_diff(add(x.clone(), shortcut.clone()), x + shortcut),
         0.0
     );
+}
+
+/// The fused end of a post-activation block in training against its two ops: the output, the
+/// batch statistics and the gradients of x, gamma, beta and the shortcut are the same bits, as
+/// the fused passes share the per-value expressions and add the sums in the same order.
+#[test]
+fn normalized_add_relu_equals_batch_norm_then_add_relu_to_the_bit() {
+    const EPSILON: f64 = 1e-5;
+    at_every_isa(|| {
+        let device = seeded_flex(27, true);
+        let shape = [4, 6, 9, 7];
+        let x = normal(shape, &device).mul_scalar(2.0).add_scalar(0.3);
+        let x = x.require_grad();
+        let shortcut = normal(shape, &device).require_grad();
+        let gamma = normal([6], &device).add_scalar(1.0).require_grad();
+        let beta = normal([6], &device).mul_scalar(0.5).require_grad();
+        let upstream = normal(shape, &device);
+        let run = |fused: bool| {
+            let (y, mean, variance) = if fused {
+                let affine = (gamma.clone(), beta.clone());
+                normalized_add_relu(x.clone(), affine, shortcut.clone(), EPSILON)
+                    .expect("flex takes the fused kernel")
+            } else {
+                let (y, mean, variance) =
+                    batch_norm::train(x.clone(), gamma.clone(), beta.clone(), EPSILON, false)
+                        .expect("flex takes the fused kernel");
+                (add_relu(y, shortcut.clone()), mean, variance)
+            };
+            let values = |data: TensorData| data.try_to_vec::<f32>().unwrap();
+            let output = values(y.to_data());
+            let grads = (y * upstream.clone()).sum().backward();
+            [
+                output,
+                values(mean.to_data()),
+                values(variance.to_data()),
+                values(x.grad(&grads).unwrap().to_data()),
+                values(shortcut.grad(&grads).unwrap().to_data()),
+                values(gamma.grad(&grads).unwrap().to_data()),
+                values(beta.grad(&grads).unwrap().to_data()),
+            ]
+        };
+        let (fused, separate) = (run(true), run(false));
+        let names = [
+            "output",
+            "mean",
+            "variance",
+            "x's gradient",
+            "shortcut's gradient",
+        ];
+        let names = names
+            .into_iter()
+            .chain(["gamma's gradient", "beta's gradient"]);
+        for (name, (ours, reference)) in names.zip(fused.iter().zip(&separate)) {
+            assert_eq!(ours.len(), reference.len(), "{name}");
+            if let Some(i) = ours.iter().zip(reference).position(|(a, b)| a != b) {
+                panic!("{name}: value {i} is {} against {}", ours[i], reference[i]);
+            }
+        }
+        let output = &fused[0];
+        let clipped = output.iter().filter(|&&v| v == 0.0).count();
+        assert!(
+            clipped > output.len() / 4 && clipped < 3 * output.len() / 4,
+            "{clipped} of {} outputs clipped",
+            output.len()
+        );
+    });
 }

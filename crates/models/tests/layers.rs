@@ -3,7 +3,7 @@
 //! `BatchNorm` function: the same output, gradients and running
 //! statistics in training on the CPU backend (fused kernels) and on ndarray (burn's tensor ops),
 //! the same output in inference, and the same record; with a ReLU after it, the same as burn's
-//! batch norm and then its relu.
+//! batch norm and then its relu; at a post-activation block's end, the same as burn's ops.
 use burn::module::Module;
 use burn::nn::BatchNormConfig;
 use burn::nn::PaddingConfig2d;
@@ -156,6 +156,67 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
         let expected = burn::tensor::activation::relu(reference.forward(x.clone()));
         let d = max_abs_diff(expected, ours.forward_activated(x, Act::Relu));
         assert!(d < 1e-5, "{device:?}: inference differs by {d}");
+    }
+}
+
+/// A post-activation block's end in training, `forward_convolved_residual` (batch norm, the
+/// shortcut's sum and the ReLU in batch norm's passes on flex; separate ops on ndarray), computes
+/// burn's conv2d, `BatchNorm` and `relu(z + shortcut)`: the output, the gradients of the input,
+/// the weight, gamma, beta and the shortcut, and the running statistics.
+#[test]
+#[allow(deprecated)]
+fn residual_end_in_training_matches_burns_ops() {
+    for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+        device.seed(5);
+        let (reference, ours) = layers(BatchNormConfig::new(4).with_momentum(0.3), &device);
+        let conv_ref = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .with_bias(false)
+            .init(&device);
+        let conv = Convolution::from(conv_ref.clone());
+        let normal = |shape: [usize; 4], mean: f64| {
+            Tensor::<4>::random(shape, Distribution::Normal(mean, 1.0), &device)
+        };
+        let x = normal([3, 3, 6, 5], 0.5).require_grad();
+        let shortcut = normal([3, 4, 6, 5], 0.0).require_grad();
+        let upstream = normal([3, 4, 6, 5], 0.0);
+
+        let z_ref = reference.forward(conv_ref.forward(x.clone()));
+        let y_ref = burn::tensor::activation::relu(z_ref + shortcut.clone());
+        let y = ours.forward_convolved_residual(&conv, x.clone(), shortcut.clone(), Act::Relu);
+        let d = max_abs_diff(y_ref.clone(), y.clone());
+        assert!(d < 1e-4, "{device:?}: output differs by {d}");
+        let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
+        assert!(
+            zeros > 60 && zeros < 300,
+            "{device:?}: {zeros} of 360 outputs clipped"
+        );
+
+        let grads_ref = (y_ref * upstream.clone()).sum().backward();
+        let grads = (y * upstream).sum().backward();
+        let pairs = [
+            ("input", x.grad(&grads_ref), x.grad(&grads)),
+            ("shortcut", shortcut.grad(&grads_ref), shortcut.grad(&grads)),
+            (
+                "weight",
+                conv_ref.weight.grad(&grads_ref),
+                conv.weight.grad(&grads),
+            ),
+        ];
+        for (name, expected, actual) in pairs {
+            let d = max_abs_diff(expected.unwrap(), actual.unwrap());
+            assert!(d < 1e-3, "{device:?}: {name} gradient differs by {d}");
+        }
+        assert_param_grads_match((&reference, &grads_ref), (&ours, &grads), &device);
+        for (name, a, b) in [
+            ("mean", &reference.running_mean, &ours.running_mean),
+            ("variance", &reference.running_var, &ours.running_var),
+        ] {
+            let d = max_abs_diff(a.value_sync(), b.value_sync());
+            assert!(d < 1e-4, "{device:?}: running {name} differs by {d}");
+        }
+        let moved = ours.running_var.value_sync().sub_scalar(1.0).abs().max();
+        assert!(moved.into_scalar::<f32>() > 0.05, "{device:?}: no update");
     }
 }
 

@@ -16,7 +16,6 @@ use burn::tensor::DType;
 
 use super::Geometry;
 use crate::batch_norm::{ChannelNorm, ConvNorms, normalize};
-use crate::residual::ResidualBackend;
 use crate::{f32s, flex_tensor, run_kernel, runs_on_flex};
 
 /// `relu(batch_norm(conv2d(x, weight)) + shortcut)` (the shortcut if given, the ReLU if
@@ -184,18 +183,12 @@ fn normalized_conv(
         let statistics = row(2..4, vec![2, channels]);
         return match placement {
             Placement::Input => {
-                let x = normalize([x, gamma, beta, statistics], epsilon, relu);
+                let x = normalize([x, gamma, beta, statistics], None, (epsilon, relu));
                 Flex::conv2d(x, weight, None, options)
             }
             Placement::Output(shortcut) => {
                 let y = Flex::conv2d(x, weight, None, options);
-                let normalized = [y, gamma, beta, statistics];
-                match shortcut {
-                    None => normalize(normalized, epsilon, relu),
-                    Some(shortcut) => {
-                        Flex::residual_sum(normalize(normalized, epsilon, false), shortcut, relu)
-                    }
-                }
+                normalize([y, gamma, beta, statistics], shortcut, (epsilon, relu))
             }
         };
     };

@@ -4,6 +4,8 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 
+use cnnzoo_flex_kernels::residual;
+
 use super::{Act, Convolution};
 
 /// A convolution's input, weight and options.
@@ -105,7 +107,8 @@ impl BatchNorm2d {
     }
 
     /// A post-activation residual block's end, `act(self.forward(conv.forward(x)) + shortcut)`:
-    /// with a ReLU, in evaluation on the CPU backend, all in the convolution's output pass.
+    /// with a ReLU on the CPU backend, in evaluation all in the convolution's output pass, in
+    /// training all in batch norm's passes (`residual::normalized_add_relu`).
     pub fn forward_convolved_residual(
         &self,
         conv: &Convolution,
@@ -113,10 +116,25 @@ impl BatchNorm2d {
         shortcut: Tensor<4>,
         act: Act,
     ) -> Tensor<4> {
-        if act == Act::Relu
-            && let Some(y) = self.fused_with(conv, &x, Some(shortcut.clone()), true)
-        {
-            return y;
+        if act == Act::Relu {
+            if let Some(y) = self.fused_with(conv, &x, Some(shortcut.clone()), true) {
+                return y;
+            }
+            if self.uses_batch_statistics(&x) {
+                let y = conv.forward(x);
+                let affine = (self.gamma.val(), self.beta.val());
+                let fused = residual::normalized_add_relu(
+                    y.clone(),
+                    affine,
+                    shortcut.clone(),
+                    self.epsilon,
+                );
+                let Some((out, mean, variance)) = fused else {
+                    return act.forward_residual(self.forward(y), shortcut);
+                };
+                self.update_running(mean, variance);
+                return out;
+            }
         }
         act.forward_residual(self.forward_convolved(conv, x, None), shortcut)
     }
@@ -183,9 +201,7 @@ impl BatchNorm2d {
                 y
             }
         };
-        // As burn's BatchNorm: batch statistics only where a backward pass can follow and the
-        // layer is not frozen.
-        if !(x.device().is_autodiff() && self.training.is_enabled()) {
+        if !self.uses_batch_statistics(&x) {
             let device = x.device();
             let statistics = [&self.running_mean, &self.running_var]
                 .map(|running| running.value().to_device(&device));
@@ -227,6 +243,12 @@ impl BatchNorm2d {
         let shift = self.beta.val().reshape([1, c, 1]) - mean.clone() * scale.clone();
         self.update_running(mean.reshape([c]), variance.reshape([c]));
         then_relu((flat * scale + shift).reshape([n, c, h, w]))
+    }
+
+    /// As burn's BatchNorm: batch statistics only where a backward pass can follow and the
+    /// layer is not frozen.
+    fn uses_batch_statistics(&self, x: &Tensor<4>) -> bool {
+        x.device().is_autodiff() && self.training.is_enabled()
     }
 
     fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>) {

@@ -17,12 +17,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Slice};
-use rayon::prelude::*;
 
-use super::{
-    f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks,
-    zip_map_reduce_chunks,
-};
+use crate::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_reduce_chunks};
+use planes::{Planes, lane_sums};
+
+mod planes;
 
 /// The training pass of batch norm where the fused kernels apply (f32 on flex): the output, and
 /// the batch's mean and biased variance per channel for the running statistics. With `relu`,
@@ -37,17 +36,31 @@ pub fn train(
     if !runs_on_flex(&x.device()) || x.dtype() != DType::F32 {
         return None;
     }
+    Some(with_batch_statistics(x, |x, statistics| {
+        <Dispatch as BatchNormBackend>::batch_normalize(
+            x,
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            statistics,
+            epsilon,
+            relu,
+        )
+    }))
+}
+
+/// `normalize(x, statistics)` with the batch's own statistics, and the mean and variance rows
+/// of those: the part of a training pass the plain and the residual forms share.
+pub(crate) fn with_batch_statistics(
+    x: Tensor<4>,
+    normalize: impl FnOnce(FloatTensor<Dispatch>, FloatTensor<Dispatch>) -> FloatTensor<Dispatch>,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     let channels = x.dims()[1];
     let statistics = Tensor::<2>::from_dispatch(<Dispatch as BatchNormBackend>::batch_statistics(
         x.clone().into_dispatch(),
     ));
-    let y = Tensor::from_dispatch(<Dispatch as BatchNormBackend>::batch_normalize(
+    let y = Tensor::from_dispatch(normalize(
         x.into_dispatch(),
-        gamma.into_dispatch(),
-        beta.into_dispatch(),
         statistics.clone().into_dispatch(),
-        epsilon,
-        relu,
     ));
     let [mean, variance] = [0, 1].map(|row| {
         statistics
@@ -55,7 +68,7 @@ pub fn train(
             .slice([row..row + 1, 0..channels])
             .reshape([channels])
     });
-    Some((y, mean, variance))
+    (y, mean, variance)
 }
 
 /// Batch norm with given statistics (evaluation) where the fused kernel applies: f32 on flex
@@ -118,15 +131,26 @@ pub struct Normalized<B: Backend> {
     pub epsilon: f64,
 }
 
+/// The ReLU that ran in the normalisation's pass, if any, and where its backward pass finds
+/// its mask.
+#[derive(Clone, Debug)]
+pub enum ReluMask<B: Backend> {
+    None,
+    /// `relu(batch_norm(x))`: the mask is recomputed from `x`.
+    Normalized,
+    /// `relu(batch_norm(x) + shortcut)`: the mask is where this output is above zero.
+    Output(FloatTensor<B>),
+}
+
 /// The backward kernels, called by the autodiff backward pass on the backend it wraps.
 pub trait BatchNormGradients: Backend {
     /// The gradient of the normalisation's output and those of gamma and beta (as rows of a
-    /// `[2, C]` tensor). With `relu`, the output gradient is the ReLU's, which ran in the same
-    /// pass: it is masked first, the mask recomputed from `x`.
+    /// `[2, C]` tensor). Where a ReLU ran in the same pass, the output gradient is the ReLU's:
+    /// it is masked first, in the pass of the sums.
     fn batch_norm_param_grads(
         forward: Normalized<Self>,
         output_grad: FloatTensor<Self>,
-        relu: bool,
+        mask: ReluMask<Self>,
     ) -> [FloatTensor<Self>; 2];
 
     /// The gradient of `x`, through the normalisation and through the batch statistics.
@@ -152,24 +176,39 @@ impl BatchNormBackend for Flex {
         epsilon: f64,
         relu: bool,
     ) -> FlexTensor {
-        normalize([x, gamma, beta, statistics], epsilon, relu)
+        normalize([x, gamma, beta, statistics], None, (epsilon, relu))
     }
 }
 
-/// The normalisation pass over x, gamma, beta and the statistics, with the ReLU in the same pass
-/// if `relu`.
-pub(crate) fn normalize(tensors: [FlexTensor; 4], epsilon: f64, relu: bool) -> FlexTensor {
+/// The normalisation pass over x, gamma, beta and the statistics, then `shortcut` added if
+/// given, then the ReLU if `relu`, all in the same pass.
+pub(crate) fn normalize(
+    tensors: [FlexTensor; 4],
+    shortcut: Option<FlexTensor>,
+    (epsilon, relu): (f64, bool),
+) -> FlexTensor {
     let [x, gamma, beta, statistics] = tensors.map(|t| t.to_contiguous());
     let planes = Planes::of(&x);
     let (scale, shift) = scale_shift(f32s(&gamma), f32s(&beta), f32s(&statistics), epsilon);
     let coefficients = |channel: usize| (scale[channel], shift[channel]);
     let x = f32s(&x);
-    let y = if relu {
-        planes.per_channel_map(x, x, coefficients, |k, value, _| normalized(value, k, true))
-    } else {
-        planes.per_channel_map(x, x, coefficients, |k, value, _| {
+    let y = match (shortcut.map(|s| s.to_contiguous()), relu) {
+        (None, true) => {
+            planes.per_channel_map(x, x, coefficients, |k, value, _| normalized(value, k, true))
+        }
+        (None, false) => planes.per_channel_map(x, x, coefficients, |k, value, _| {
             normalized(value, k, false)
-        })
+        }),
+        (Some(shortcut), true) => {
+            planes.per_channel_map(x, f32s(&shortcut), coefficients, |k, value, s| {
+                residual_value(normalized(value, k, false), s, true)
+            })
+        }
+        (Some(shortcut), false) => {
+            planes.per_channel_map(x, f32s(&shortcut), coefficients, |k, value, s| {
+                residual_value(normalized(value, k, false), s, false)
+            })
+        }
     };
     flex_tensor(y, planes.shape())
 }
@@ -296,16 +335,23 @@ impl BatchNormGradients for Flex {
     fn batch_norm_param_grads(
         forward: Normalized<Self>,
         output_grad: FlexTensor,
-        relu: bool,
+        mask: ReluMask<Self>,
     ) -> [FlexTensor; 2] {
         let forward = FlexNormalized::of(forward);
         let output_grad = output_grad.to_contiguous();
         let channels = forward.planes.channels;
-        if !relu {
-            let grads = forward.param_grads(f32s(&output_grad));
-            return [output_grad, flex_tensor(grads, [2, channels])];
-        }
-        let (dy, grads) = forward.relu_param_grads(f32s(&output_grad));
+        let (dy, grads) = match mask {
+            ReluMask::None => {
+                let grads = forward.param_grads(f32s(&output_grad));
+                return [output_grad, flex_tensor(grads, [2, channels])];
+            }
+            ReluMask::Normalized => forward.relu_param_grads(f32s(&output_grad)),
+            ReluMask::Output(output) => {
+                let output = output.to_contiguous();
+                let dy = f32s(&output_grad);
+                forward.masked_param_grads(f32s(&output), dy, |_| relu_passing)
+            }
+        };
         [
             flex_tensor(dy, forward.planes.shape()),
             flex_tensor(grads, [2, channels]),
@@ -329,7 +375,7 @@ struct BatchNormalizeBackward;
 
 impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
     /// x, gamma, beta, the statistics, epsilon and whether the ReLU ran.
-    type State = ([NodeId; 3], B::FloatTensorPrimitive, f64, bool);
+    type State = (NormalizeState<B>, bool);
 
     fn backward(
         self,
@@ -337,38 +383,61 @@ impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (states, statistics, epsilon, relu) = ops.state;
-        let [x, gamma, beta] =
-            states.map(|state| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(state));
-        let channels = statistics.shape()[1];
-        let forward = Normalized {
-            x,
-            gamma,
-            beta,
-            statistics,
-            epsilon,
+        let (saved, relu) = ops.state;
+        let mask = if relu {
+            ReluMask::Normalized
+        } else {
+            ReluMask::None
         };
-        let [grad, param_grads] = B::batch_norm_param_grads(forward.clone(), grad, relu);
-        let row = |index: usize| {
-            let row = B::float_slice(
-                param_grads.clone(),
-                &[Slice::from(index..index + 1), Slice::from(0..channels)],
-            );
-            B::float_reshape(row, [channels].into())
-        };
-        if let Some(node) = node_gamma {
-            grads.register::<B>(node.id, row(0));
-        }
-        if let Some(node) = node_beta {
-            grads.register::<B>(node.id, row(1));
-        }
-        if let Some(node) = node_x {
-            let dx = B::batch_norm_input_grad(forward, grad, param_grads.clone());
-            grads.register::<B>(node.id, dx);
-        }
+        let parents = ops.parents.map(|node| node.map(|node| node.id));
+        normalize_backward::<B>(saved, (grad, mask), parents, grads, checkpointer);
     }
+}
+
+/// What a normalisation's backward pass keeps of its forward pass: the checkpoint states of x,
+/// gamma and beta, the statistics and epsilon.
+pub(crate) type NormalizeState<B> = ([NodeId; 3], FloatTensor<B>, f64);
+
+/// The backward pass of a normalisation (`batch_normalize`, or the residual form in
+/// `residual`): registers the gradients of x, gamma and beta (the parents' nodes) from the output's
+/// `grad`, masked by `mask`, and returns that masked gradient.
+pub(crate) fn normalize_backward<B: BatchNormGradients>(
+    (states, statistics, epsilon): NormalizeState<B>,
+    (grad, mask): (FloatTensor<B>, ReluMask<B>),
+    [node_x, node_gamma, node_beta]: [Option<NodeId>; 3],
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) -> FloatTensor<B> {
+    let [x, gamma, beta] =
+        states.map(|state| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(state));
+    let channels = statistics.shape()[1];
+    let forward = Normalized {
+        x,
+        gamma,
+        beta,
+        statistics,
+        epsilon,
+    };
+    let [grad, param_grads] = B::batch_norm_param_grads(forward.clone(), grad, mask);
+    let row = |index: usize| {
+        let row = B::float_slice(
+            param_grads.clone(),
+            &[Slice::from(index..index + 1), Slice::from(0..channels)],
+        );
+        B::float_reshape(row, [channels].into())
+    };
+    if let Some(node) = node_gamma {
+        grads.register::<B>(node, row(0));
+    }
+    if let Some(node) = node_beta {
+        grads.register::<B>(node, row(1));
+    }
+    if let Some(node) = node_x {
+        let dx = B::batch_norm_input_grad(forward, grad.clone(), param_grads.clone());
+        grads.register::<B>(node, dx);
+    }
+    grad
 }
 
 impl<B, C> BatchNormBackend for Autodiff<B, C>
@@ -409,7 +478,7 @@ where
                     epsilon,
                     relu,
                 );
-                prep.finish((states, statistics, epsilon, relu), y)
+                prep.finish(((states, statistics, epsilon), relu), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::batch_normalize(
                 Self::inner(x),
@@ -420,132 +489,6 @@ where
                 relu,
             )),
         }
-    }
-}
-
-/// An `[N, C, H, W]` activation seen as `N * C` contiguous planes of `H * W` values.
-#[derive(Clone, Copy, Debug)]
-struct Planes {
-    batch: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-}
-
-impl Planes {
-    fn of(x: &FlexTensor) -> Self {
-        let shape = x.layout().shape();
-        Self {
-            batch: shape[0],
-            channels: shape[1],
-            height: shape[2],
-            width: shape[3],
-        }
-    }
-
-    fn shape(&self) -> [usize; 4] {
-        [self.batch, self.channels, self.height, self.width]
-    }
-
-    fn plane(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// Values per channel.
-    fn count(&self) -> f64 {
-        (self.batch * self.plane()) as f64
-    }
-
-    /// `sums(row, a, b)` of every plane of `a` and `b` (`row` in `[N, C]` order) in parallel,
-    /// added up per channel in image order.
-    fn plane_sums<const N: usize>(
-        &self,
-        a: &[f32],
-        b: &[f32],
-        sums: impl Fn(usize, &[f32], &[f32]) -> [f64; N] + Sync,
-    ) -> Vec<[f64; N]> {
-        let plane = self.plane().max(1);
-        let planes = a
-            .par_chunks(plane)
-            .zip(b.par_chunks(plane))
-            .enumerate()
-            .map(|(row, (a, b))| sums(row, a, b))
-            .collect();
-        self.by_channel(planes)
-    }
-
-    /// Values of each plane (in `[N, C]` order) added up per channel, in image order.
-    fn by_channel<const N: usize>(&self, planes: Vec<[f64; N]>) -> Vec<[f64; N]> {
-        let mut totals = vec![[0.0; N]; self.channels];
-        for (row, sums) in planes.into_iter().enumerate() {
-            let total = &mut totals[row % self.channels];
-            total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
-        }
-        totals
-    }
-
-    /// `out = f(k, a, b)` for every pair of values, planes in parallel, with
-    /// `k = coefficients(channel)` looked up once per plane (see `zip_map_chunks`).
-    fn per_channel_map<K: Copy>(
-        &self,
-        a: &[f32],
-        b: &[f32],
-        coefficients: impl Fn(usize) -> K + Sync,
-        f: impl Fn(K, f32, f32) -> f32 + Sync,
-    ) -> Vec<f32> {
-        let len = self.batch * self.channels * self.plane();
-        assert!(
-            a.len() == len && b.len() == len,
-            "batch norm operands of {} and {} values for {:?}",
-            a.len(),
-            b.len(),
-            self.shape()
-        );
-        let f = &f;
-        zip_map_chunks((a, b), self.plane(), |row| {
-            let k = coefficients(row % self.channels);
-            move |x, y| f(k, x, y)
-        })
-    }
-
-    /// Means, then biased variances, from one read of `x`: each plane's mean and its squared
-    /// deviations around it (a second loop over the plane while it is in cache), combined per
-    /// channel in f64 as Chan et al.'s parallel variance, `M2 = Σ M2_p + m Σ (mean_p - mean)²`
-    /// over planes of `m` values. A third of batch norm's forward reads, and as exact as two
-    /// passes over the channel: no sum of squares of uncentred values.
-    fn statistics(&self, x: &[f32]) -> Vec<f32> {
-        let m = self.plane() as f64;
-        let moments: Vec<[f64; 2]> = x
-            .par_chunks(self.plane().max(1))
-            .map(|values| {
-                let [sum] = lane_sums(values, values, |value, _| [value]);
-                let mean = sum / m;
-                let centre = mean as f32;
-                let [squares] = lane_sums(values, values, |value, _| {
-                    let centred = value - centre;
-                    [centred * centred]
-                });
-                // Σ (v - c)² = Σ (v - mean)² + m (mean - c)².
-                [mean, squares - m * (mean - f64::from(centre)).powi(2)]
-            })
-            .collect();
-        let means: Vec<f64> = self
-            .by_channel(moments.iter().map(|&[mean, _]| [mean]).collect())
-            .into_iter()
-            .map(|[sum]| sum / self.batch as f64)
-            .collect();
-        let deviations = moments
-            .iter()
-            .enumerate()
-            .map(|(row, &[mean, m2])| [m2 + m * (mean - means[row % self.channels]).powi(2)])
-            .collect();
-        let variances = self.by_channel(deviations);
-        let count = self.count();
-        means
-            .iter()
-            .map(|&mean| mean as f32)
-            .chain(variances.into_iter().map(|[m2]| (m2 / count) as f32))
-            .collect()
     }
 }
 
@@ -620,17 +563,28 @@ impl FlexNormalized {
             f32s(&self.statistics),
             self.epsilon,
         );
-        let (masked, sums) = zip_map_reduce_chunks(
-            (f32s(&self.x), dy),
-            planes.plane().max(1),
-            |row| {
-                let channel = row % planes.channels;
-                let (scale, shift) = (scale[channel], shift[channel]);
-                move |value, grad| relu_passing(value * scale + shift, grad)
-            },
-            |row, masked, x| self.centred_sums(row, x, masked),
-        );
-        (masked, self.param_rows(planes.by_channel(sums)))
+        self.masked_param_grads(f32s(&self.x), dy, |row| {
+            let channel = row % planes.channels;
+            let (scale, shift) = (scale[channel], shift[channel]);
+            move |value, grad| relu_passing(value * scale + shift, grad)
+        })
+    }
+
+    /// `dy` masked by `mask_of(plane)(source, dy)` per value, and gamma's and beta's gradient
+    /// rows from the masked values, in one pass: each plane is summed just after it is masked.
+    fn masked_param_grads<F: Fn(f32, f32) -> f32>(
+        &self,
+        source: &[f32],
+        dy: &[f32],
+        mask_of: impl Fn(usize) -> F + Sync,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let plane = self.planes.plane().max(1);
+        let x = f32s(&self.x);
+        let (masked, sums) =
+            zip_map_reduce_chunks((source, dy), plane, mask_of, |row, masked, _| {
+                self.centred_sums(row, &x[row * plane..][..masked.len()], masked)
+            });
+        (masked, self.param_rows(self.planes.by_channel(sums)))
     }
 
     /// Rows `Σ dy * (x - mean) / sqrt(variance + epsilon)` (gamma's gradient) and `Σ dy` (beta's)
@@ -676,31 +630,4 @@ impl FlexNormalized {
             |[k_dy, k_x, k_0], grad, value| grad * k_dy + value * k_x + k_0,
         )
     }
-}
-
-/// `Σ f(a_i, b_i)` for `K` functions at once, in eight f32 lanes (so that the loop vectorises)
-/// added up in f64.
-fn lane_sums<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f32; K]) -> [f64; K] {
-    const LANES: usize = 8;
-    let mut lanes = [[0.0f32; LANES]; K];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let mut total = [0.0f64; K];
-    for (x, y) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
-        total
-            .iter_mut()
-            .zip(f(*x, *y))
-            .for_each(|(t, v)| *t += v as f64);
-    }
-    for (xs, ys) in a_chunks.zip(b_chunks) {
-        for lane in 0..LANES {
-            let values = f(xs[lane], ys[lane]);
-            for k in 0..K {
-                lanes[k][lane] += values[k];
-            }
-        }
-    }
-    for k in 0..K {
-        total[k] += lanes[k].iter().map(|&v| v as f64).sum::<f64>();
-    }
-    total
 }
