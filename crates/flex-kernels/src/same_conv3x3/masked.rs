@@ -132,8 +132,15 @@ impl SameConv3x3 {
                     .zip(grad.chunks(out_image_len * pass));
                 for (x, grad) in passes {
                     let run = x.len() / image_len * plane;
-                    by_channel(x, inputs, plane, &mut x_planes);
-                    by_channel(grad, outputs, plane, &mut grad_planes);
+                    // A pass of one image (ResNet-20's first stage) is already laid out by
+                    // channel: the copies were a third of the layer's memmove.
+                    let (x_planes, grad_planes) = if run == plane {
+                        (x, grad)
+                    } else {
+                        by_channel(x, inputs, plane, &mut x_planes);
+                        by_channel(grad, outputs, plane, &mut grad_planes);
+                        (&x_planes[..], &grad_planes[..])
+                    };
                     for (first, block) in dot_blocks(outputs) {
                         let block_lanes = &mut lanes[first * inputs * TAPS * LANES..];
                         for c in 0..inputs {
