@@ -6,7 +6,6 @@
 //! Why: burn's add and ReLU run on the calling thread alone, each with its own pass and its own
 //! output, while the other core waits; the ReLU's backward pass is a third single-threaded pass.
 //! Batch norm's output, added to the shortcut in a pass of its own, was written and read again.
-use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -20,8 +19,7 @@ use burn::tensor::activation::relu;
 
 use super::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks};
 use crate::batch_norm::{
-    BatchNormGradients, NormalizeState, ReluMask, normalize, normalize_backward,
-    with_batch_statistics,
+    BatchNormGradients, ReluMask, autodiff_normalize, normalize, with_batch_statistics,
 };
 
 /// Values per parallel task: large enough that a task's overhead vanishes, small enough that
@@ -166,23 +164,15 @@ pub fn normalized_add_relu(
     shortcut: Tensor<4>,
     epsilon: f64,
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
-    let fused = runs_on_flex(&x.device())
-        && x.dtype() == DType::F32
-        && shortcut.dtype() == DType::F32
-        && x.dims() == shortcut.dims();
-    if !fused {
+    if shortcut.dtype() != DType::F32 || x.dims() != shortcut.dims() {
         return None;
     }
-    Some(with_batch_statistics(x, |x, statistics| {
+    let shortcut = shortcut.into_dispatch();
+    with_batch_statistics((x, gamma, beta), |[x, gamma, beta], statistics| {
         <Dispatch as NormalizedResidualBackend>::normalized_add_relu(
-            x,
-            gamma.into_dispatch(),
-            beta.into_dispatch(),
-            statistics,
-            shortcut.into_dispatch(),
-            epsilon,
+            x, gamma, beta, statistics, shortcut, epsilon,
         )
-    }))
+    })
 }
 
 /// The training form of a post-activation block's end, as a burn backend extension.
@@ -217,36 +207,6 @@ impl NormalizedResidualBackend for Flex {
     }
 }
 
-#[derive(Debug)]
-struct NormalizedAddReluBackward;
-
-impl<B: BatchNormGradients> Backward<B, 4> for NormalizedAddReluBackward {
-    /// What batch norm's backward pass keeps, and the output, whose ReLU mask it applies.
-    type State = (NormalizeState<B>, B::FloatTensorPrimitive);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 4>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (saved, output) = ops.state;
-        let [x, gamma, beta, shortcut]: [Option<NodeId>; 4] =
-            ops.parents.map(|node| node.map(|node| node.id));
-        let masked = normalize_backward::<B>(
-            saved,
-            (grad, ReluMask::Output(output)),
-            [x, gamma, beta],
-            grads,
-            checkpointer,
-        );
-        if let Some(node) = shortcut {
-            grads.register::<B>(node, masked);
-        }
-    }
-}
-
 impl<B, C> NormalizedResidualBackend for Autodiff<B, C>
 where
     B: NormalizedResidualBackend + BatchNormGradients,
@@ -260,32 +220,15 @@ where
         shortcut: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let statistics = Self::inner(statistics);
-        match NormalizedAddReluBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node(), shortcut.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let states = [&x, &gamma, &beta].map(|tensor| prep.checkpoint(tensor));
-                let y = B::normalized_add_relu(
-                    Self::inner(x),
-                    Self::inner(gamma),
-                    Self::inner(beta),
-                    statistics.clone(),
-                    Self::inner(shortcut),
-                    epsilon,
-                );
-                prep.finish(((states, statistics, epsilon), y.clone()), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::normalized_add_relu(
-                Self::inner(x),
-                Self::inner(gamma),
-                Self::inner(beta),
-                statistics,
-                Self::inner(shortcut),
-                epsilon,
-            )),
-        }
+        let parents = [&x, &gamma, &beta, &shortcut];
+        let [x_in, gamma_in, beta_in, shortcut_in] = parents.map(|t| Self::inner(t.clone()));
+        autodiff_normalize::<B, C, 4>(
+            parents,
+            (Self::inner(statistics), epsilon),
+            |output| ReluMask::Output(output.clone()),
+            |statistics| {
+                B::normalized_add_relu(x_in, gamma_in, beta_in, statistics, shortcut_in, epsilon)
+            },
+        )
     }
 }

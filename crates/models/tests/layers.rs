@@ -51,6 +51,26 @@ fn assert_param_grads_match(
     }
 }
 
+/// Checks that our output `y` of 360 values matches burn's `y_ref` and that the ReLU clipped a
+/// good share of them, so that the gradient mask matters; then runs both backward passes with
+/// `upstream` as the output gradient.
+fn clipped_outputs_and_grads(
+    (y_ref, y): (Tensor<4>, Tensor<4>),
+    upstream: Tensor<4>,
+    device: &Device,
+) -> (Gradients, Gradients) {
+    let d = max_abs_diff(y_ref.clone(), y.clone());
+    assert!(d < 1e-4, "{device:?}: output differs by {d}");
+    let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
+    assert!(
+        zeros > 60 && zeros < 300,
+        "{device:?}: {zeros} of 360 outputs clipped"
+    );
+    let grads_ref = (y_ref * upstream.clone()).sum().backward();
+    let grads = (y * upstream).sum().backward();
+    (grads_ref, grads)
+}
+
 /// Flex runs the fused kernels of `flex_kernels::batch_norm`; ndarray (as wgpu) runs the pass
 /// composed of burn's tensor ops. (burn deprecates ndarray; it is still the one other CPU backend
 /// built in.)
@@ -134,19 +154,7 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
 
         let y_ref = burn::tensor::activation::relu(reference.forward(x.clone()));
         let y = ours.forward_activated(x.clone(), Act::Relu);
-        assert!(
-            max_abs_diff(y_ref.clone(), y.clone()) < 1e-4,
-            "{device:?}: output"
-        );
-        // About half the outputs are clipped, so the gradient mask matters.
-        let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
-        assert!(
-            zeros > 60 && zeros < 300,
-            "{device:?}: {zeros} of 360 outputs clipped"
-        );
-
-        let grads_ref = (y_ref * upstream.clone()).sum().backward();
-        let grads = (y * upstream).sum().backward();
+        let (grads_ref, grads) = clipped_outputs_and_grads((y_ref, y), upstream, &device);
         let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
         assert!(dx < 1e-4, "{device:?}: input gradient differs by {dx}");
         assert_param_grads_match((&reference, &grads_ref), (&ours, &grads), &device);
@@ -184,16 +192,7 @@ fn residual_end_in_training_matches_burns_ops() {
         let z_ref = reference.forward(conv_ref.forward(x.clone()));
         let y_ref = burn::tensor::activation::relu(z_ref + shortcut.clone());
         let y = ours.forward_convolved_residual(&conv, x.clone(), shortcut.clone(), Act::Relu);
-        let d = max_abs_diff(y_ref.clone(), y.clone());
-        assert!(d < 1e-4, "{device:?}: output differs by {d}");
-        let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
-        assert!(
-            zeros > 60 && zeros < 300,
-            "{device:?}: {zeros} of 360 outputs clipped"
-        );
-
-        let grads_ref = (y_ref * upstream.clone()).sum().backward();
-        let grads = (y * upstream).sum().backward();
+        let (grads_ref, grads) = clipped_outputs_and_grads((y_ref, y), upstream, &device);
         let pairs = [
             ("input", x.grad(&grads_ref), x.grad(&grads)),
             ("shortcut", shortcut.grad(&grads_ref), shortcut.grad(&grads)),

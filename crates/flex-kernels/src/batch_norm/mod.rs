@@ -33,42 +33,38 @@ pub fn train(
     epsilon: f64,
     relu: bool,
 ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    with_batch_statistics((x, gamma, beta), |[x, gamma, beta], statistics| {
+        <Dispatch as BatchNormBackend>::batch_normalize(x, gamma, beta, statistics, epsilon, relu)
+    })
+}
+
+/// Where the fused kernels apply (f32 on flex), `normalize([x, gamma, beta], statistics)` with
+/// the batch's own statistics, and the mean and variance rows of those: the part of a training
+/// pass the plain and the residual forms share.
+pub(crate) fn with_batch_statistics(
+    (x, gamma, beta): (Tensor<4>, Tensor<1>, Tensor<1>),
+    normalize: impl FnOnce([FloatTensor<Dispatch>; 3], FloatTensor<Dispatch>) -> FloatTensor<Dispatch>,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
     if !runs_on_flex(&x.device()) || x.dtype() != DType::F32 {
         return None;
     }
-    Some(with_batch_statistics(x, |x, statistics| {
-        <Dispatch as BatchNormBackend>::batch_normalize(
-            x,
-            gamma.into_dispatch(),
-            beta.into_dispatch(),
-            statistics,
-            epsilon,
-            relu,
-        )
-    }))
-}
-
-/// `normalize(x, statistics)` with the batch's own statistics, and the mean and variance rows
-/// of those: the part of a training pass the plain and the residual forms share.
-pub(crate) fn with_batch_statistics(
-    x: Tensor<4>,
-    normalize: impl FnOnce(FloatTensor<Dispatch>, FloatTensor<Dispatch>) -> FloatTensor<Dispatch>,
-) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     let channels = x.dims()[1];
     let statistics = Tensor::<2>::from_dispatch(<Dispatch as BatchNormBackend>::batch_statistics(
         x.clone().into_dispatch(),
     ));
-    let y = Tensor::from_dispatch(normalize(
+    let operands = [
         x.into_dispatch(),
-        statistics.clone().into_dispatch(),
-    ));
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+    ];
+    let y = Tensor::from_dispatch(normalize(operands, statistics.clone().into_dispatch()));
     let [mean, variance] = [0, 1].map(|row| {
         statistics
             .clone()
             .slice([row..row + 1, 0..channels])
             .reshape([channels])
     });
-    (y, mean, variance)
+    Some((y, mean, variance))
 }
 
 /// Batch norm with given statistics (evaluation) where the fused kernel applies: f32 on flex
@@ -370,74 +366,57 @@ impl BatchNormGradients for Flex {
     }
 }
 
+/// The backward pass of a normalisation under autodiff, whose parents are x, gamma and beta,
+/// then for the residual form (`residual::normalized_add_relu`, N = 4) the shortcut, which
+/// takes the masked output gradient.
 #[derive(Debug)]
-struct BatchNormalizeBackward;
+pub(crate) struct NormalizeBackward<const N: usize>;
 
-impl<B: BatchNormGradients> Backward<B, 3> for BatchNormalizeBackward {
-    /// x, gamma, beta, the statistics, epsilon and whether the ReLU ran.
-    type State = (NormalizeState<B>, bool);
+impl<B: BatchNormGradients, const N: usize> Backward<B, N> for NormalizeBackward<N> {
+    /// The checkpoint states of x, gamma and beta, the statistics, epsilon, and the ReLU's mask.
+    type State = (([NodeId; 3], FloatTensor<B>, f64), ReluMask<B>);
 
     fn backward(
         self,
-        ops: Ops<Self::State, 3>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<B>(&ops.node);
-        let (saved, relu) = ops.state;
-        let mask = if relu {
-            ReluMask::Normalized
-        } else {
-            ReluMask::None
-        };
+        let ((states, statistics, epsilon), mask) = ops.state;
         let parents = ops.parents.map(|node| node.map(|node| node.id));
-        normalize_backward::<B>(saved, (grad, mask), parents, grads, checkpointer);
+        let [x, gamma, beta] =
+            states.map(|state| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(state));
+        let channels = statistics.shape()[1];
+        let forward = Normalized {
+            x,
+            gamma,
+            beta,
+            statistics,
+            epsilon,
+        };
+        let [grad, param_grads] = B::batch_norm_param_grads(forward.clone(), grad, mask);
+        let row = |index: usize| {
+            let row = B::float_slice(
+                param_grads.clone(),
+                &[Slice::from(index..index + 1), Slice::from(0..channels)],
+            );
+            B::float_reshape(row, [channels].into())
+        };
+        if let Some(node) = parents[1] {
+            grads.register::<B>(node, row(0));
+        }
+        if let Some(node) = parents[2] {
+            grads.register::<B>(node, row(1));
+        }
+        if let Some(node) = parents[0] {
+            let dx = B::batch_norm_input_grad(forward, grad.clone(), param_grads.clone());
+            grads.register::<B>(node, dx);
+        }
+        if let Some(&Some(shortcut)) = parents.get(3) {
+            grads.register::<B>(shortcut, grad);
+        }
     }
-}
-
-/// What a normalisation's backward pass keeps of its forward pass: the checkpoint states of x,
-/// gamma and beta, the statistics and epsilon.
-pub(crate) type NormalizeState<B> = ([NodeId; 3], FloatTensor<B>, f64);
-
-/// The backward pass of a normalisation (`batch_normalize`, or the residual form in
-/// `residual`): registers the gradients of x, gamma and beta (the parents' nodes) from the output's
-/// `grad`, masked by `mask`, and returns that masked gradient.
-pub(crate) fn normalize_backward<B: BatchNormGradients>(
-    (states, statistics, epsilon): NormalizeState<B>,
-    (grad, mask): (FloatTensor<B>, ReluMask<B>),
-    [node_x, node_gamma, node_beta]: [Option<NodeId>; 3],
-    grads: &mut Gradients,
-    checkpointer: &mut Checkpointer,
-) -> FloatTensor<B> {
-    let [x, gamma, beta] =
-        states.map(|state| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(state));
-    let channels = statistics.shape()[1];
-    let forward = Normalized {
-        x,
-        gamma,
-        beta,
-        statistics,
-        epsilon,
-    };
-    let [grad, param_grads] = B::batch_norm_param_grads(forward.clone(), grad, mask);
-    let row = |index: usize| {
-        let row = B::float_slice(
-            param_grads.clone(),
-            &[Slice::from(index..index + 1), Slice::from(0..channels)],
-        );
-        B::float_reshape(row, [channels].into())
-    };
-    if let Some(node) = node_gamma {
-        grads.register::<B>(node, row(0));
-    }
-    if let Some(node) = node_beta {
-        grads.register::<B>(node, row(1));
-    }
-    if let Some(node) = node_x {
-        let dx = B::batch_norm_input_grad(forward, grad.clone(), param_grads.clone());
-        grads.register::<B>(node, dx);
-    }
-    grad
 }
 
 impl<B, C> BatchNormBackend for Autodiff<B, C>
@@ -462,33 +441,46 @@ where
         epsilon: f64,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let statistics = Self::inner(statistics);
-        match BatchNormalizeBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let states = [&x, &gamma, &beta].map(|tensor| prep.checkpoint(tensor));
-                let y = B::batch_normalize(
-                    Self::inner(x),
-                    Self::inner(gamma),
-                    Self::inner(beta),
-                    statistics.clone(),
-                    epsilon,
-                    relu,
-                );
-                prep.finish(((states, statistics, epsilon), relu), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::batch_normalize(
-                Self::inner(x),
-                Self::inner(gamma),
-                Self::inner(beta),
-                statistics,
-                epsilon,
-                relu,
-            )),
+        let [x_in, gamma_in, beta_in] = [&x, &gamma, &beta].map(|t| Self::inner(t.clone()));
+        let mask = if relu {
+            ReluMask::Normalized
+        } else {
+            ReluMask::None
+        };
+        autodiff_normalize::<B, C, 3>(
+            [&x, &gamma, &beta],
+            (Self::inner(statistics), epsilon),
+            |_| mask,
+            |statistics| B::batch_normalize(x_in, gamma_in, beta_in, statistics, epsilon, relu),
+        )
+    }
+}
+
+/// A normalisation under autodiff, whose parents are `tensors` (as `NormalizeBackward`'s):
+/// `forward(statistics)` computes it on the wrapped backend, and tracked, the backward pass
+/// keeps what it needs and the ReLU's mask, `mask(output)`.
+pub(crate) fn autodiff_normalize<B, C, const N: usize>(
+    tensors: [&FloatTensor<Autodiff<B, C>>; N],
+    (statistics, epsilon): (FloatTensor<B>, f64),
+    mask: impl FnOnce(&FloatTensor<B>) -> ReluMask<B>,
+    forward: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: BatchNormGradients,
+    C: CheckpointStrategy,
+{
+    match NormalizeBackward::<N>
+        .prepare::<C>(tensors.map(|tensor| tensor.node()))
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let states = [0, 1, 2].map(|parent| prep.checkpoint(tensors[parent]));
+            let y = forward(statistics.clone());
+            let mask = mask(&y);
+            prep.finish(((states, statistics, epsilon), mask), y)
         }
+        OpsKind::UnTracked(prep) => prep.finish(forward(statistics)),
     }
 }
 
