@@ -19,8 +19,12 @@
 //! Tests against burn's own kernels are in `tests/`; `benches/layer_speed.rs` times them.
 use std::mem::MaybeUninit;
 
-use burn::backend::DispatchDevice;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, DispatchDevice};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
@@ -43,6 +47,43 @@ fn runs_on_flex(device: &Device) -> bool {
         }
     }
     is_flex(device.as_dispatch())
+}
+
+/// `forward()` on the wrapped backend, recorded as the autodiff op `op` whose parents are
+/// `tensors`: where a gradient is wanted, the first `K` parents are checkpointed and
+/// `state(their checkpoints, output)` is what the backward pass gets. The one body of every
+/// kernel's autodiff forward.
+fn autodiff_op<B, C, O, const N: usize, const K: usize>(
+    (op, tensors): (O, [&FloatTensor<Autodiff<B, C>>; N]),
+    forward: impl FnOnce() -> FloatTensor<B>,
+    state: impl FnOnce([NodeId; K], &FloatTensor<B>) -> O::State,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: Backend,
+    C: CheckpointStrategy,
+    O: Backward<B, N>,
+{
+    match op
+        .prepare::<C>(tensors.map(|tensor| tensor.node()))
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let checkpoints = std::array::from_fn(|parent| prep.checkpoint(tensors[parent]));
+            let y = forward();
+            let state = state(checkpoints, &y);
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward()),
+    }
+}
+
+/// The wrapped backend's tensors of `tensors`, taken before `autodiff_op` consumes anything.
+/// (The checkpointing strategy does not change the tensors' type.)
+fn inner_of<B: Backend, const N: usize>(
+    tensors: [&FloatTensor<Autodiff<B>>; N],
+) -> [FloatTensor<B>; N] {
+    tensors.map(|tensor| Autodiff::<B>::inner(tensor.clone()))
 }
 
 /// `dst.copy_from_slice(src)`, with the copy written out in place for the lengths of the CIFAR

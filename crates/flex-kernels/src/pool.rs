@@ -13,16 +13,18 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::MaxPoolOptions;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, IntDType};
 use rayon::prelude::*;
 
-use super::{Window2d, f32s, flex_tensor, par_write, run_kernel, runs_on_flex, zeroed};
+use super::{
+    Window2d, autodiff_op, f32s, flex_tensor, inner_of, par_write, run_kernel, runs_on_flex, zeroed,
+};
 
 /// `max_pool2d` as burn's `module::max_pool2d` computes it, through the kernels below where the
 /// input lives on the flex backend. Asymmetric padding and `ceil_mode` keep burn's path.
@@ -150,18 +152,13 @@ impl<B: WindowMaxPoolBackend> Backward<B, 1> for WindowMaxPool2dBackward {
 
 impl<B: WindowMaxPoolBackend, C: CheckpointStrategy> WindowMaxPoolBackend for Autodiff<B, C> {
     fn window_max_pool2d(x: FloatTensor<Self>, options: MaxPoolOptions<2>) -> FloatTensor<Self> {
-        match WindowMaxPool2dBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let y = B::window_max_pool2d(Self::inner(x), options.clone());
-                prep.finish((x_state, options), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::window_max_pool2d(Self::inner(x), options)),
-        }
+        let [x_in] = inner_of([&x]);
+        let kept = options.clone();
+        autodiff_op::<B, C, _, 1, 1>(
+            (WindowMaxPool2dBackward, [&x]),
+            || B::window_max_pool2d(x_in, options),
+            |[x], _| (x, kept),
+        )
     }
 }
 

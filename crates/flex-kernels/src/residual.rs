@@ -9,7 +9,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
@@ -19,8 +19,9 @@ use burn::tensor::activation::relu;
 
 use super::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_chunks};
 use crate::batch_norm::{
-    BatchNormGradients, ReluMask, autodiff_normalize, normalize, with_batch_statistics,
+    BatchNormGradients, NormalizeBackward, ReluMask, normalize, with_batch_statistics,
 };
+use crate::{autodiff_op, inner_of};
 
 /// Values per parallel task: large enough that a task's overhead vanishes, small enough that
 /// both threads get several.
@@ -136,19 +137,12 @@ where
         shortcut: FloatTensor<Self>,
         relu: bool,
     ) -> FloatTensor<Self> {
-        match ResidualSumBackward
-            .prepare::<C>([x.node(), shortcut.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = B::residual_sum(Self::inner(x), Self::inner(shortcut), relu);
-                prep.finish(relu.then(|| y.clone()), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::residual_sum(Self::inner(x), Self::inner(shortcut), relu))
-            }
-        }
+        let [x_in, shortcut_in] = inner_of([&x, &shortcut]);
+        autodiff_op::<B, C, _, 2, 0>(
+            (ResidualSumBackward, [&x, &shortcut]),
+            || B::residual_sum(x_in, shortcut_in, relu),
+            |_, output| relu.then(|| output.clone()),
+        )
     }
 }
 
@@ -221,13 +215,19 @@ where
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let parents = [&x, &gamma, &beta, &shortcut];
-        let [x_in, gamma_in, beta_in, shortcut_in] = parents.map(|t| Self::inner(t.clone()));
-        autodiff_normalize::<B, C, 4>(
-            parents,
-            (Self::inner(statistics), epsilon),
-            |output| ReluMask::Output(output.clone()),
-            |statistics| {
-                B::normalized_add_relu(x_in, gamma_in, beta_in, statistics, shortcut_in, epsilon)
+        let [x_in, gamma_in, beta_in, shortcut_in] = inner_of(parents);
+        let statistics = Self::inner(statistics);
+        let kept = statistics.clone();
+        let operands = (x_in, gamma_in, beta_in, shortcut_in);
+        autodiff_op::<B, C, _, 4, 3>(
+            (NormalizeBackward::<4>, parents),
+            || {
+                let (x, gamma, beta, shortcut) = operands;
+                B::normalized_add_relu(x, gamma, beta, statistics, shortcut, epsilon)
+            },
+            |checkpoints, output| {
+                let mask = ReluMask::Output(output.clone());
+                ((checkpoints, kept, epsilon), mask)
             },
         )
     }

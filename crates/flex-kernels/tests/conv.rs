@@ -7,7 +7,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_flex_kernels::conv::{conv2d, conv2d_normalized, normalized_conv2d};
+use cnnzoo_flex_kernels::conv::{conv2d, conv2d_add, conv2d_normalized, normalized_conv2d};
 use cnnzoo_flex_kernels::{batch_norm, residual};
 use common::{at_every_isa, normal, seeded_flex};
 
@@ -299,6 +299,60 @@ fn output_and_gradients_match_burns_conv2d() {
                 );
             }
         }
+    });
+}
+
+/// `conv2d_add` (a pre-activation block's end, the sum in the convolution's output pass) against
+/// `conv2d` then `residual::add`, in every case: the output and the gradients of the input, the
+/// weight and the shortcut are the same values, as the fused pass adds the same two numbers;
+/// and a shortcut that only broadcasts takes burn's add.
+#[test]
+fn convolution_with_shortcut_equals_conv2d_then_add() {
+    at_every_isa(|| {
+        let device = seeded_flex(15, true);
+        let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
+        for case in CASES {
+            let random = |shape: [usize; 4]| normal(shape, &device).require_grad();
+            let (x, weight) = (random(case.input), random(case.weight));
+            let options =
+                || ConvOptions::new_with_padding(case.stride, case.padding, case.dilation, 1);
+            let shape = conv2d(x.clone().detach(), weight.clone().detach(), None, options()).dims();
+            let shortcut = random(shape);
+            let upstream = normal(shape, &device);
+            let run = |fused: bool| {
+                let operands = (x.clone(), weight.clone(), shortcut.clone());
+                let y = if fused {
+                    conv2d_add(operands.0, operands.1, operands.2, options())
+                } else {
+                    let y = conv2d(operands.0, operands.1, None, options());
+                    residual::add(y, operands.2)
+                };
+                let output = values(y.clone());
+                let grads = (y * upstream.clone()).sum().backward();
+                let grad = |tensor: &Tensor<4>| values(tensor.grad(&grads).unwrap());
+                [output, grad(&x), grad(&weight), grad(&shortcut)]
+            };
+            let (fused, separate) = (run(true), run(false));
+            for (what, (ours, reference)) in ["output", "input gradient", "weight gradient"]
+                .into_iter()
+                .chain(["shortcut gradient"])
+                .zip(fused.iter().zip(&separate))
+            {
+                assert_eq!(ours.len(), reference.len(), "{}: {what}", case.name);
+                if let Some(i) = ours.iter().zip(reference).position(|(a, b)| a != b) {
+                    let (a, b) = (ours[i], reference[i]);
+                    panic!("{}: {what}, value {i}: {a} against {b}", case.name);
+                }
+            }
+        }
+        let x = normal([2, 3, 6, 6], &device);
+        let weight = normal([4, 3, 3, 3], &device);
+        let shortcut = normal([1, 4, 1, 1], &device);
+        let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let y = conv2d_add(x.clone(), weight.clone(), shortcut.clone(), options());
+        let expected = burn_conv2d(x, weight, None, options()) + shortcut;
+        assert_eq!(y.dims(), [2, 4, 6, 6]);
+        assert!(relative_diff(y, expected) < 1e-6, "broadcast shortcut");
     });
 }
 

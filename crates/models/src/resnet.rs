@@ -202,12 +202,19 @@ impl PreActResNetBlock {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let z = self.bn1.forward_into(x.clone(), self.act, &self.conv1);
-        let z = self.bn2.forward_into(z, self.act, &self.conv2);
-        let z = branch(z, &self.drop_path);
         let shortcut = match &self.downsample {
             Some(down) => down.bn.forward_into(x, self.act, &down.conv),
             None => x,
         };
+        if self.drop_path.is_none() {
+            return self
+                .bn2
+                .forward_into_residual(z, self.act, &self.conv2, shortcut);
+        }
+        let z = branch(
+            self.bn2.forward_into(z, self.act, &self.conv2),
+            &self.drop_path,
+        );
         cnnzoo_flex_kernels::residual::add(z, shortcut)
     }
 }

@@ -51,19 +51,19 @@ fn assert_param_grads_match(
     }
 }
 
-/// Checks that our output `y` of 360 values matches burn's `y_ref` and that the ReLU clipped a
-/// good share of them, so that the gradient mask matters; then runs both backward passes with
-/// `upstream` as the output gradient.
-fn clipped_outputs_and_grads(
+/// Checks that our output `y` of 360 values matches burn's `y_ref` and, where a ReLU ends it
+/// (`relu`), that it clipped a good share of them, so that the gradient mask matters; then runs
+/// both backward passes with `upstream` as the output gradient.
+fn outputs_and_grads(
     (y_ref, y): (Tensor<4>, Tensor<4>),
-    upstream: Tensor<4>,
+    (upstream, relu): (Tensor<4>, bool),
     device: &Device,
 ) -> (Gradients, Gradients) {
     let d = max_abs_diff(y_ref.clone(), y.clone());
     assert!(d < 1e-4, "{device:?}: output differs by {d}");
     let zeros = y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
     assert!(
-        zeros > 60 && zeros < 300,
+        !relu || (zeros > 60 && zeros < 300),
         "{device:?}: {zeros} of 360 outputs clipped"
     );
     let grads_ref = (y_ref * upstream.clone()).sum().backward();
@@ -154,7 +154,7 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
 
         let y_ref = burn::tensor::activation::relu(reference.forward(x.clone()));
         let y = ours.forward_activated(x.clone(), Act::Relu);
-        let (grads_ref, grads) = clipped_outputs_and_grads((y_ref, y), upstream, &device);
+        let (grads_ref, grads) = outputs_and_grads((y_ref, y), (upstream, true), &device);
         let dx = max_abs_diff(x.grad(&grads_ref).unwrap(), x.grad(&grads).unwrap());
         assert!(dx < 1e-4, "{device:?}: input gradient differs by {dx}");
         assert_param_grads_match((&reference, &grads_ref), (&ours, &grads), &device);
@@ -167,17 +167,24 @@ fn relu_after_batch_norm_matches_burns_batch_norm_then_relu() {
     }
 }
 
-/// A post-activation block's end in training, `forward_convolved_residual` (batch norm, the
-/// shortcut's sum and the ReLU in batch norm's passes on flex; separate ops on ndarray), computes
-/// burn's conv2d, `BatchNorm` and `relu(z + shortcut)`: the output, the gradients of the input,
-/// the weight, gamma, beta and the shortcut, and the running statistics.
+/// A residual block's end in training computes burn's ops: post-activation,
+/// `forward_convolved_residual` (batch norm, the shortcut's sum and the ReLU in batch norm's
+/// passes on flex) as burn's conv2d, `BatchNorm` and `relu(z + shortcut)`; pre-activation,
+/// `forward_into_residual` (the sum in the convolution's output pass on flex) as `BatchNorm`,
+/// relu, conv2d and `+ shortcut`. Separate ops on ndarray. The output, the gradients of the
+/// input, the weight, gamma, beta and the shortcut, and the running statistics agree.
 #[test]
 #[allow(deprecated)]
-fn residual_end_in_training_matches_burns_ops() {
-    for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+fn residual_ends_in_training_match_burns_ops() {
+    let devices = [Device::flex().autodiff(), Device::ndarray().autodiff()];
+    for (device, pre_activation) in devices
+        .iter()
+        .flat_map(|d| [(d.clone(), false), (d.clone(), true)])
+    {
         device.seed(5);
         let (reference, ours) = layers(BatchNormConfig::new(4).with_momentum(0.3), &device);
-        let conv_ref = Conv2dConfig::new([3, 4], [3, 3])
+        let c_in = if pre_activation { 4 } else { 3 };
+        let conv_ref = Conv2dConfig::new([c_in, 4], [3, 3])
             .with_padding(PaddingConfig2d::Same)
             .with_bias(false)
             .init(&device);
@@ -185,14 +192,22 @@ fn residual_end_in_training_matches_burns_ops() {
         let normal = |shape: [usize; 4], mean: f64| {
             Tensor::<4>::random(shape, Distribution::Normal(mean, 1.0), &device)
         };
-        let x = normal([3, 3, 6, 5], 0.5).require_grad();
+        let x = normal([3, c_in, 6, 5], 0.5).require_grad();
         let shortcut = normal([3, 4, 6, 5], 0.0).require_grad();
         let upstream = normal([3, 4, 6, 5], 0.0);
 
-        let z_ref = reference.forward(conv_ref.forward(x.clone()));
-        let y_ref = burn::tensor::activation::relu(z_ref + shortcut.clone());
-        let y = ours.forward_convolved_residual(&conv, x.clone(), shortcut.clone(), Act::Relu);
-        let (grads_ref, grads) = clipped_outputs_and_grads((y_ref, y), upstream, &device);
+        let relu = burn::tensor::activation::relu;
+        let (y_ref, y) = if pre_activation {
+            let y_ref = conv_ref.forward(relu(reference.forward(x.clone()))) + shortcut.clone();
+            let y = ours.forward_into_residual(x.clone(), Act::Relu, &conv, shortcut.clone());
+            (y_ref, y)
+        } else {
+            let y_ref = relu(reference.forward(conv_ref.forward(x.clone())) + shortcut.clone());
+            let y = ours.forward_convolved_residual(&conv, x.clone(), shortcut.clone(), Act::Relu);
+            (y_ref, y)
+        };
+        let ended_by_relu = (upstream, !pre_activation);
+        let (grads_ref, grads) = outputs_and_grads((y_ref, y), ended_by_relu, &device);
         let pairs = [
             ("input", x.grad(&grads_ref), x.grad(&grads)),
             ("shortcut", shortcut.grad(&grads_ref), shortcut.grad(&grads)),
@@ -214,8 +229,10 @@ fn residual_end_in_training_matches_burns_ops() {
             let d = max_abs_diff(a.value_sync(), b.value_sync());
             assert!(d < 1e-4, "{device:?}: running {name} differs by {d}");
         }
-        let moved = ours.running_var.value_sync().sub_scalar(1.0).abs().max();
-        assert!(moved.into_scalar::<f32>() > 0.05, "{device:?}: no update");
+        let mean_moved = ours.running_mean.value_sync().abs().max();
+        let variance_moved = ours.running_var.value_sync().sub_scalar(1.0).abs().max();
+        let moved = mean_moved.into_scalar::<f32>() + variance_moved.into_scalar::<f32>();
+        assert!(moved > 0.05, "{device:?}: no update");
     }
 }
 

@@ -11,14 +11,17 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Slice};
 
-use crate::{f32s, flex_tensor, relu_passing, residual_value, runs_on_flex, zip_map_reduce_chunks};
+use crate::{
+    autodiff_op, f32s, flex_tensor, inner_of, relu_passing, residual_value, runs_on_flex,
+    zip_map_reduce_chunks,
+};
 use planes::{Planes, lane_sums};
 
 mod planes;
@@ -255,6 +258,18 @@ impl<'a> ChannelNorm<'a> {
         }
     }
 
+    /// No normalisation, `shortcut` alone added: batch norm's expression with scale 1 and shift
+    /// 0 leaves every value as it is (but for the sign of a zero), so the sum is the one the
+    /// residual pass computes.
+    pub(crate) fn shortcut_only(channels: usize, shortcut: &'a [f32]) -> Self {
+        Self {
+            scale: vec![1.0; channels],
+            shift: vec![0.0; channels],
+            shortcut: Some(shortcut),
+            relu: false,
+        }
+    }
+
     pub(crate) fn channels(&self) -> usize {
         self.scale.len()
     }
@@ -441,46 +456,20 @@ where
         epsilon: f64,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let [x_in, gamma_in, beta_in] = [&x, &gamma, &beta].map(|t| Self::inner(t.clone()));
+        let parents = [&x, &gamma, &beta];
+        let [x_in, gamma_in, beta_in] = inner_of(parents);
+        let statistics = Self::inner(statistics);
+        let kept = statistics.clone();
         let mask = if relu {
             ReluMask::Normalized
         } else {
             ReluMask::None
         };
-        autodiff_normalize::<B, C, 3>(
-            [&x, &gamma, &beta],
-            (Self::inner(statistics), epsilon),
-            |_| mask,
-            |statistics| B::batch_normalize(x_in, gamma_in, beta_in, statistics, epsilon, relu),
+        autodiff_op::<B, C, _, 3, 3>(
+            (NormalizeBackward::<3>, parents),
+            || B::batch_normalize(x_in, gamma_in, beta_in, statistics, epsilon, relu),
+            |checkpoints, _| ((checkpoints, kept, epsilon), mask),
         )
-    }
-}
-
-/// A normalisation under autodiff, whose parents are `tensors` (as `NormalizeBackward`'s):
-/// `forward(statistics)` computes it on the wrapped backend, and tracked, the backward pass
-/// keeps what it needs and the ReLU's mask, `mask(output)`.
-pub(crate) fn autodiff_normalize<B, C, const N: usize>(
-    tensors: [&FloatTensor<Autodiff<B, C>>; N],
-    (statistics, epsilon): (FloatTensor<B>, f64),
-    mask: impl FnOnce(&FloatTensor<B>) -> ReluMask<B>,
-    forward: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>,
-) -> FloatTensor<Autodiff<B, C>>
-where
-    B: BatchNormGradients,
-    C: CheckpointStrategy,
-{
-    match NormalizeBackward::<N>
-        .prepare::<C>(tensors.map(|tensor| tensor.node()))
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let states = [0, 1, 2].map(|parent| prep.checkpoint(tensors[parent]));
-            let y = forward(statistics.clone());
-            let mask = mask(&y);
-            prep.finish(((states, statistics, epsilon), mask), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(statistics)),
     }
 }
 

@@ -15,15 +15,17 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 
-use crate::batch_norm::ConvNorms;
-use crate::{run_kernel, runs_on_flex};
+use burn::tensor::DType;
+
+use crate::batch_norm::{ChannelNorm, ConvNorms};
+use crate::{autodiff_op, f32s, inner_of, run_kernel, runs_on_flex};
 
 mod geometry;
 mod normalized;
@@ -56,6 +58,26 @@ pub fn conv2d(
     }
 }
 
+/// `conv2d(x, weight) + shortcut` without bias, a pre-activation block's end: on flex, where the
+/// shortcut has the output's shape, the sum runs in the convolution's own output pass, on each
+/// image while it is in cache, instead of a pass of its own over the whole activation.
+pub fn conv2d_add(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    shortcut: Tensor<4>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    if !runs_on_flex(&x.device()) {
+        return crate::residual::add(conv2d(x, weight, None, options), shortcut);
+    }
+    Tensor::from_dispatch(<Dispatch as GemmConvBackend>::gemm_conv2d_add(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        shortcut.into_dispatch(),
+        options,
+    ))
+}
+
 /// The three convolution products as a burn backend extension. Backends without their own kernels
 /// keep burn's (the default bodies); `Autodiff` records `gemm_conv2d` with a backward pass that
 /// calls the two gradient kernels of the backend it wraps.
@@ -67,6 +89,16 @@ pub trait GemmConvBackend: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
+    }
+
+    /// `gemm_conv2d(x, weight) + shortcut`.
+    fn gemm_conv2d_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::float_add(Self::gemm_conv2d(x, weight, options), shortcut)
     }
 
     fn gemm_conv2d_backward(
@@ -111,6 +143,30 @@ impl GemmConvBackend for Flex {
         })
     }
 
+    fn gemm_conv2d_add(
+        x: FlexTensor,
+        weight: FlexTensor,
+        shortcut: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let geometry = Geometry::of(&x, &weight, &options);
+        let shape = geometry.as_ref().map(Geometry::output_shape);
+        let fits = shortcut.dtype() == DType::F32
+            && shape.is_some_and(|shape| shape == shortcut.layout().shape()[..]);
+        let (Some(geometry), true) = (geometry, fits) else {
+            return Self::float_add(Self::gemm_conv2d(x, weight, options), shortcut);
+        };
+        let shortcut = shortcut.to_contiguous();
+        let sum = ChannelNorm::shortcut_only(geometry.output_shape()[1], f32s(&shortcut));
+        let norms = ConvNorms {
+            input: None,
+            output: Some(&sum),
+        };
+        run_kernel([x, weight], geometry.output_shape(), |x, weight| {
+            geometry.forward(x, weight, norms)
+        })
+    }
+
     fn gemm_conv2d_backward(
         x: FlexTensor,
         weight: FlexTensor,
@@ -134,26 +190,30 @@ impl GemmConvBackend for Flex {
     }
 }
 
-/// The backward pass of `gemm_conv2d`, the way burn-autodiff writes its own `conv2d`.
+/// The backward pass of `gemm_conv2d`, the way burn-autodiff writes its own `conv2d`, and of
+/// `gemm_conv2d_add` (N = 3), whose third parent, the shortcut, takes the output gradient.
 #[derive(Debug)]
-struct GemmConv2dBackward;
+struct GemmConv2dBackward<const N: usize>;
 
-impl<B: GemmConvBackend> Backward<B, 2> for GemmConv2dBackward {
+impl<B: GemmConvBackend, const N: usize> Backward<B, N> for GemmConv2dBackward<N> {
     type State = (NodeId, NodeId, ConvOptions<2>);
 
     fn backward(
         self,
-        ops: Ops<Self::State, 2>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_weight] = ops.parents;
+        let parents = ops.parents.map(|node| node.map(|node| node.id));
         let grad = grads.consume::<B>(&ops.node);
         let (x_state, weight_state, options) = ops.state;
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
 
-        if let Some(node) = node_x {
+        if let Some(&Some(node)) = parents.get(2) {
+            grads.register::<B>(node, grad.clone());
+        }
+        if let Some(node) = parents[0] {
             let dx = B::gemm_conv2d_backward(
                 x.clone(),
                 weight.clone(),
@@ -161,11 +221,11 @@ impl<B: GemmConvBackend> Backward<B, 2> for GemmConv2dBackward {
                 options.clone(),
                 ConvGrad::Input,
             );
-            grads.register::<B>(node.id, dx);
+            grads.register::<B>(node, dx);
         }
-        if let Some(node) = node_weight {
+        if let Some(node) = parents[1] {
             let dw = B::gemm_conv2d_backward(x, weight, grad, options, ConvGrad::Weight);
-            grads.register::<B>(node.id, dw);
+            grads.register::<B>(node, dw);
         }
     }
 }
@@ -176,20 +236,28 @@ impl<B: GemmConvBackend, C: CheckpointStrategy> GemmConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        match GemmConv2dBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let y = B::gemm_conv2d(Self::inner(x), Self::inner(weight), options.clone());
-                prep.finish((x_state, weight_state, options), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::gemm_conv2d(Self::inner(x), Self::inner(weight), options))
-            }
-        }
+        let [x_in, weight_in] = inner_of([&x, &weight]);
+        let kept = options.clone();
+        autodiff_op::<B, C, _, 2, 2>(
+            (GemmConv2dBackward::<2>, [&x, &weight]),
+            || B::gemm_conv2d(x_in, weight_in, options),
+            |[x, weight], _| (x, weight, kept),
+        )
+    }
+
+    fn gemm_conv2d_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let parents = [&x, &weight, &shortcut];
+        let [x_in, weight_in, shortcut_in] = inner_of(parents);
+        let kept = options.clone();
+        autodiff_op::<B, C, _, 3, 2>(
+            (GemmConv2dBackward::<3>, parents),
+            || B::gemm_conv2d_add(x_in, weight_in, shortcut_in, options),
+            |[x, weight], _| (x, weight, kept),
+        )
     }
 }

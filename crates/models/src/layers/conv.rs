@@ -232,6 +232,16 @@ impl Convolution {
             options,
         )
     }
+
+    /// `self.forward(x) + shortcut`, a pre-activation block's end: without bias, on the CPU
+    /// backend, the sum runs in the convolution's output pass (`conv::conv2d_add`).
+    pub fn forward_add(&self, x: Tensor<4>, shortcut: Tensor<4>) -> Tensor<4> {
+        if self.bias.is_some() {
+            return cnnzoo_flex_kernels::residual::add(self.forward(x), shortcut);
+        }
+        let options = self.options(&x);
+        cnnzoo_flex_kernels::conv::conv2d_add(x, self.weight.val(), shortcut, options)
+    }
 }
 
 impl Convolution {

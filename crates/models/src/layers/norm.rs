@@ -156,6 +156,22 @@ impl BatchNorm2d {
         conv.forward(self.forward_activated(x, act))
     }
 
+    /// A pre-activation block's end, `conv.forward(act(self.forward(x))) + shortcut`: in
+    /// evaluation batch norm as in `forward_into`, else (training) the sum in the convolution's
+    /// output pass on the CPU backend.
+    pub fn forward_into_residual(
+        &self,
+        x: Tensor<4>,
+        act: Act,
+        conv: &Convolution,
+        shortcut: Tensor<4>,
+    ) -> Tensor<4> {
+        if self.fusable(conv, &x).is_some() {
+            return residual::add(self.forward_into(x, act, conv), shortcut);
+        }
+        conv.forward_add(self.forward_activated(x, act), shortcut)
+    }
+
     /// `flex_kernels::conv::conv2d_normalized` where it applies: in evaluation, after a
     /// convolution without bias, on the CPU backend.
     fn fused_with(
