@@ -1,7 +1,8 @@
 //! Milliseconds per call of the layers the CIFAR models spend their time in, on burn's CPU
 //! backend, at ResNet-20's three stage shapes (batch 128): convolution forward and
 //! forward + backward as burn's `conv2d` and as `flex_kernels::conv` (and its two gradient
-//! kernels on their own), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
+//! kernels on their own, and with a pre-activation block's shortcut added after it and in its
+//! output pass), GoogleNet's 3x3 stride-1 max pool as burn's and as `pool::max_pool2d`,
 //! and batch norm's training pass as burn's `BatchNorm` and as `batch_norm::train` (alone,
 //! followed by burn's ReLU, and with the ReLU fused), `batch_norm::evaluate`, a residual
 //! block's `relu(x + shortcut)` as burn's and as `residual::add_relu`, and a post-activation
@@ -95,6 +96,31 @@ fn main() {
                 options(),
             ))
         });
+        // A tensor of its own: one derived from `x` (as `x.detach().flip([0])`) joins the
+        // autodiff graph, and burn 0.22 refuses a second backward pass through it.
+        let shortcut =
+            Tensor::<4>::random([n, c, side, side], Distribution::Normal(0.0, 1.0), &device);
+        time(
+            "flex_kernels conv 3x3, then add, forward + backward",
+            &shape,
+            &|| {
+                let y = flex_kernels::conv::conv2d(x.clone(), weight.clone(), None, options());
+                backward(residual::add(y, shortcut.clone()))
+            },
+        );
+        time(
+            "flex_kernels conv2d_add forward + backward",
+            &shape,
+            &|| {
+                let (x, weight) = (x.clone(), weight.clone());
+                backward(flex_kernels::conv::conv2d_add(
+                    x,
+                    weight,
+                    shortcut.clone(),
+                    options(),
+                ))
+            },
+        );
         // The gradient kernels alone, on flex tensors: the figures to hold against PyTorch's
         // `convolution_backward` for one gradient.
         let flex = |tensor: &Tensor<4>| FlexTensor::from_data(tensor.to_data());
@@ -162,10 +188,6 @@ fn main() {
                 backward(if burns_relu { relu(y) } else { y })
             });
         }
-        // A tensor of its own: one derived from `x` (as `x.detach().flip([0])`) joins the
-        // autodiff graph, and burn 0.22 refuses a second backward pass through it.
-        let shortcut =
-            Tensor::<4>::random([n, c, side, side], Distribution::Normal(0.0, 1.0), &device);
         time(
             "burn's relu(x + shortcut) forward + backward",
             &shape,
