@@ -149,20 +149,21 @@ impl GemmConvBackend for Flex {
         shortcut: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let geometry = Geometry::of(&x, &weight, &options);
-        let shape = geometry.as_ref().map(Geometry::output_shape);
-        let fits = shortcut.dtype() == DType::F32
-            && shape.is_some_and(|shape| shape == shortcut.layout().shape()[..]);
-        let (Some(geometry), true) = (geometry, fits) else {
+        let fitting = Geometry::of(&x, &weight, &options).filter(|geometry| {
+            shortcut.dtype() == DType::F32
+                && geometry.output_shape()[..] == shortcut.layout().shape()[..]
+        });
+        let Some(geometry) = fitting else {
             return Self::float_add(Self::gemm_conv2d(x, weight, options), shortcut);
         };
+        let shape = geometry.output_shape();
         let shortcut = shortcut.to_contiguous();
-        let sum = ChannelNorm::shortcut_only(geometry.output_shape()[1], f32s(&shortcut));
+        let sum = ChannelNorm::shortcut_only(shape[1], f32s(&shortcut));
         let norms = ConvNorms {
             input: None,
             output: Some(&sum),
         };
-        run_kernel([x, weight], geometry.output_shape(), |x, weight| {
+        run_kernel([x, weight], shape, |x, weight| {
             geometry.forward(x, weight, norms)
         })
     }

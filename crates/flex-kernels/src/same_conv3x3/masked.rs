@@ -133,7 +133,7 @@ impl SameConv3x3 {
                 for (x, grad) in passes {
                     let run = x.len() / image_len * plane;
                     // A pass of one image (ResNet-20's first stage) is already laid out by
-                    // channel: the copies were a third of the layer's memmove.
+                    // channel: copying it anyway was most of the training step's memmove.
                     let (x_planes, grad_planes) = if run == plane {
                         (x, grad)
                     } else {

@@ -129,11 +129,10 @@ impl BatchNorm2d {
                     shortcut.clone(),
                     self.epsilon,
                 );
-                let Some((out, mean, variance)) = fused else {
-                    return act.forward_residual(self.forward(y), shortcut);
+                return match self.keeping_statistics(fused) {
+                    Some(out) => out,
+                    None => act.forward_residual(self.forward(y), shortcut),
                 };
-                self.update_running(mean, variance);
-                return out;
             }
         }
         act.forward_residual(self.forward_convolved(conv, x, None), shortcut)
@@ -157,8 +156,8 @@ impl BatchNorm2d {
     }
 
     /// A pre-activation block's end, `conv.forward(act(self.forward(x))) + shortcut`: in
-    /// evaluation batch norm as in `forward_into`, else (training) the sum in the convolution's
-    /// output pass on the CPU backend.
+    /// training the sum runs in the convolution's output pass on the CPU backend; otherwise
+    /// batch norm runs as in `forward_into` and the sum after it.
     pub fn forward_into_residual(
         &self,
         x: Tensor<4>,
@@ -166,10 +165,10 @@ impl BatchNorm2d {
         conv: &Convolution,
         shortcut: Tensor<4>,
     ) -> Tensor<4> {
-        if self.fusable(conv, &x).is_some() {
-            return residual::add(self.forward_into(x, act, conv), shortcut);
+        if self.uses_batch_statistics(&x) {
+            return conv.forward_add(self.forward_activated(x, act), shortcut);
         }
-        conv.forward_add(self.forward_activated(x, act), shortcut)
+        residual::add(self.forward_into(x, act, conv), shortcut)
     }
 
     /// `flex_kernels::conv::conv2d_normalized` where it applies: in evaluation, after a
@@ -236,14 +235,14 @@ impl BatchNorm2d {
             let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, self.epsilon);
             return then_relu(y);
         }
-        if let Some((y, mean, variance)) = cnnzoo_flex_kernels::batch_norm::train(
+        let fused = cnnzoo_flex_kernels::batch_norm::train(
             x.clone(),
             self.gamma.val(),
             self.beta.val(),
             self.epsilon,
             relu,
-        ) {
-            self.update_running(mean, variance);
+        );
+        if let Some(y) = self.keeping_statistics(fused) {
             return y;
         }
         let [n, c, h, w] = x.dims();
@@ -265,6 +264,16 @@ impl BatchNorm2d {
     /// layer is not frozen.
     fn uses_batch_statistics(&self, x: &Tensor<4>) -> bool {
         x.device().is_autodiff() && self.training.is_enabled()
+    }
+
+    /// A fused training kernel's output, its batch statistics blended into the running ones.
+    fn keeping_statistics(
+        &self,
+        fused: Option<(Tensor<4>, Tensor<1>, Tensor<1>)>,
+    ) -> Option<Tensor<4>> {
+        let (y, mean, variance) = fused?;
+        self.update_running(mean, variance);
+        Some(y)
     }
 
     fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>) {
